@@ -1,0 +1,132 @@
+"""Preprocessing that travels with the weights: numeric scaling, category vocabularies, label mapping.
+
+Vocabularies only ever grow by appending, so an index a parent model learned keeps its meaning.
+Self-contained (numpy and pandas only): this package is copied into every logged model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+UNKNOWN = 0  # embedding row for categories the vocabulary has not seen (and for missing values)
+
+
+def _plain(value: object) -> object:
+    """Turn numpy scalars into JSON-friendly Python values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Fitted state; to_dict()/from_dict() round-trip through JSON."""
+
+    task: str
+    target: str
+    numeric: dict[str, tuple[float, float]]  # column -> (mean, std)
+    categorical: dict[str, tuple[str, ...]]  # column -> vocabulary; index i+1 in the embedding
+    classes: tuple = ()  # label values for classification, in output order
+    target_scale: tuple[float, float] = (0.0, 1.0)  # regression target (mean, std)
+
+    # ---- fitting -------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, df: pd.DataFrame, task: str, target: str, numeric: list[str], categorical: list[str]):
+        """Fit scaling, vocabularies and label mapping on training rows."""
+        stats = {c: _mean_std(df[c]) for c in numeric}
+        vocab = {c: tuple(sorted(_categories(df[c]))) for c in categorical}
+        classes: tuple = ()
+        scale = (0.0, 1.0)
+        if task == "regression":
+            scale = _mean_std(df[target])
+        else:
+            classes = tuple(_plain(v) for v in sorted(pd.unique(df[target])))
+        return cls(task, target, stats, vocab, classes, scale)
+
+    def evolve(self, df: pd.DataFrame) -> Preprocessor:
+        """Return a copy whose vocabularies gain the new categories of DF, appended at the end."""
+        vocab = {}
+        for col, known in self.categorical.items():
+            seen = set(known)
+            vocab[col] = known + tuple(sorted(v for v in _categories(df[col]) if v not in seen))
+        return replace(self, categorical=vocab)
+
+    # ---- applying ------------------------------------------------------------------------------
+    def features(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return (x_num float32 (N, n_numeric), x_cat int64 (N, n_categorical)) for raw rows."""
+        n = len(df)
+        x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
+        for j, (col, (mean, std)) in enumerate(self.numeric.items()):
+            x_num[:, j] = (pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64) - mean) / std
+        x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
+        for j, (col, vocab) in enumerate(self.categorical.items()):
+            codes = pd.Categorical(df[col].astype("string"), categories=list(vocab)).codes
+            x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (unknown or missing) -> UNKNOWN bucket 0
+        return x_num, x_cat
+
+    def count_unknown(self, df: pd.DataFrame) -> dict[str, int]:
+        """Count, per categorical column, the rows that fall into the unknown bucket."""
+        _, x_cat = self.features(df)
+        return {col: int((x_cat[:, j] == UNKNOWN).sum()) for j, col in enumerate(self.categorical)}
+
+    def labels(self, y: pd.Series) -> np.ndarray:
+        """Encode target values: class indices (int64) or a standardised float32 regression target."""
+        if self.task == "regression":
+            mean, std = self.target_scale
+            return ((y.to_numpy(np.float64) - mean) / std).astype(np.float32)
+        index = {v: i for i, v in enumerate(self.classes)}
+        codes = y.map(lambda v: index.get(_plain(v), -1)).to_numpy(np.int64)
+        if (codes < 0).any():
+            unseen = sorted({str(v) for v in y[codes < 0].unique()})
+            raise ValueError(f"target values never seen when the model was first trained: {unseen}")
+        return codes
+
+    def decode(self, outputs: np.ndarray) -> pd.DataFrame:
+        """Turn model outputs into a prediction frame: labels and probabilities, or regression values."""
+        if self.task == "regression":
+            mean, std = self.target_scale
+            return pd.DataFrame({"prediction": outputs.reshape(-1) * std + mean})
+        if self.task == "binary":
+            p = outputs.reshape(-1)
+            return pd.DataFrame({"prediction": np.asarray(self.classes, dtype=object)[(p >= 0.5).astype(int)],
+                                 "probability": p})
+        frame = pd.DataFrame(outputs, columns=[f"probability_{c}" for c in self.classes])
+        frame.insert(0, "prediction", np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)])
+        return frame
+
+    # ---- serialising ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task, "target": self.target,
+            "numeric": {c: list(v) for c, v in self.numeric.items()},
+            "categorical": {c: list(v) for c, v in self.categorical.items()},
+            "classes": list(self.classes), "target_scale": list(self.target_scale),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Preprocessor:
+        return cls(
+            task=raw["task"], target=raw["target"],
+            numeric={c: (float(m), float(s)) for c, (m, s) in raw["numeric"].items()},
+            categorical={c: tuple(v) for c, v in raw["categorical"].items()},
+            classes=tuple(raw["classes"]), target_scale=tuple(raw["target_scale"]),
+        )
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        return tuple(len(v) + 1 for v in self.categorical.values())
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    x = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    std = float(np.nanstd(x))
+    return float(np.nanmean(x)), std if std > 1e-12 else 1.0  # a constant column scales by 1, not 0
+
+
+def _categories(values: pd.Series) -> list[str]:
+    return [str(v) for v in pd.unique(values.dropna().astype("string"))]

@@ -1,0 +1,2 @@
+"""rewarm: continual retraining with shrink-and-perturb warm starts."""
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""The promotion gate: pick the best challenger, compare it with the champion, explain the decision."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from rewarm.config import GateSection
+from rewarm.metrics import HIGHER_IS_BETTER, METRICS, paired_bootstrap
+
+FIRST_MODEL, PROMOTE, KEEP = "first_model", "promote", "keep"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the gate decided and why, in one line a person can read."""
+
+    action: str  # first_model | promote | keep
+    winner: str  # the best challenger's strategy
+    metric: str
+    winner_value: float
+    champion_value: float | None = None
+    improvement: float | None = None  # positive = winner better, in metric units
+    ci_low: float | None = None
+    ci_high: float | None = None
+    reason: str = ""
+
+    @property
+    def promoted(self) -> bool:
+        return self.action in (FIRST_MODEL, PROMOTE)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def best_candidate(metric: str, y: np.ndarray, predictions: dict[str, np.ndarray]) -> tuple[str, float]:
+    """Return (name, value) of the candidate with the best METRIC; ties go to the first listed."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    values = {name: METRICS[metric](y, p) for name, p in predictions.items()}
+    name = max(values, key=lambda k: sign * values[k])
+    return name, values[name]
+
+
+def decide(
+    cfg: GateSection,
+    metric: str,
+    y: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    champion: np.ndarray | None,
+    champion_version: int | None = None,
+    seed: int = 0,
+) -> Decision:
+    """Decide first_model, promote or keep from holdout predictions of every challenger and the champion."""
+    winner, value = best_candidate(metric, y, predictions)
+    if champion is None:
+        reason = f"first model: {winner} has holdout {metric} {value:.4f}; no champion to compare with"
+        return Decision(FIRST_MODEL, winner, metric, value, reason=reason)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    base = METRICS[metric](y, champion)
+    improvement = sign * (value - base)
+    low, high = sorted(sign * d for d in paired_bootstrap(metric, y, predictions[winner], champion,
+                                                          cfg.bootstrap, cfg.confidence, seed))
+    promote = improvement > cfg.min_delta and (not cfg.require_significant or low > 0)
+    reason = _explain(promote, cfg, metric, winner, value, base, improvement, (low, high), champion_version)
+    return Decision(PROMOTE if promote else KEEP, winner, metric, value, base, improvement, low, high, reason)
+
+
+def _explain(promote: bool, cfg: GateSection, metric: str, winner: str, value: float, base: float,
+             improvement: float, ci: tuple[float, float], champion_version: int | None) -> str:
+    pct = round(cfg.confidence * 100)
+    numbers = (f"holdout {metric} {value:.4f} vs champion v{champion_version} {base:.4f} "
+               f"(improvement {improvement:+.4f}, {pct}% CI {ci[0]:+.4f}..{ci[1]:+.4f})")
+    if promote:
+        rule = f"above min_delta {cfg.min_delta:g}" + (" and the CI excludes zero" if cfg.require_significant else "")
+        return f"promote {winner}: {numbers}, {rule}"
+    if improvement <= cfg.min_delta:
+        return f"keep champion v{champion_version}: best challenger {winner} {numbers}, not above min_delta {cfg.min_delta:g}"
+    return f"keep champion v{champion_version}: best challenger {winner} {numbers}, CI includes zero (require_significant)"

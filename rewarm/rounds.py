@@ -1,0 +1,117 @@
+"""One retrain round's data: training history, validation and holdout rows, built once as tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rewarm.config import Settings
+from rewarm.errors import SnapshotRejected
+from rewarm.models.network import ArchConfig
+from rewarm.models.preprocess import Preprocessor
+from rewarm.snapshots import SnapshotInfo, holdout_mask, load, validation_mask
+from rewarm.training import Tensors
+
+
+@dataclass
+class RoundData:
+    """Everything every candidate of one round trains and is scored on; never pickled by Prefect."""
+
+    snapshot: SnapshotInfo
+    used: list[SnapshotInfo]  # snapshots the training rows come from, oldest first
+    preprocessor: Preprocessor
+    arch: ArchConfig
+    train_frame: pd.DataFrame  # raw training rows (validation included), for MLflow's dataset record
+    holdout_frame: pd.DataFrame  # raw holdout rows, scored by every model through its own preprocessing
+    train: Tensors
+    val: Tensors
+    holdout: Tensors
+    y_holdout: np.ndarray  # encoded holdout labels, for the metrics
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.val), "holdout": len(self.holdout)}
+
+    def unknown_categories(self) -> dict[str, int]:
+        """Holdout rows per categorical column whose category the models never trained on."""
+        return self.preprocessor.count_unknown(self.holdout_frame)
+
+
+def window(history: list[SnapshotInfo], current: SnapshotInfo, size: int) -> list[SnapshotInfo]:
+    """The snapshots to train on, oldest first, ending with CURRENT; SIZE 0 means all of them."""
+    earlier = [i for i in history if i.sequence < current.sequence]
+    keep = earlier if size == 0 else earlier[max(0, len(earlier) - (size - 1)):] if size > 1 else []
+    return [*keep, current]
+
+
+def prepare(
+    settings: Settings,
+    current: SnapshotInfo,
+    current_frame: pd.DataFrame,
+    history: list[SnapshotInfo],
+    parent: tuple[Preprocessor, ArchConfig] | None,
+    device: torch.device,
+) -> RoundData:
+    """Split the newest snapshot, gather the history, fit or grow the preprocessing, build tensors."""
+    spec = settings.data
+    columns = [spec.target, *spec.numeric, *spec.categorical]
+    used = window(history, current, spec.window)
+    frames = [load(i)[columns] for i in used[:-1]]
+    newest = current_frame[columns].reset_index(drop=True)
+    held = holdout_mask(newest, spec.holdout_fraction)
+    train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
+    holdout_frame = newest[held].reset_index(drop=True)
+    pre, arch = _preprocessing(settings, train_frame, parent)
+    val = validation_mask(train_frame, spec.validation_fraction)
+    _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
+    return RoundData(
+        snapshot=current, used=used, preprocessor=pre, arch=arch,
+        train_frame=train_frame, holdout_frame=holdout_frame,
+        train=_tensors(pre, train_frame[~val], device), val=_tensors(pre, train_frame[val], device),
+        holdout=_tensors(pre, holdout_frame, device), y_holdout=pre.labels(holdout_frame[spec.target]),
+    )
+
+
+def _preprocessing(
+    settings: Settings, train_frame: pd.DataFrame, parent: tuple[Preprocessor, ArchConfig] | None
+) -> tuple[Preprocessor, ArchConfig]:
+    """Fit preprocessing on the first round; afterwards grow the parent's, keeping its architecture widths."""
+    spec = settings.data
+    if parent is None:
+        pre = Preprocessor.fit(train_frame, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
+        _check_classes(pre, spec.task, spec.target)
+        hidden, emb = settings.model.hidden, settings.model.embedding_dim
+    else:
+        pre = parent[0].evolve(train_frame)
+        hidden, emb = parent[1].hidden, parent[1].embedding_dim
+        if list(pre.numeric) != list(spec.numeric) or list(pre.categorical) != list(spec.categorical):
+            raise SnapshotRejected(
+                f"the champion was trained on numeric={list(pre.numeric)} categorical={list(pre.categorical)} "
+                f"but {settings.source} lists numeric={list(spec.numeric)} categorical={list(spec.categorical)}; "
+                "restore those columns or register the new feature set under a new [model] name"
+            )
+    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs)
+    return pre, arch
+
+
+def _check_classes(pre: Preprocessor, task: str, target: str) -> None:
+    if task == "binary" and len(pre.classes) != 2:
+        raise SnapshotRejected(f"binary target {target!r} needs exactly 2 classes in the first snapshot, found {list(pre.classes)}")
+    if task == "multiclass" and len(pre.classes) < 2:
+        raise SnapshotRejected(f"multiclass target {target!r} has a single class {list(pre.classes)}")
+
+
+def _check_sizes(info: SnapshotInfo, train: int, val: int, holdout: int) -> None:
+    if min(train, val, holdout) == 0:
+        raise SnapshotRejected(
+            f"{info.source}: split into train={train}, validation={val}, holdout={holdout} rows; "
+            "every part needs rows: land a larger snapshot or raise the split fractions"
+        )
+
+
+def _tensors(pre: Preprocessor, frame: pd.DataFrame, device: torch.device) -> Tensors:
+    x_num, x_cat = pre.features(frame)
+    return Tensors.build(x_num, x_cat, pre.labels(frame[pre.target]), device)

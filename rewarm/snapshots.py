@@ -1,0 +1,161 @@
+"""Snapshots: read a landed file, check it against the dataset spec, keep it in the history, split it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from rewarm.config import DataSection
+from rewarm.errors import SnapshotRejected
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_HOLDOUT_KEY = "rewarm-holdout00"  # 16 characters: pandas' hash key; fixed so splits never move
+_VALIDATION_KEY = "rewarm-validate0"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """An admitted snapshot: where it came from, its content hash and its copy in the history."""
+
+    name: str  # file name as it landed
+    source: str  # URI it was read from
+    sha256: str
+    rows: int
+    stored: str  # path of the kept copy
+    sequence: int  # order of admission, 1-based
+    admitted_at: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def snapshot_format(path: str) -> str:
+    """Return 'parquet' or 'csv' from the file name, or reject it."""
+    name = path.rsplit("/", 1)[-1].lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files")
+
+
+def read_bytes(uri: str) -> bytes:
+    """Read a local path or fsspec URL whole."""
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder") from exc
+
+
+def parse(data: bytes, uri: str) -> pd.DataFrame:
+    """Parse snapshot bytes as Parquet or CSV, reporting corrupt files by name."""
+    fmt = snapshot_format(uri)
+    if not data:
+        raise SnapshotRejected(f"{uri}: the file is empty (0 bytes); land it again once it is fully written")
+    try:
+        return pd.read_parquet(io.BytesIO(data)) if fmt == "parquet" else pd.read_csv(io.BytesIO(data))
+    except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
+        raise SnapshotRejected(f"{uri}: cannot be read as {fmt}: {exc}") from exc
+
+
+def validate(df: pd.DataFrame, spec: DataSection, uri: str, classes: tuple = ()) -> None:
+    """Reject a snapshot that cannot be trained on; each message names the file, column and count."""
+    needed = [spec.target, *spec.numeric, *spec.categorical]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise SnapshotRejected(
+            f"{uri}: missing column(s) {missing} named in the [data] spec; file has {list(df.columns)}"
+        )
+    if len(df) < spec.min_rows:
+        raise SnapshotRejected(f"{uri}: {len(df)} rows, fewer than data.min_rows={spec.min_rows} needed to split")
+    for col in [*spec.numeric] + ([spec.target] if spec.task == "regression" else []):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = int((~np.isfinite(values.to_numpy(np.float64))).sum())
+        if bad:
+            raise SnapshotRejected(f"{uri}: column {col!r} has {bad} missing, non-numeric or infinite value(s)")
+    nulls = int(df[spec.target].isna().sum())
+    if nulls:
+        raise SnapshotRejected(f"{uri}: target column {spec.target!r} has {nulls} missing value(s)")
+    if classes and spec.task != "regression":
+        known = {str(c) for c in classes}
+        unseen = df[spec.target].astype(str).map(lambda v: v not in known)
+        if unseen.any():
+            raise SnapshotRejected(
+                f"{uri}: target {spec.target!r} has {int(unseen.sum())} row(s) with label(s) "
+                f"{sorted(df.loc[unseen, spec.target].astype(str).unique())} the model has never seen "
+                f"(known: {sorted(known)}); relabel them or start a new model name"
+            )
+
+
+def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
+    """Validate URI and keep a copy in HISTORY; a file already admitted (same content) is not copied twice."""
+    data = read_bytes(uri)
+    df = parse(data, uri)
+    validate(df, spec, uri, classes)
+    sha = hashlib.sha256(data).hexdigest()
+    for info in list_history(history):
+        if info.sha256 == sha:
+            return info, df
+    return _keep(data, uri, sha, len(df), history), df
+
+
+def _keep(data: bytes, uri: str, sha: str, rows: int, history: Path) -> SnapshotInfo:
+    history.mkdir(parents=True, exist_ok=True)
+    sequence = len(list_history(history)) + 1
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    stored = history / f"{sequence:05d}-{sha[:12]}-{name}"
+    info = SnapshotInfo(name, uri, sha, rows, str(stored), sequence, datetime.now(UTC).isoformat())
+    # Write the data under a temporary name, then the record, then rename: a crash leaves no half entry.
+    tmp = stored.with_name(stored.name + ".partial")
+    tmp.write_bytes(data)
+    Path(f"{stored}.json").write_text(json.dumps(info.to_dict(), indent=2))
+    os.replace(tmp, stored)
+    return info
+
+
+def list_history(history: Path) -> list[SnapshotInfo]:
+    """Admitted snapshots, oldest first; an entry whose data file is missing is skipped."""
+    if not history.is_dir():
+        return []
+    infos = [SnapshotInfo(**json.loads(p.read_text())) for p in sorted(history.glob("*.json"))]
+    return [i for i in infos if Path(i.stored).is_file()]
+
+
+def load(info: SnapshotInfo) -> pd.DataFrame:
+    """Read a kept snapshot back."""
+    return parse(Path(info.stored).read_bytes(), info.stored)
+
+
+def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:
+    """Deterministic membership by row content: the same row always lands on the same side."""
+    hashes = pd.util.hash_pandas_object(df, index=False, hash_key=key).to_numpy()
+    return (hashes % np.uint64(1_000_000)) < np.uint64(round(fraction * 1_000_000))
+
+
+def holdout_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
+    """Rows of the newest snapshot kept out of training and used to score every model."""
+    return in_split(df, fraction, _HOLDOUT_KEY)
+
+
+def validation_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
+    """Training rows set aside for early stopping."""
+    return in_split(df, fraction, _VALIDATION_KEY)
+
+
+def copy_file(src: str, dest: Path) -> Path:
+    """Copy SRC to DEST atomically (temporary name, then rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return dest

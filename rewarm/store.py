@@ -1,0 +1,63 @@
+"""Where rewarm keeps its state: the home folder, the MLflow store and the admitted snapshots."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+HOME_ENV = "REWARM_HOME"
+DEFAULT_HOME = ".rewarm"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Paths and URIs of one rewarm home."""
+
+    home: Path
+    tracking_uri: str
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+    def snapshots(self, model_name: str) -> Path:
+        """Folder of admitted snapshots for one model; they are kept so history can be rebuilt."""
+        return self.home / "snapshots" / model_name
+
+
+def resolve_store() -> Store:
+    """Return the store named by REWARM_HOME / MLFLOW_TRACKING_URI, defaulting to ./.rewarm."""
+    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    return Store(home=home, tracking_uri=uri)
+
+
+def open_store(store: Store) -> Store:
+    """Create the home folder and point MLflow at the store; cheap after the first call per process."""
+    _open(store.home, store.tracking_uri)
+    return store
+
+
+@cache
+def _open(home: Path, tracking_uri: str) -> None:
+    # Once per process: creating the SQLite store runs its schema migrations, which cost seconds.
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    mlflow.MlflowClient().search_experiments(max_results=1)  # migrate now, not inside a timed task
+
+
+def experiment_id(store: Store, name: str) -> str:
+    """Return the id of experiment NAME, creating it with artifacts under the home folder."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())

@@ -1,0 +1,92 @@
+"""MLflow runs for a retrain: one parent, one nested run per strategy and one for the champion.
+
+Every run logs the same metric keys so the UI's compare views line up. Metrics go in one batch per
+run, by run id (MLflow's active run is thread-local, and Prefect tasks may run in other threads).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+
+from rewarm.training import TrainResult
+
+KIND_TAG = "rewarm.kind"  # retrain | candidate | champion
+PARENT_TAG = "mlflow.parentRunId"
+
+
+@contextmanager
+def run(client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str],
+        parent: str | None = None) -> Iterator[str]:
+    """Open a run (nested under PARENT if given) and close it FINISHED, or FAILED if the body raises."""
+    all_tags = {**tags, "mlflow.runName": name} | ({PARENT_TAG: parent} if parent else {})
+    run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+    try:
+        yield run_id
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+def log(client: MlflowClient, run_id: str, metrics: dict[str, float] | None = None,
+        params: dict[str, object] | None = None, tags: dict[str, object] | None = None) -> None:
+    """Log metrics, params and tags in a single request."""
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+
+
+def log_training(client: MlflowClient, run_id: str, result: TrainResult) -> None:
+    """Per-epoch curves (step = epoch) and the training summary, in one request."""
+    now = int(time.time() * 1000)
+    curves = [Metric("train_loss", v, now, step) for step, v in enumerate(result.train_loss, start=1)]
+    curves += [Metric("val_loss", v, now, step) for step, v in enumerate(result.val_loss, start=1)]
+    summary = training_summary(result)
+    client.log_batch(run_id, metrics=curves + [Metric(k, float(v), now, 0) for k, v in summary.items()])
+
+
+def training_summary(result: TrainResult | None) -> dict[str, float]:
+    """The training figures every nested run carries (zeros for the untouched champion)."""
+    if result is None:
+        return {"train_seconds": 0.0, "epochs": 0, "best_epoch": 0, "samples_seen": 0}
+    return {"train_seconds": result.seconds, "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "samples_seen": result.samples_seen}
+
+
+def log_dataset(client: MlflowClient, run_id: str, frame: pd.DataFrame, name: str, source: str,
+                target: str) -> None:
+    """Record the training rows as the run's MLflow dataset input (schema, digest, row count)."""
+    import mlflow.data
+
+    dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=name)
+    context = InputTag(key="mlflow.data.context", value="training")
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
+
+
+def learning_curves(results: dict[str, TrainResult], title: str):
+    """A figure of validation (solid) and training (dashed) loss per epoch, one colour per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, res) in enumerate(results.items()):
+        epochs = range(1, len(res.val_loss) + 1)
+        ax.plot(epochs, res.val_loss, color=f"C{i}", label=f"{name} validation")
+        ax.plot(epochs, res.train_loss, color=f"C{i}", linestyle="--", alpha=0.6, label=f"{name} train")
+        ax.axvline(res.best_epoch, color=f"C{i}", linestyle=":", alpha=0.5)
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over plain functions in rewarm/ and models/, with failure policy declared."""

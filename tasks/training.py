@@ -1,0 +1,82 @@
+"""Tasks that train candidates and score models on the holdout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mlflow import MlflowClient
+from prefect import get_run_logger, task
+
+from rewarm import metrics, tracking
+from rewarm.config import TrainSection
+from rewarm.models.network import TabularMLP
+from rewarm.models.preprocess import Preprocessor
+from rewarm.models.strategies import Strategy, initialise
+from rewarm.rounds import RoundData
+from rewarm.training import Tensors, TrainResult, predict, train
+
+from .data import IN_MEMORY
+
+
+@dataclass
+class Outcome:
+    """A trained candidate (or the champion) with its holdout predictions and metrics."""
+
+    name: str
+    module: TabularMLP
+    predictions: np.ndarray
+    metrics: dict[str, float]
+    result: TrainResult | None = None  # None for the champion, which is scored untouched
+    run_id: str = ""  # the nested MLflow run it was logged in
+
+
+@task(name="train-candidate", task_run_name="train-{choice.name}", **IN_MEMORY)
+def train_candidate(choice: Strategy, data: RoundData, parent: TabularMLP | None, cfg: TrainSection,
+                    run_id: str) -> Outcome:
+    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
+    logger = get_run_logger()
+    module = initialise(choice, data.arch, parent, cfg.seed)
+    result = train(module, data.train, data.val, data.preprocessor.task, cfg)
+    outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor.task)
+    outcome.result = result
+    client = MlflowClient()
+    tracking.log(client, run_id, params={**choice.params(), **_train_params(cfg, data.train)})
+    tracking.log_training(client, run_id, result)
+    tracking.log(client, run_id, metrics=_holdout_keys(outcome.metrics))
+    logger.info("%s: %d epochs (best %d), %.1f s, %s", choice.name, result.epochs, result.best_epoch,
+                result.seconds, _fmt(outcome.metrics))
+    return outcome
+
+
+@task(name="score-champion", **IN_MEMORY)
+def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_id: str) -> Outcome:
+    """Score the untouched champion on the same holdout rows, through its own preprocessing."""
+    device = data.holdout.y.device
+    x_num, x_cat = pre.features(data.holdout_frame)
+    holdout = Tensors.build(x_num, x_cat, data.y_holdout, device)
+    outcome = _score("champion", module.to(device), holdout, data.y_holdout, pre.task)
+    tracking.log(MlflowClient(), run_id, params={"strategy": "champion"},
+                 metrics=_holdout_keys(outcome.metrics) | tracking.training_summary(None))
+    get_run_logger().info("champion: %s", _fmt(outcome.metrics))
+    return outcome
+
+
+def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, task: str) -> Outcome:
+    p = predict(module, holdout.x_num, holdout.x_cat, task)
+    return Outcome(name, module.cpu(), p, metrics.score(task, y, p))
+
+
+def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
+    return {"max_epochs": cfg.max_epochs, "patience": cfg.patience, "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay, "warmup_fraction": cfg.warmup_fraction, "seed": cfg.seed,
+            "device": str(data.y.device), "torch_threads": torch.get_num_threads()}
+
+
+def _holdout_keys(values: dict[str, float]) -> dict[str, float]:
+    return {f"holdout_{k}": v for k, v in values.items()}
+
+
+def _fmt(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in values.items())
