@@ -1,0 +1,1 @@
+"""How flows are run (schedules, triggers, work pools). Filled by the issue "Retrain when data arrives"."""

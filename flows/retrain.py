@@ -27,9 +27,12 @@ def _run_name() -> str:
 
 @flow(name="retrain", flow_run_name=_run_name, log_prints=True)
 def retrain(snapshot: str, config: str | None = None, strategies: list[str] | None = None,
-            window: int | None = None) -> dict:
-    """Admit SNAPSHOT, train challengers, score them and the champion on one holdout, promote the winner."""
-    settings = configure(load_settings(config), strategies, window)
+            window: int | None = None, settings: Settings | None = None) -> dict:
+    """Admit SNAPSHOT, train challengers, score them and the champion on one holdout, promote the winner.
+
+    Settings come from CONFIG (or ./rewarm.toml) unless given whole; STRATEGIES and WINDOW override them.
+    """
+    settings = configure(settings or load_settings(config), strategies, window)
     return run_retrain(settings, snapshot)
 
 
@@ -41,7 +44,7 @@ def configure(settings: Settings, strategies: list[str] | None, window: int | No
 
 
 def run_retrain(settings: Settings, snapshot: str) -> dict:
-    """The retrain itself, for callers that already hold validated settings (the demo)."""
+    """The retrain itself, on validated settings."""
     logger = get_run_logger()
     store = open_store(resolve_store())
     client, name = MlflowClient(), settings.model.name

@@ -110,11 +110,8 @@ def _serving_package() -> tuple[Path, type]:
 
 
 def _signature_input(sample: pd.DataFrame, pre: Preprocessor) -> pd.DataFrame:
-    """Raw feature columns typed as served: numerics as double, categoricals as string."""
-    frame = sample.head(5)
-    out = {c: pd.to_numeric(frame[c]).astype("float64") for c in pre.numeric}
-    out |= {c: frame[c].astype(str).astype(object) for c in pre.categorical}
-    return pd.DataFrame(out)
+    """Raw feature columns with the dtypes the snapshots have, so raw snapshot rows pass schema checks."""
+    return sample[[*pre.numeric, *pre.categorical]].head(5).reset_index(drop=True)
 
 
 def _dummy_outputs(pre: Preprocessor, n: int):

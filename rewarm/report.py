@@ -53,3 +53,25 @@ def decision_markdown(summary: dict) -> str:
     if saved is not None:
         lines += ["", f"Training time saved by shrink_perturb versus cold: {saved:.0%}."]
     return "\n".join(lines)
+
+
+def demo_table(summaries: list[dict]):
+    """Per month: each strategy's holdout metric and training seconds, the decision, compute saved."""
+    from rich.table import Table
+
+    metric = summaries[0]["metric"] if summaries else "metric"
+    names = sorted({n for s in summaries for n in s["strategies"]}, key=["shrink_perturb", "warm", "cold"].index)
+    table = Table(title=f"rewarm demo: holdout {metric} and training seconds per snapshot")
+    for col in ["snapshot", "champion before", *[f"{n}" for n in names], "decision", "compute saved"]:
+        table.add_column(col, justify="left" if col in ("snapshot", "decision") else "right")
+    for s in summaries:
+        champ = f"{s['champion'][metric]:.4f}" if s["champion"] else "-"
+        cells = [_cell(s["strategies"].get(n), metric) for n in names]
+        saved = s["parent_metrics"].get("compute_saved_vs_cold")
+        table.add_row(s["snapshot"], champ, *cells, f"{s['decision']} v{s['version']} ({s['winner']})",
+                      "-" if saved is None else f"{saved:.0%}")
+    return table
+
+
+def _cell(stats: dict | None, metric: str) -> str:
+    return "-" if stats is None else f"{stats[metric]:.4f} / {stats['train_seconds']:.1f}s"

@@ -1,0 +1,64 @@
+"""`rewarm status`: the champion, its metrics and lineage, the challenger, and the last decisions."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
+from rewarm.tracking import KIND_TAG
+
+
+def collect(client: MlflowClient, name: str, last: int = 5) -> dict:
+    """Everything status shows, as plain data (so it is testable without a terminal)."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return {"model": name, "registered": False}
+    out: dict = {"model": name, "registered": True, "last_event": model.tags.get(TAG + "last_event")}
+    for alias in (CHAMPION, CHALLENGER):
+        version = current_version(client, name, alias)
+        out[alias] = None if version is None else _version(client, name, version)
+    out["decisions"] = _decisions(client, name, last)
+    return out
+
+
+def _version(client: MlflowClient, name: str, version: int) -> dict:
+    tags = client.get_model_version(name, str(version)).tags
+    mine = {k.removeprefix(TAG): v for k, v in tags.items() if k.startswith(TAG)}
+    return {"version": version, **mine}
+
+
+def _decisions(client: MlflowClient, name: str, last: int) -> list[dict]:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], f"tags.`{KIND_TAG}` = 'retrain'",
+                              order_by=["attributes.start_time DESC"], max_results=last)
+    return [{"run_id": r.info.run_id, "status": r.info.status, "snapshot": r.data.tags.get("rewarm.snapshot"),
+             "decision": r.data.tags.get("rewarm.decision", "(unfinished)"),
+             "reason": r.data.tags.get("rewarm.reason", "")} for r in runs]
+
+
+def render(status: dict) -> str:
+    """Plain-text status for the terminal."""
+    name = status["model"]
+    if not status["registered"]:
+        return f"model {name!r} has no registered versions yet: run `rewarm retrain SNAPSHOT` or `rewarm demo`"
+    lines = [f"model {name}"]
+    for alias in (CHAMPION, CHALLENGER):
+        v = status[alias]
+        if v is None:
+            lines.append(f"  {alias}: (none)")
+            continue
+        metrics = ", ".join(f"{k.removeprefix('holdout_')} {float(x):.4f}" for k, x in v.items() if k.startswith("holdout_"))
+        lines.append(f"  {alias}: v{v['version']} ({v.get('strategy', '?')}) holdout {metrics}")
+        lines.append(f"    lineage: snapshot {v.get('snapshot', '?')} (sha256 {v.get('snapshot_sha256', '?')[:12]}), "
+                     f"parent v{v.get('parent_version', '?')}, {v.get('rows_train', '?')} training rows, "
+                     f"round {v.get('round', '?')}")
+    if status.get("last_event"):
+        lines.append(f"  last alias event: {status['last_event']}")
+    lines.append("last decisions (newest first):")
+    for d in status["decisions"]:
+        lines.append(f"  {d['snapshot']}: {d['decision']} [{d['status']}] {d['reason']}")
+    return "\n".join(lines)

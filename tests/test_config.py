@@ -1,0 +1,186 @@
+"""Typed configuration from rewarm.toml (rewarm/config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rewarm.config import TASK_METRICS, load_settings
+from rewarm.errors import ConfigError, RewarmError
+
+ISSUE_TOML = """\
+[model]
+name = "flight-delay"
+
+[data]
+landing = "data/landing"
+target = "late"
+task = "binary"
+numeric = ["distance", "sched_dep_hour", "temp"]
+categorical = ["carrier", "origin", "dest"]
+window = 3
+
+[train]
+strategies = ["shrink_perturb", "cold"]
+shrink = 0.6
+perturb = 0.01
+max_epochs = 12
+
+[gate]
+metric = "roc_auc"
+min_delta = 0.002
+"""
+
+MINIMAL_TOML = """\
+[model]
+name = "m"
+
+[data]
+target = "y"
+task = "{task}"
+numeric = ["a"]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rewarm.toml"
+    path.write_text(text)
+    return path
+
+
+def test_load_settings_reads_the_issue_keys(tmp_path: Path) -> None:
+    path = _write(tmp_path, ISSUE_TOML)
+    s = load_settings(path)
+    assert s.source == str(path)
+    assert s.model.name == "flight-delay"
+    assert s.data.landing == "data/landing" and s.data.target == "late" and s.data.task == "binary"
+    assert s.data.numeric == ("distance", "sched_dep_hour", "temp")
+    assert s.data.categorical == ("carrier", "origin", "dest")
+    assert s.data.window == 3
+    assert s.train.strategies == ("shrink_perturb", "cold")
+    assert (s.train.shrink, s.train.perturb, s.train.max_epochs) == (0.6, 0.01, 12)
+    assert s.gate.metric == "roc_auc" and s.metric == "roc_auc"
+    assert s.gate.min_delta == 0.002
+
+
+def test_load_settings_finds_rewarm_toml_in_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    _write(tmp_path, ISSUE_TOML)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().model.name == "flight-delay"
+
+
+def test_the_repository_demo_config_is_valid() -> None:
+    repo_toml = Path(__file__).resolve().parents[1] / "rewarm.toml"
+    s = load_settings(repo_toml)
+    assert s.data.task == "binary" and s.metric == "roc_auc"
+
+
+def test_defaults_are_applied(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary")))
+    assert s.model.hidden == (128, 64) and s.model.embedding_dim == 8
+    assert s.data.landing == "data/landing" and s.data.categorical == () and s.data.window == 0
+    assert (s.data.holdout_fraction, s.data.validation_fraction, s.data.min_rows) == (0.2, 0.1, 50)
+    assert s.train.strategies == ("shrink_perturb", "cold")
+    assert (s.train.shrink, s.train.perturb) == (0.6, 0.01)
+    assert (s.train.max_epochs, s.train.patience, s.train.batch_size) == (30, 3, 1024)
+    assert (s.train.lr, s.train.weight_decay, s.train.warmup_fraction) == (3e-3, 1e-4, 0.05)
+    assert (s.train.seed, s.train.device) == (0, "auto")
+    assert s.gate.metric is None
+    assert (s.gate.min_delta, s.gate.bootstrap, s.gate.confidence, s.gate.require_significant) == (
+        0.0, 1000, 0.95, False)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_default_metric_follows_the_task(tmp_path: Path, task: str) -> None:
+    s = load_settings(_write(tmp_path, MINIMAL_TOML.format(task=task)))
+    assert s.metric == TASK_METRICS[task][0]
+    assert s.metric == {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}[task]
+
+
+def test_missing_file_names_the_path_and_the_config_option(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert str(tmp_path / "rewarm.toml") in message
+    assert "--config" in message
+    assert isinstance(info.value, RewarmError)
+
+
+def test_missing_explicit_file_names_that_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "custom.toml"
+    with pytest.raises(ConfigError, match="no configuration file at") as info:
+        load_settings(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[model\nname = 'x'\n")
+    with pytest.raises(ConfigError, match="cannot read TOML") as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [("[data]\ncolour = 'red'\n", "data.colour"), ("[train]\nlearning_rate = 0.1\n", "train.learning_rate"),
+     ("[gates]\nmetric = 'rmse'\n", "gates")],
+)
+def test_unknown_key_is_rejected_by_name(tmp_path: Path, extra: str, key: str) -> None:
+    base = MINIMAL_TOML.format(task="binary")
+    text = base.replace("[data]\n", extra) if extra.startswith("[data]") else base + extra
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert f"{key}:" in message and "Extra inputs are not permitted" in message
+    assert message.startswith(str(path))
+
+
+def test_bad_task_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.task: .*'binary', 'multiclass' or 'regression'"):
+        load_settings(_write(tmp_path, MINIMAL_TOML.format(task="ranking")))
+
+
+def test_roc_auc_for_regression_is_rejected(tmp_path: Path) -> None:
+    text = MINIMAL_TOML.format(task="regression") + "\n[gate]\nmetric = \"roc_auc\"\n"
+    with pytest.raises(ConfigError, match=r"gate\.metric 'roc_auc' does not fit task 'regression'") as info:
+        load_settings(_write(tmp_path, text))
+    assert "rmse" in str(info.value) and "mae" in str(info.value)
+
+
+def test_a_fitting_metric_is_accepted(tmp_path: Path) -> None:
+    text = MINIMAL_TOML.format(task="regression") + "\n[gate]\nmetric = \"mae\"\n"
+    assert load_settings(_write(tmp_path, text)).metric == "mae"
+
+
+def test_target_listed_as_feature_is_rejected(tmp_path: Path) -> None:
+    text = MINIMAL_TOML.format(task="binary").replace('numeric = ["a"]', 'numeric = ["a", "y"]')
+    with pytest.raises(ConfigError, match=r"data: .*target column 'y' is also listed as a feature"):
+        load_settings(_write(tmp_path, text))
+
+
+def test_duplicate_and_absent_features_are_rejected(tmp_path: Path) -> None:
+    dup = MINIMAL_TOML.format(task="binary") + 'categorical = ["a"]\n'
+    with pytest.raises(ConfigError, match=r"columns listed twice .*\['a'\]"):
+        load_settings(_write(tmp_path, dup))
+    none = MINIMAL_TOML.format(task="binary").replace('numeric = ["a"]\n', "")
+    with pytest.raises(ConfigError, match="list at least one feature"):
+        load_settings(_write(tmp_path, none))
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [("train", "shrink = 1.5", "train.shrink"), ("train", 'strategies = ["cold", "cold"]', "train.strategies"),
+     ("train", 'strategies = ["dash"]', "train.strategies.0"), ("gate", "bootstrap = 10", "gate.bootstrap"),
+     ("model", "name = 'bad name!'", "model.name")],
+)
+def test_out_of_range_values_name_their_key(tmp_path: Path, section: str, line: str, key: str) -> None:
+    text = MINIMAL_TOML.format(task="binary")
+    if section == "model":
+        text = text.replace('name = "m"', line)
+    else:
+        text += f"\n[{section}]\n{line}\n"
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')}: "):
+        load_settings(_write(tmp_path, text))
