@@ -27,8 +27,13 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
     landing = Path(settings.data.landing)
     paths = write_monthly(landing, min(12, months + 1))  # one more month to score the final champion on
     summaries: list[dict] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task("retraining", total=months)
         for path in paths[:months]:
             progress.update(bar, description=f"retraining on {path.name}")
@@ -42,8 +47,10 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
     if len(paths) > months:
         console.print(score_next_month(settings, paths[months]))
     store = resolve_store()
-    console.print(f"\nOpen the MLflow UI on this store:\n  mlflow ui --backend-store-uri {store.tracking_uri} "
-                  f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}').")
+    console.print(
+        f"\nOpen the MLflow UI on this store:\n  mlflow ui --backend-store-uri {store.tracking_uri} "
+        f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}')."
+    )
     return summaries
 
 
@@ -56,5 +63,7 @@ def score_next_month(settings: Settings, path: Path) -> str:
     y = rows[settings.data.target].to_numpy()
     auc = metrics.roc_auc(y, predicted["probability"].to_numpy()) if "probability" in predicted else float("nan")
     acc = float((predicted["prediction"].to_numpy() == y).mean())
-    return (f"models:/{name}@champion loaded with mlflow.pyfunc.load_model scores {path.name} "
-            f"({len(rows):,} raw rows it never saw): roc_auc {auc:.4f}, accuracy {acc:.4f}")
+    return (
+        f"models:/{name}@champion loaded with mlflow.pyfunc.load_model scores {path.name} "
+        f"({len(rows):,} raw rows it never saw): roc_auc {auc:.4f}, accuracy {acc:.4f}"
+    )

@@ -14,11 +14,10 @@ from rewarm.config import Settings, load_settings
 from rewarm.models.strategies import COLD, Strategy, strategy
 from rewarm.report import decision_markdown, round_summary
 from rewarm.store import experiment_id, open_store, resolve_store
-from rewarm.training import pick_device
-
 from rewarm.tasks.data import admit_snapshot, prepare_round
 from rewarm.tasks.registry import load_champion, move_aliases, register_model
 from rewarm.tasks.training import Outcome, score_champion, train_candidate
+from rewarm.training import pick_device
 
 
 def _run_name() -> str:
@@ -26,8 +25,13 @@ def _run_name() -> str:
 
 
 @flow(name="retrain", flow_run_name=_run_name, log_prints=True)
-def retrain(snapshot: str, config: str | None = None, strategies: list[str] | None = None,
-            window: int | None = None, settings: Settings | None = None) -> dict:
+def retrain(
+    snapshot: str,
+    config: str | None = None,
+    strategies: list[str] | None = None,
+    window: int | None = None,
+    settings: Settings | None = None,
+) -> dict:
     """Admit SNAPSHOT, train challengers, score them and the champion on one holdout, promote the winner.
 
     Settings come from CONFIG (or ./rewarm.toml) unless given whole; STRATEGIES and WINDOW override them.
@@ -38,7 +42,9 @@ def retrain(snapshot: str, config: str | None = None, strategies: list[str] | No
 
 def configure(settings: Settings, strategies: list[str] | None, window: int | None) -> Settings:
     """Apply command-line overrides to validated settings (re-validated by pydantic)."""
-    train = settings.train if strategies is None else settings.train.model_copy(update={"strategies": tuple(strategies)})
+    train = (
+        settings.train if strategies is None else settings.train.model_copy(update={"strategies": tuple(strategies)})
+    )
     data = settings.data if window is None else settings.data.model_copy(update={"window": window})
     return Settings.model_validate({**settings.model_dump(), "train": train.model_dump(), "data": data.model_dump()})
 
@@ -54,39 +60,71 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
     parent = (champion.preprocessor, champion.arch) if champion else None
     data = prepare_round(settings, info, frame, history, parent, pick_device(settings.train.device))
     experiment = experiment_id(store, name)
-    lineage = {"rewarm.snapshot": info.name, "rewarm.snapshot_sha256": info.sha256,
-               "rewarm.parent_version": champion.version if champion else "none",
-               "rewarm.rows_train": len(data.train) + len(data.val), "rewarm.round": info.sequence}
+    lineage = {
+        "rewarm.snapshot": info.name,
+        "rewarm.snapshot_sha256": info.sha256,
+        "rewarm.parent_version": champion.version if champion else "none",
+        "rewarm.rows_train": len(data.train) + len(data.val),
+        "rewarm.round": info.sequence,
+    }
     with tracking.run(client, experiment, f"retrain {info.name}", {tracking.KIND_TAG: "retrain", **lineage}) as run_id:
         tracking.log(client, run_id, params=_round_params(settings), tags=lineage)
-        tracking.log_dataset(client, run_id, data.train_frame, f"{name}-train-r{info.sequence}",
-                             str(history), settings.data.target)
+        tracking.log_dataset(
+            client,
+            run_id,
+            data.train_frame,
+            f"{name}-train-r{info.sequence}",
+            str(history),
+            settings.data.target,
+        )
         outcomes = _train_all(client, experiment, run_id, settings, data, champion)
         champ = None
         if champion is not None:
-            with tracking.run(client, experiment, "champion", {tracking.KIND_TAG: "champion", **lineage},
-                              parent=run_id) as child:
+            with tracking.run(
+                client, experiment, "champion", {tracking.KIND_TAG: "champion", **lineage}, parent=run_id
+            ) as child:
                 champ = score_champion(champion.module, champion.preprocessor, data, child)
-        decision = gate.decide(settings.gate, settings.metric, data.y_holdout,
-                               {o.name: o.predictions for o in outcomes.values()},
-                               champ.predictions if champ else None, champion.version if champion else None,
-                               seed=settings.train.seed)
+        decision = gate.decide(
+            settings.gate,
+            settings.metric,
+            data.y_holdout,
+            {o.name: o.predictions for o in outcomes.values()},
+            champ.predictions if champ else None,
+            champion.version if champion else None,
+            seed=settings.train.seed,
+        )
         logger.info(decision.reason)
         winner = outcomes[decision.winner]
-        meta = {"strategy": winner.name, "parent_version": lineage["rewarm.parent_version"],
-                "snapshot": info.to_dict(), "decision": decision.to_dict()}
-        version = register_model(name, winner.run_id, winner.module, data.preprocessor, meta, data.holdout_frame,
-                                 {**{k.removeprefix("rewarm."): v for k, v in lineage.items()},
-                                  "strategy": winner.name, "decision": decision.action, "reason": decision.reason,
-                                  **{f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}})
+        meta = {
+            "strategy": winner.name,
+            "parent_version": lineage["rewarm.parent_version"],
+            "snapshot": info.to_dict(),
+            "decision": decision.to_dict(),
+        }
+        version = register_model(
+            name,
+            winner.run_id,
+            winner.module,
+            data.preprocessor,
+            meta,
+            data.holdout_frame,
+            {
+                **{k.removeprefix("rewarm."): v for k, v in lineage.items()},
+                "strategy": winner.name,
+                "decision": decision.action,
+                "reason": decision.reason,
+                **{f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()},
+            },
+        )
         replaced = move_aliases(name, version, decision)
         summary = round_summary(name, info, decision, version, replaced, outcomes, champ, data)
         _report(client, run_id, summary, outcomes)
     return summary
 
 
-def _train_all(client: MlflowClient, experiment: str, run_id: str, settings: Settings, data,
-               champion) -> dict[str, Outcome]:
+def _train_all(
+    client: MlflowClient, experiment: str, run_id: str, settings: Settings, data, champion
+) -> dict[str, Outcome]:
     """Train every strategy in its own nested run; the first model is always a cold start."""
     outcomes: dict[str, Outcome] = {}
     for choice in _strategies(settings, champion is not None):
@@ -105,22 +143,43 @@ def _strategies(settings: Settings, have_champion: bool) -> list[Strategy]:
 
 def _round_params(settings: Settings) -> dict[str, object]:
     t, g = settings.train, settings.gate
-    return {"strategies": ",".join(t.strategies), "shrink": t.shrink, "perturb": t.perturb,
-            "max_epochs": t.max_epochs, "patience": t.patience, "batch_size": t.batch_size, "lr": t.lr,
-            "seed": t.seed, "window": settings.data.window, "metric": settings.metric, "min_delta": g.min_delta,
-            "holdout_fraction": settings.data.holdout_fraction}
+    return {
+        "strategies": ",".join(t.strategies),
+        "shrink": t.shrink,
+        "perturb": t.perturb,
+        "max_epochs": t.max_epochs,
+        "patience": t.patience,
+        "batch_size": t.batch_size,
+        "lr": t.lr,
+        "seed": t.seed,
+        "window": settings.data.window,
+        "metric": settings.metric,
+        "min_delta": g.min_delta,
+        "holdout_fraction": settings.data.holdout_fraction,
+    }
 
 
 def _report(client: MlflowClient, run_id: str, summary: dict, outcomes: dict[str, Outcome]) -> None:
     """Decision tags, compute saved, learning curves in MLflow; the decision as a Prefect artifact."""
     import matplotlib.pyplot as plt
 
-    tracking.log(client, run_id, metrics=summary["parent_metrics"],
-                 tags={"rewarm.decision": summary["decision"], "rewarm.reason": summary["reason"],
-                       "rewarm.version": summary["version"], "mlflow.note.content": summary["reason"]})
+    tracking.log(
+        client,
+        run_id,
+        metrics=summary["parent_metrics"],
+        tags={
+            "rewarm.decision": summary["decision"],
+            "rewarm.reason": summary["reason"],
+            "rewarm.version": summary["version"],
+            "mlflow.note.content": summary["reason"],
+        },
+    )
     trained = {n: o.result for n, o in outcomes.items() if o.result is not None}
     fig = tracking.learning_curves(trained, f"round {summary['round']}: {summary['snapshot']}")
     client.log_figure(run_id, fig, "learning_curves.png")
     plt.close(fig)
-    create_markdown_artifact(key=f"{summary['model_key']}-decision", markdown=decision_markdown(summary),
-                             description=summary["reason"])
+    create_markdown_artifact(
+        key=f"{summary['model_key']}-decision",
+        markdown=decision_markdown(summary),
+        description=summary["reason"],
+    )

@@ -61,7 +61,7 @@ class Preprocessor:
             x_num[:, j] = (pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64) - mean) / std
         x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, (col, vocab) in enumerate(self.categorical.items()):
-            codes = pd.Categorical(df[col].astype("string"), categories=list(vocab)).codes
+            codes = pd.Categorical(_as_text(df[col]), categories=list(vocab)).codes
             x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (unknown or missing) -> UNKNOWN bucket 0
         return x_num, x_cat
 
@@ -89,8 +89,12 @@ class Preprocessor:
             return pd.DataFrame({"prediction": outputs.reshape(-1) * std + mean})
         if self.task == "binary":
             p = outputs.reshape(-1)
-            return pd.DataFrame({"prediction": np.asarray(self.classes, dtype=object)[(p >= 0.5).astype(int)],
-                                 "probability": p})
+            return pd.DataFrame(
+                {
+                    "prediction": np.asarray(self.classes, dtype=object)[(p >= 0.5).astype(int)],
+                    "probability": p,
+                }
+            )
         frame = pd.DataFrame(outputs, columns=[f"probability_{c}" for c in self.classes])
         frame.insert(0, "prediction", np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)])
         return frame
@@ -98,19 +102,23 @@ class Preprocessor:
     # ---- serialising ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "task": self.task, "target": self.target,
+            "task": self.task,
+            "target": self.target,
             "numeric": {c: list(v) for c, v in self.numeric.items()},
             "categorical": {c: list(v) for c, v in self.categorical.items()},
-            "classes": list(self.classes), "target_scale": list(self.target_scale),
+            "classes": list(self.classes),
+            "target_scale": list(self.target_scale),
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> Preprocessor:
         return cls(
-            task=raw["task"], target=raw["target"],
+            task=raw["task"],
+            target=raw["target"],
             numeric={c: (float(m), float(s)) for c, (m, s) in raw["numeric"].items()},
             categorical={c: tuple(v) for c, v in raw["categorical"].items()},
-            classes=tuple(raw["classes"]), target_scale=tuple(raw["target_scale"]),
+            classes=tuple(raw["classes"]),
+            target_scale=tuple(raw["target_scale"]),
         )
 
     @property
@@ -128,5 +136,10 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return float(np.nanmean(x)), std if std > 1e-12 else 1.0  # a constant column scales by 1, not 0
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Categories as strings; integer codes stay '1' even when a missing value made the column float."""
+    return values.convert_dtypes().astype("string")
+
+
 def _categories(values: pd.Series) -> list[str]:
-    return [str(v) for v in pd.unique(values.dropna().astype("string"))]
+    return [str(v) for v in pd.unique(_as_text(values).dropna())]

@@ -31,9 +31,7 @@ class RewarmModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: DataFrame of raw rows -> DataFrame of predictions."""
 
     def load_context(self, context) -> None:
-        self.model, self.preprocessor, self.meta = load_files(
-            context.artifacts["config"], context.artifacts["weights"]
-        )
+        self.model, self.preprocessor, self.meta = load_files(context.artifacts["config"], context.artifacts["weights"])
         self.model.eval()
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:

@@ -12,9 +12,11 @@ from rewarm.errors import RewarmError
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="rewarm.toml to use (default: ./rewarm.toml)")
-    parser = argparse.ArgumentParser(prog="rewarm", description=__doc__,
-                                     epilog="Stores live under ./.rewarm (REWARM_HOME overrides; "
-                                            "MLFLOW_TRACKING_URI overrides the MLflow store).")
+    parser = argparse.ArgumentParser(
+        prog="rewarm",
+        description=__doc__,
+        epilog="Stores live under ./.rewarm (REWARM_HOME overrides; MLFLOW_TRACKING_URI overrides the MLflow store).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("retrain", parents=[common], help="retrain on a new snapshot and promote the winner")
     p.add_argument("snapshot", help="a Parquet or CSV file (local path or fsspec URL)")

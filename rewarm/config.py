@@ -90,8 +90,9 @@ class TrainSection(_Section):
 
 class GateSection(_Section):
     metric: str | None = None  # None: the task's default (see TASK_METRICS)
-    # Promote only when the winner beats the champion by more than this, in metric units.
-    min_delta: float = Field(default=0.0, ge=0)
+    # Promote only when the winner beats the champion by more than this, in metric units
+    # (negative: promote unless the winner is worse by more than that, to always ship fresh weights).
+    min_delta: float = 0.0
     # 1000 paired resamples keep the CI's edges stable to about the third decimal.
     bootstrap: int = Field(default=1000, ge=100)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
@@ -110,7 +111,9 @@ class Settings(_Section):
     def _metric_fits_task(self) -> Settings:
         allowed = TASK_METRICS[self.data.task]
         if self.gate.metric is not None and self.gate.metric not in allowed:
-            raise ValueError(f"gate.metric {self.gate.metric!r} does not fit task {self.data.task!r}; use one of {allowed}")
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} does not fit task {self.data.task!r}; use one of {allowed}"
+            )
         return self
 
     @property

@@ -11,15 +11,31 @@ from pathlib import Path
 
 import pandas as pd
 
-NUMERIC = ("distance", "sched_dep_hour", "sched_arr_hour", "day_of_week", "temp", "dewp", "humid",
-           "wind_speed", "precip", "pressure", "visib")
+NUMERIC = (
+    "distance",
+    "sched_dep_hour",
+    "sched_arr_hour",
+    "day_of_week",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_speed",
+    "precip",
+    "pressure",
+    "visib",
+)
 CATEGORICAL = ("carrier", "origin", "dest")
 TARGET = "late"
 WEATHER = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
 DEMO_TOML = {
     "model": {"name": "flight-delay"},
-    "data": {"landing": "data/landing", "target": TARGET, "task": "binary",
-             "numeric": list(NUMERIC), "categorical": list(CATEGORICAL)},
+    "data": {
+        "landing": "data/landing",
+        "target": TARGET,
+        "task": "binary",
+        "numeric": list(NUMERIC),
+        "categorical": list(CATEGORICAL),
+    },
 }
 
 
@@ -41,16 +57,20 @@ def flights() -> pd.DataFrame:
     for col in WEATHER:  # hours with no observation at all take the airport's monthly median
         df[col] = df[col].fillna(df.groupby(["origin", "month"])[col].transform("median"))
     dates = pd.to_datetime(df[["year", "month", "day"]])
-    return pd.DataFrame({
-        "month": df["month"].to_numpy(),
-        "distance": df["distance"].astype("float64"),
-        "sched_dep_hour": df["sched_dep_time"] // 100,
-        "sched_arr_hour": (df["sched_arr_time"] // 100) % 24,
-        "day_of_week": dates.dt.dayofweek,
-        **{c: df[c].astype("float64") for c in WEATHER},
-        "carrier": df["carrier"].astype(str), "origin": df["origin"].astype(str), "dest": df["dest"].astype(str),
-        TARGET: (df["arr_delay"] > 15).astype("int64"),
-    })
+    return pd.DataFrame(
+        {
+            "month": df["month"].to_numpy(),
+            "distance": df["distance"].astype("float64"),
+            "sched_dep_hour": df["sched_dep_time"] // 100,
+            "sched_arr_hour": (df["sched_arr_time"] // 100) % 24,
+            "day_of_week": dates.dt.dayofweek,
+            **{c: df[c].astype("float64") for c in WEATHER},
+            "carrier": df["carrier"].astype(str),
+            "origin": df["origin"].astype(str),
+            "dest": df["dest"].astype(str),
+            TARGET: (df["arr_delay"] > 15).astype("int64"),
+        }
+    )
 
 
 def _fill_gaps(weather: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rewarm.config import GateSection
+from rewarm.errors import PromotionRefused
 from rewarm.metrics import HIGHER_IS_BETTER, METRICS, paired_bootstrap
 
 FIRST_MODEL, PROMOTE, KEEP = "first_model", "promote", "keep"
@@ -53,27 +54,47 @@ def decide(
 ) -> Decision:
     """Decide first_model, promote or keep from holdout predictions of every challenger and the champion."""
     winner, value = best_candidate(metric, y, predictions)
+    if np.isnan(value):
+        raise PromotionRefused(
+            f"holdout {metric} is undefined on these {len(y)} rows (a single class?); "
+            "land a larger snapshot or gate on log_loss or accuracy"
+        )
     if champion is None:
         reason = f"first model: {winner} has holdout {metric} {value:.4f}; no champion to compare with"
         return Decision(FIRST_MODEL, winner, metric, value, reason=reason)
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     base = METRICS[metric](y, champion)
     improvement = sign * (value - base)
-    low, high = sorted(sign * d for d in paired_bootstrap(metric, y, predictions[winner], champion,
-                                                          cfg.bootstrap, cfg.confidence, seed))
+    low, high = sorted(
+        sign * d
+        for d in paired_bootstrap(metric, y, predictions[winner], champion, cfg.bootstrap, cfg.confidence, seed)
+    )
     promote = improvement > cfg.min_delta and (not cfg.require_significant or low > 0)
     reason = _explain(promote, cfg, metric, winner, value, base, improvement, (low, high), champion_version)
     return Decision(PROMOTE if promote else KEEP, winner, metric, value, base, improvement, low, high, reason)
 
 
-def _explain(promote: bool, cfg: GateSection, metric: str, winner: str, value: float, base: float,
-             improvement: float, ci: tuple[float, float], champion_version: int | None) -> str:
+def _explain(
+    promote: bool,
+    cfg: GateSection,
+    metric: str,
+    winner: str,
+    value: float,
+    base: float,
+    improvement: float,
+    ci: tuple[float, float],
+    champion_version: int | None,
+) -> str:
     pct = round(cfg.confidence * 100)
-    numbers = (f"holdout {metric} {value:.4f} vs champion v{champion_version} {base:.4f} "
-               f"(improvement {improvement:+.4f}, {pct}% CI {ci[0]:+.4f}..{ci[1]:+.4f})")
+    numbers = (
+        f"holdout {metric} {value:.4f} vs champion v{champion_version} {base:.4f} "
+        f"(improvement {improvement:+.4f}, {pct}% CI {ci[0]:+.4f}..{ci[1]:+.4f})"
+    )
     if promote:
         rule = f"above min_delta {cfg.min_delta:g}" + (" and the CI excludes zero" if cfg.require_significant else "")
         return f"promote {winner}: {numbers}, {rule}"
     if improvement <= cfg.min_delta:
         return f"keep champion v{champion_version}: best challenger {winner} {numbers}, not above min_delta {cfg.min_delta:g}"
-    return f"keep champion v{champion_version}: best challenger {winner} {numbers}, CI includes zero (require_significant)"
+    return (
+        f"keep champion v{champion_version}: best challenger {winner} {numbers}, CI includes zero (require_significant)"
+    )

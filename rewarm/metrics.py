@@ -43,7 +43,11 @@ def mae(y: np.ndarray, p: np.ndarray) -> float:
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "accuracy": accuracy, "log_loss": log_loss, "roc_auc": roc_auc, "rmse": rmse, "mae": mae,
+    "accuracy": accuracy,
+    "log_loss": log_loss,
+    "roc_auc": roc_auc,
+    "rmse": rmse,
+    "mae": mae,
 }
 
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -49,10 +50,9 @@ def load_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Loaded
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None
         raise
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
-    config, weights = _find(local, serving.CONFIG_FILE), _find(local, serving.WEIGHTS_FILE)
-    module, pre, meta = serving.load_files(config, weights)
-    shutil.rmtree(local, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: a local store would otherwise hand back its own files
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=tmp))
+        module, pre, _ = serving.load_files(_find(local, serving.CONFIG_FILE), _find(local, serving.WEIGHTS_FILE))
     return LoadedModel(int(version.version), version.run_id, module, pre, module.arch, dict(version.tags))
 
 
@@ -63,9 +63,7 @@ def _find(root: Path, filename: str) -> Path:
     return hits[0]
 
 
-def log_model(
-    run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sample: pd.DataFrame, name: str
-) -> int:
+def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sample: pd.DataFrame, name: str) -> int:
     """Log MODULE as a pyfunc model in run RUN_ID and register it under NAME; return the version."""
     with tempfile.TemporaryDirectory() as tmp:
         config, weights = Path(tmp, serving.CONFIG_FILE), Path(tmp, serving.WEIGHTS_FILE)
@@ -74,7 +72,9 @@ def log_model(
         package_dir, model_cls = _serving_package()
         example = _signature_input(sample, pre)
         signature = infer_signature(example, pre.decode(_dummy_outputs(pre, len(example))))
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # Integer columns are what snapshots hold; and the signature is given, so no input example is needed.
+            warnings.filterwarnings("ignore", message=".*(integer column|input example|type hints).*")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=model_cls(),
@@ -91,8 +91,12 @@ def pip_requirements() -> list[str]:
     """What serving the model needs, pinned to the versions it was trained with."""
     import numpy
 
-    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-            f"pandas=={pd.__version__}", f"numpy=={numpy.__version__}"]
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={numpy.__version__}",
+    ]
 
 
 @cache

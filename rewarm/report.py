@@ -13,38 +13,71 @@ def model_key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "model"
 
 
-def round_summary(name: str, info: SnapshotInfo, decision: Decision, version: int, replaced: int | None,
-                  outcomes: dict, champion, data) -> dict:
+def round_summary(
+    name: str,
+    info: SnapshotInfo,
+    decision: Decision,
+    version: int,
+    replaced: int | None,
+    outcomes: dict,
+    champion,
+    data,
+) -> dict:
     """A JSON-friendly record of one retrain (the flow's return value)."""
     strategies = {
-        n: {**o.metrics, "train_seconds": o.result.seconds, "epochs": o.result.epochs,
-            "best_epoch": o.result.best_epoch, "samples_seen": o.result.samples_seen}
+        n: {
+            **o.metrics,
+            "train_seconds": o.result.seconds,
+            "epochs": o.result.epochs,
+            "best_epoch": o.result.best_epoch,
+            "samples_seen": o.result.samples_seen,
+        }
         for n, o in outcomes.items()
     }
     parent = {f"holdout_{k}": v for k, v in outcomes[decision.winner].metrics.items()}
     parent |= {"rows_train": len(data.train) + len(data.val), "rows_holdout": len(data.holdout)}
     parent |= {f"unknown_{c}": n for c, n in data.unknown_categories().items()}
     if decision.improvement is not None:
-        parent |= {"improvement": decision.improvement, "ci_low": decision.ci_low, "ci_high": decision.ci_high}
+        parent |= {
+            "improvement": decision.improvement,
+            "ci_low": decision.ci_low,
+            "ci_high": decision.ci_high,
+        }
     if "shrink_perturb" in strategies and "cold" in strategies:
         sp, cold = strategies["shrink_perturb"], strategies["cold"]
         parent["compute_saved_vs_cold"] = 1.0 - sp["train_seconds"] / max(cold["train_seconds"], 1e-9)
         parent["samples_saved_vs_cold"] = 1.0 - sp["samples_seen"] / max(cold["samples_seen"], 1)
     return {
-        "model": name, "model_key": model_key(name), "snapshot": info.name, "sha256": info.sha256,
-        "round": info.sequence, "decision": decision.action, "reason": decision.reason, "winner": decision.winner,
-        "metric": decision.metric, "version": version, "replaced": replaced, "strategies": strategies,
-        "champion": champion.metrics if champion is not None else None, "parent_metrics": parent,
+        "model": name,
+        "model_key": model_key(name),
+        "snapshot": info.name,
+        "sha256": info.sha256,
+        "round": info.sequence,
+        "decision": decision.action,
+        "reason": decision.reason,
+        "winner": decision.winner,
+        "metric": decision.metric,
+        "version": version,
+        "replaced": replaced,
+        "strategies": strategies,
+        "champion": champion.metrics if champion is not None else None,
+        "parent_metrics": parent,
     }
 
 
 def decision_markdown(summary: dict) -> str:
     """The decision and every model's holdout numbers, for the Prefect UI."""
     metric = summary["metric"]
-    lines = [f"# {summary['model']}: {summary['decision']} (v{summary['version']})", "",
-             summary["reason"], "",
-             f"Snapshot `{summary['snapshot']}` (sha256 `{summary['sha256'][:12]}`), round {summary['round']}.", "",
-             f"| model | holdout {metric} | train s | epochs | samples seen |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# {summary['model']}: {summary['decision']} (v{summary['version']})",
+        "",
+        summary["reason"],
+        "",
+        f"Snapshot `{summary['snapshot']}` (sha256 `{summary['sha256'][:12]}`), round {summary['round']}.",
+        "",
+        f"| model | holdout {metric} | train s | epochs | samples seen |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for name, s in summary["strategies"].items():
         lines.append(f"| {name} | {s[metric]:.4f} | {s['train_seconds']:.1f} | {s['epochs']} | {s['samples_seen']:,} |")
     if summary["champion"] is not None:
@@ -68,8 +101,13 @@ def demo_table(summaries: list[dict]):
         champ = f"{s['champion'][metric]:.4f}" if s["champion"] else "-"
         cells = [_cell(s["strategies"].get(n), metric) for n in names]
         saved = s["parent_metrics"].get("compute_saved_vs_cold")
-        table.add_row(s["snapshot"], champ, *cells, f"{s['decision']} v{s['version']} ({s['winner']})",
-                      "-" if saved is None else f"{saved:.0%}")
+        table.add_row(
+            s["snapshot"],
+            champ,
+            *cells,
+            f"{s['decision']} v{s['version']} ({s['winner']})",
+            "-" if saved is None else f"{saved:.0%}",
+        )
     return table
 
 

@@ -43,7 +43,7 @@ class RoundData:
 def window(history: list[SnapshotInfo], current: SnapshotInfo, size: int) -> list[SnapshotInfo]:
     """The snapshots to train on, oldest first, ending with CURRENT; SIZE 0 means all of them."""
     earlier = [i for i in history if i.sequence < current.sequence]
-    keep = earlier if size == 0 else earlier[max(0, len(earlier) - (size - 1)):] if size > 1 else []
+    keep = earlier if size == 0 else earlier[max(0, len(earlier) - (size - 1)) :] if size > 1 else []
     return [*keep, current]
 
 
@@ -68,10 +68,16 @@ def prepare(
     val = validation_mask(train_frame, spec.validation_fraction)
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     return RoundData(
-        snapshot=current, used=used, preprocessor=pre, arch=arch,
-        train_frame=train_frame, holdout_frame=holdout_frame,
-        train=_tensors(pre, train_frame[~val], device), val=_tensors(pre, train_frame[val], device),
-        holdout=_tensors(pre, holdout_frame, device), y_holdout=pre.labels(holdout_frame[spec.target]),
+        snapshot=current,
+        used=used,
+        preprocessor=pre,
+        arch=arch,
+        train_frame=train_frame,
+        holdout_frame=holdout_frame,
+        train=_tensors(pre, train_frame[~val], device),
+        val=_tensors(pre, train_frame[val], device),
+        holdout=_tensors(pre, holdout_frame, device),
+        y_holdout=pre.labels(holdout_frame[spec.target]),
     )
 
 
@@ -99,7 +105,9 @@ def _preprocessing(
 
 def _check_classes(pre: Preprocessor, task: str, target: str) -> None:
     if task == "binary" and len(pre.classes) != 2:
-        raise SnapshotRejected(f"binary target {target!r} needs exactly 2 classes in the first snapshot, found {list(pre.classes)}")
+        raise SnapshotRejected(
+            f"binary target {target!r} needs exactly 2 classes in the first snapshot, found {list(pre.classes)}"
+        )
     if task == "multiclass" and len(pre.classes) < 2:
         raise SnapshotRejected(f"multiclass target {target!r} has a single class {list(pre.classes)}")
 

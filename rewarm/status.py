@@ -33,11 +33,22 @@ def _decisions(client: MlflowClient, name: str, last: int) -> list[dict]:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return []
-    runs = client.search_runs([experiment.experiment_id], f"tags.`{KIND_TAG}` = 'retrain'",
-                              order_by=["attributes.start_time DESC"], max_results=last)
-    return [{"run_id": r.info.run_id, "status": r.info.status, "snapshot": r.data.tags.get("rewarm.snapshot"),
-             "decision": r.data.tags.get("rewarm.decision", "(unfinished)"),
-             "reason": r.data.tags.get("rewarm.reason", "")} for r in runs]
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{KIND_TAG}` = 'retrain'",
+        order_by=["attributes.start_time DESC"],
+        max_results=last,
+    )
+    return [
+        {
+            "run_id": r.info.run_id,
+            "status": r.info.status,
+            "snapshot": r.data.tags.get("rewarm.snapshot"),
+            "decision": r.data.tags.get("rewarm.decision", "(unfinished)"),
+            "reason": r.data.tags.get("rewarm.reason", ""),
+        }
+        for r in runs
+    ]
 
 
 def render(status: dict) -> str:
@@ -51,11 +62,15 @@ def render(status: dict) -> str:
         if v is None:
             lines.append(f"  {alias}: (none)")
             continue
-        metrics = ", ".join(f"{k.removeprefix('holdout_')} {float(x):.4f}" for k, x in v.items() if k.startswith("holdout_"))
+        metrics = ", ".join(
+            f"{k.removeprefix('holdout_')} {float(x):.4f}" for k, x in v.items() if k.startswith("holdout_")
+        )
         lines.append(f"  {alias}: v{v['version']} ({v.get('strategy', '?')}) holdout {metrics}")
-        lines.append(f"    lineage: snapshot {v.get('snapshot', '?')} (sha256 {v.get('snapshot_sha256', '?')[:12]}), "
-                     f"parent v{v.get('parent_version', '?')}, {v.get('rows_train', '?')} training rows, "
-                     f"round {v.get('round', '?')}")
+        lines.append(
+            f"    lineage: snapshot {v.get('snapshot', '?')} (sha256 {v.get('snapshot_sha256', '?')[:12]}), "
+            f"parent v{v.get('parent_version', '?')}, {v.get('rows_train', '?')} training rows, "
+            f"round {v.get('round', '?')}"
+        )
     if status.get("last_event"):
         lines.append(f"  last alias event: {status['last_event']}")
     lines.append("last decisions (newest first):")

@@ -21,8 +21,9 @@ PARENT_TAG = "mlflow.parentRunId"
 
 
 @contextmanager
-def run(client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str],
-        parent: str | None = None) -> Iterator[str]:
+def run(
+    client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None
+) -> Iterator[str]:
     """Open a run (nested under PARENT if given) and close it FINISHED, or FAILED if the body raises."""
     all_tags = {**tags, "mlflow.runName": name} | ({PARENT_TAG: parent} if parent else {})
     run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
@@ -34,8 +35,13 @@ def run(client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str
     client.set_terminated(run_id, "FINISHED")
 
 
-def log(client: MlflowClient, run_id: str, metrics: dict[str, float] | None = None,
-        params: dict[str, object] | None = None, tags: dict[str, object] | None = None) -> None:
+def log(
+    client: MlflowClient,
+    run_id: str,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, object] | None = None,
+    tags: dict[str, object] | None = None,
+) -> None:
     """Log metrics, params and tags in a single request."""
     now = int(time.time() * 1000)
     client.log_batch(
@@ -59,16 +65,23 @@ def training_summary(result: TrainResult | None) -> dict[str, float]:
     """The training figures every nested run carries (zeros for the untouched champion)."""
     if result is None:
         return {"train_seconds": 0.0, "epochs": 0, "best_epoch": 0, "samples_seen": 0}
-    return {"train_seconds": result.seconds, "epochs": result.epochs, "best_epoch": result.best_epoch,
-            "samples_seen": result.samples_seen}
+    return {
+        "train_seconds": result.seconds,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "samples_seen": result.samples_seen,
+    }
 
 
-def log_dataset(client: MlflowClient, run_id: str, frame: pd.DataFrame, name: str, source: str,
-                target: str) -> None:
+def log_dataset(client: MlflowClient, run_id: str, frame: pd.DataFrame, name: str, source: str, target: str) -> None:
     """Record the training rows as the run's MLflow dataset input (schema, digest, row count)."""
+    import warnings
+
     import mlflow.data
 
-    dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=name)
+    with warnings.catch_warnings():  # a local folder matches two equivalent source types; either is right
+        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+        dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=name)
     context = InputTag(key="mlflow.data.context", value="training")
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
 

@@ -30,7 +30,7 @@ class Tensors:
     @classmethod
     def build(cls, x_num: np.ndarray, x_cat: np.ndarray, y: np.ndarray, device: torch.device) -> Tensors:
         """Move numpy arrays to DEVICE once; the loop only slices them."""
-        return cls(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (x_num, x_cat, y)))
+        return cls(*(torch.tensor(a, device=device) for a in (x_num, x_cat, y)))
 
 
 @dataclass

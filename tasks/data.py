@@ -21,20 +21,32 @@ from .policy import BACKOFF, retry_on
 IN_MEMORY = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="admit-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError),
-      **IN_MEMORY)
-def admit_snapshot(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
+@task(
+    name="admit-snapshot",
+    retries=3,
+    retry_delay_seconds=BACKOFF,
+    retry_condition_fn=retry_on(OSError),
+    **IN_MEMORY,
+)
+def admit_snapshot(
+    uri: str, spec: DataSection, history: Path, classes: tuple = ()
+) -> tuple[SnapshotInfo, pd.DataFrame]:
     """Validate the landed file and keep a copy in the snapshot history."""
     info, frame = snapshots.admit(uri, spec, history, classes)
-    get_run_logger().info("admitted %s: %d rows, sha256 %s, kept as %s", info.name, info.rows, info.sha256[:12],
-                          info.stored)
+    get_run_logger().info(
+        "admitted %s: %d rows, sha256 %s, kept as %s", info.name, info.rows, info.sha256[:12], info.stored
+    )
     return info, frame
 
 
 @task(name="prepare-round", **IN_MEMORY)
 def prepare_round(
-    settings: Settings, info: SnapshotInfo, frame: pd.DataFrame, history: Path,
-    parent: tuple[Preprocessor, ArchConfig] | None, device: torch.device,
+    settings: Settings,
+    info: SnapshotInfo,
+    frame: pd.DataFrame,
+    history: Path,
+    parent: tuple[Preprocessor, ArchConfig] | None,
+    device: torch.device,
 ) -> rounds.RoundData:
     """Split the holdout, gather the training history and build tensors on the device, once."""
     data = rounds.prepare(settings, info, frame, snapshots.list_history(history), parent, device)

@@ -14,7 +14,12 @@ from rewarm.models.preprocess import Preprocessor
 from .data import IN_MEMORY
 from .policy import BACKOFF, TRANSIENT, retry_on
 
-REGISTRY = {"retries": 3, "retry_delay_seconds": BACKOFF, "retry_condition_fn": retry_on(*TRANSIENT), **IN_MEMORY}
+REGISTRY = {
+    "retries": 3,
+    "retry_delay_seconds": BACKOFF,
+    "retry_condition_fn": retry_on(*TRANSIENT),
+    **IN_MEMORY,
+}
 
 
 @task(name="load-champion", **REGISTRY)
@@ -30,8 +35,15 @@ def load_champion(name: str) -> registry.LoadedModel | None:
 
 
 @task(name="register-model", **REGISTRY)
-def register_model(name: str, run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict,
-                   sample: pd.DataFrame, tags: dict[str, object]) -> int:
+def register_model(
+    name: str,
+    run_id: str,
+    module: TabularMLP,
+    pre: Preprocessor,
+    meta: dict,
+    sample: pd.DataFrame,
+    tags: dict[str, object],
+) -> int:
     """Log the winner as a pyfunc model, register it, tag it complete; no alias moves here."""
     client = MlflowClient()
     version = registry.log_model(run_id, module, pre, meta, sample, name)
@@ -47,8 +59,9 @@ def move_aliases(name: str, version: int, decision: Decision) -> int | None:
     client = MlflowClient()
     if decision.promoted:
         previous = registry.promote(client, name, version, decision.reason)
-        get_run_logger().info("champion %s -> v%d: %s", f"v{previous}" if previous else "(none)", version,
-                              decision.reason)
+        get_run_logger().info(
+            "champion %s -> v%d: %s", f"v{previous}" if previous else "(none)", version, decision.reason
+        )
         return previous
     registry.mark_challenger(client, name, version)
     get_run_logger().info("challenger -> v%d: %s", version, decision.reason)

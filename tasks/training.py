@@ -33,8 +33,9 @@ class Outcome:
 
 
 @task(name="train-candidate", task_run_name="train-{choice.name}", **IN_MEMORY)
-def train_candidate(choice: Strategy, data: RoundData, parent: TabularMLP | None, cfg: TrainSection,
-                    run_id: str) -> Outcome:
+def train_candidate(
+    choice: Strategy, data: RoundData, parent: TabularMLP | None, cfg: TrainSection, run_id: str
+) -> Outcome:
     """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
     logger = get_run_logger()
     module = initialise(choice, data.arch, parent, cfg.seed)
@@ -45,8 +46,14 @@ def train_candidate(choice: Strategy, data: RoundData, parent: TabularMLP | None
     tracking.log(client, run_id, params={**choice.params(), **_train_params(cfg, data.train)})
     tracking.log_training(client, run_id, result)
     tracking.log(client, run_id, metrics=_holdout_keys(outcome.metrics))
-    logger.info("%s: %d epochs (best %d), %.1f s, %s", choice.name, result.epochs, result.best_epoch,
-                result.seconds, _fmt(outcome.metrics))
+    logger.info(
+        "%s: %d epochs (best %d), %.1f s, %s",
+        choice.name,
+        result.epochs,
+        result.best_epoch,
+        result.seconds,
+        _fmt(outcome.metrics),
+    )
     return outcome
 
 
@@ -57,8 +64,12 @@ def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_i
     x_num, x_cat = pre.features(data.holdout_frame)
     holdout = Tensors.build(x_num, x_cat, data.y_holdout, device)
     outcome = _score("champion", module.to(device), holdout, data.y_holdout, pre.task)
-    tracking.log(MlflowClient(), run_id, params={"strategy": "champion"},
-                 metrics=_holdout_keys(outcome.metrics) | tracking.training_summary(None))
+    tracking.log(
+        MlflowClient(),
+        run_id,
+        params={"strategy": "champion"},
+        metrics=_holdout_keys(outcome.metrics) | tracking.training_summary(None),
+    )
     get_run_logger().info("champion: %s", _fmt(outcome.metrics))
     return outcome
 
@@ -69,9 +80,17 @@ def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, task:
 
 
 def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
-    return {"max_epochs": cfg.max_epochs, "patience": cfg.patience, "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "weight_decay": cfg.weight_decay, "warmup_fraction": cfg.warmup_fraction, "seed": cfg.seed,
-            "device": str(data.y.device), "torch_threads": torch.get_num_threads()}
+    return {
+        "max_epochs": cfg.max_epochs,
+        "patience": cfg.patience,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "warmup_fraction": cfg.warmup_fraction,
+        "seed": cfg.seed,
+        "device": str(data.y.device),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _holdout_keys(values: dict[str, float]) -> dict[str, float]:

@@ -88,7 +88,11 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
     assert (s.train.seed, s.train.device) == (0, "auto")
     assert s.gate.metric is None
     assert (s.gate.min_delta, s.gate.bootstrap, s.gate.confidence, s.gate.require_significant) == (
-        0.0, 1000, 0.95, False)
+        0.0,
+        1000,
+        0.95,
+        False,
+    )
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -124,8 +128,11 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("extra", "key"),
-    [("[data]\ncolour = 'red'\n", "data.colour"), ("[train]\nlearning_rate = 0.1\n", "train.learning_rate"),
-     ("[gates]\nmetric = 'rmse'\n", "gates")],
+    [
+        ("[data]\ncolour = 'red'\n", "data.colour"),
+        ("[train]\nlearning_rate = 0.1\n", "train.learning_rate"),
+        ("[gates]\nmetric = 'rmse'\n", "gates"),
+    ],
 )
 def test_unknown_key_is_rejected_by_name(tmp_path: Path, extra: str, key: str) -> None:
     base = MINIMAL_TOML.format(task="binary")
@@ -144,14 +151,14 @@ def test_bad_task_is_rejected(tmp_path: Path) -> None:
 
 
 def test_roc_auc_for_regression_is_rejected(tmp_path: Path) -> None:
-    text = MINIMAL_TOML.format(task="regression") + "\n[gate]\nmetric = \"roc_auc\"\n"
+    text = MINIMAL_TOML.format(task="regression") + '\n[gate]\nmetric = "roc_auc"\n'
     with pytest.raises(ConfigError, match=r"gate\.metric 'roc_auc' does not fit task 'regression'") as info:
         load_settings(_write(tmp_path, text))
     assert "rmse" in str(info.value) and "mae" in str(info.value)
 
 
 def test_a_fitting_metric_is_accepted(tmp_path: Path) -> None:
-    text = MINIMAL_TOML.format(task="regression") + "\n[gate]\nmetric = \"mae\"\n"
+    text = MINIMAL_TOML.format(task="regression") + '\n[gate]\nmetric = "mae"\n'
     assert load_settings(_write(tmp_path, text)).metric == "mae"
 
 
@@ -172,9 +179,13 @@ def test_duplicate_and_absent_features_are_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("section", "line", "key"),
-    [("train", "shrink = 1.5", "train.shrink"), ("train", 'strategies = ["cold", "cold"]', "train.strategies"),
-     ("train", 'strategies = ["dash"]', "train.strategies.0"), ("gate", "bootstrap = 10", "gate.bootstrap"),
-     ("model", "name = 'bad name!'", "model.name")],
+    [
+        ("train", "shrink = 1.5", "train.shrink"),
+        ("train", 'strategies = ["cold", "cold"]', "train.strategies"),
+        ("train", 'strategies = ["dash"]', "train.strategies.0"),
+        ("gate", "bootstrap = 10", "gate.bootstrap"),
+        ("model", "name = 'bad name!'", "model.name"),
+    ],
 )
 def test_out_of_range_values_name_their_key(tmp_path: Path, section: str, line: str, key: str) -> None:
     text = MINIMAL_TOML.format(task="binary")

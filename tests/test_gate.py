@@ -7,6 +7,7 @@ import pytest
 
 from rewarm import metrics
 from rewarm.config import GateSection
+from rewarm.errors import RewarmError
 from rewarm.gate import FIRST_MODEL, KEEP, PROMOTE, best_candidate, decide
 
 FAST = GateSection(bootstrap=200)
@@ -54,8 +55,15 @@ def test_promote_when_the_challenger_clearly_beats_the_champion(holdout: dict[st
     assert 0 < decision.ci_low <= decision.improvement <= decision.ci_high
     reason = decision.reason
     assert reason.startswith("promote shrink_perturb")
-    for text in (f"{value:.4f}", f"{base:.4f}", f"{value - base:+.4f}", "v3", "95% CI",
-                 f"{decision.ci_low:+.4f}..{decision.ci_high:+.4f}", "min_delta 0"):
+    for text in (
+        f"{value:.4f}",
+        f"{base:.4f}",
+        f"{value - base:+.4f}",
+        "v3",
+        "95% CI",
+        f"{decision.ci_low:+.4f}..{decision.ci_high:+.4f}",
+        "min_delta 0",
+    ):
         assert text in reason, text
 
 
@@ -78,20 +86,38 @@ def test_keep_when_the_improvement_is_not_above_min_delta() -> None:
     assert decision.action == KEEP
     assert "not above min_delta 0.05" in decision.reason
     # improvement exactly equal to min_delta is not "above" it
-    at_edge = decide(GateSection(bootstrap=200, min_delta=2 / 64), "accuracy", y,
-                     {"shrink_perturb": challenger}, champion, champion_version=1)
+    at_edge = decide(
+        GateSection(bootstrap=200, min_delta=2 / 64),
+        "accuracy",
+        y,
+        {"shrink_perturb": challenger},
+        champion,
+        champion_version=1,
+    )
     assert at_edge.action == KEEP
     # and just below it, the same predictions are promoted
-    below = decide(GateSection(bootstrap=200, min_delta=0.03), "accuracy", y,
-                   {"shrink_perturb": challenger}, champion, champion_version=1)
+    below = decide(
+        GateSection(bootstrap=200, min_delta=0.03),
+        "accuracy",
+        y,
+        {"shrink_perturb": challenger},
+        champion,
+        champion_version=1,
+    )
     assert below.action == PROMOTE
 
 
 def test_require_significant_keeps_when_the_ci_includes_zero() -> None:
     y, champion, challenger = _accuracy_case(champion_right=48, challenger_right=50)
     loose = decide(GateSection(bootstrap=400), "accuracy", y, {"sp": challenger}, champion, champion_version=2)
-    strict = decide(GateSection(bootstrap=400, require_significant=True), "accuracy", y, {"sp": challenger},
-                    champion, champion_version=2)
+    strict = decide(
+        GateSection(bootstrap=400, require_significant=True),
+        "accuracy",
+        y,
+        {"sp": challenger},
+        champion,
+        champion_version=2,
+    )
     # the two differing rows are missed by many resamples, so the CI's lower edge is zero
     assert loose.ci_low == strict.ci_low == 0.0
     assert loose.action == PROMOTE
@@ -148,3 +174,11 @@ def test_best_candidate_ties_go_to_the_first_listed(holdout: dict[str, np.ndarra
     y, good = holdout["y"], holdout["good"]
     assert best_candidate("roc_auc", y, {"warm": good, "cold": good.copy()})[0] == "warm"
     assert best_candidate("log_loss", y, {"cold": good, "warm": good.copy()})[0] == "cold"
+
+
+def test_single_class_holdout_is_refused_clearly_under_roc_auc() -> None:
+    # A small or imbalanced snapshot can hold out rows of one class only (no late flights that month).
+    y = np.ones(60, dtype=np.int64)
+    challenger, champion = np.linspace(0.1, 0.9, 60), np.linspace(0.9, 0.1, 60)
+    with pytest.raises(RewarmError, match="roc_auc"):
+        decide(FAST, "roc_auc", y, {"shrink_perturb": challenger}, champion, champion_version=1)

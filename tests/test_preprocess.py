@@ -13,13 +13,15 @@ from rewarm.models.preprocess import UNKNOWN, Preprocessor
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "dist": [100.0, 200.0, 300.0, 400.0],
-        "hour": [5.0, 5.0, 5.0, 5.0],  # constant: scales by 1, not 0
-        "carrier": ["UA", "AA", "UA", "DL"],
-        "origin": ["JFK", "LGA", "EWR", "JFK"],
-        "late": [0, 1, 0, 1],
-    })
+    return pd.DataFrame(
+        {
+            "dist": [100.0, 200.0, 300.0, 400.0],
+            "hour": [5.0, 5.0, 5.0, 5.0],  # constant: scales by 1, not 0
+            "carrier": ["UA", "AA", "UA", "DL"],
+            "origin": ["JFK", "LGA", "EWR", "JFK"],
+            "late": [0, 1, 0, 1],
+        }
+    )
 
 
 @pytest.fixture
@@ -60,18 +62,19 @@ def test_features_shapes_dtypes_and_codes(pre: Preprocessor, frame: pd.DataFrame
 
 
 def test_unseen_and_missing_categories_go_to_the_unknown_bucket(pre: Preprocessor) -> None:
-    rows = pd.DataFrame({"dist": [1.0, 2.0, 3.0], "hour": [1.0, 2.0, 3.0],
-                         "carrier": ["ZZ", None, "DL"], "origin": ["JFK", "BOS", np.nan]})
+    rows = pd.DataFrame(
+        {
+            "dist": [1.0, 2.0, 3.0],
+            "hour": [1.0, 2.0, 3.0],
+            "carrier": ["ZZ", None, "DL"],
+            "origin": ["JFK", "BOS", np.nan],
+        }
+    )
     _, x_cat = pre.features(rows)
     np.testing.assert_array_equal(x_cat, [[0, 2], [0, 0], [2, 0]])
     assert pre.count_unknown(rows) == {"carrier": 2, "origin": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integer-coded categories become floats once a value is missing ('1' vs '1.0'), so every "
-    "row of that column lands in the unknown bucket",
-)
 def test_integer_categories_keep_their_codes_when_a_value_is_missing() -> None:
     fitted = pd.DataFrame({"x": [1.0, 2.0, 3.0], "gate": [1, 2, 3], "y": [0, 1, 0]})
     pre = Preprocessor.fit(fitted, "binary", "y", ["x"], ["gate"])
@@ -84,9 +87,15 @@ def test_integer_categories_keep_their_codes_when_a_value_is_missing() -> None:
 
 
 def test_evolve_appends_new_categories_and_keeps_old_codes(pre: Preprocessor, frame: pd.DataFrame) -> None:
-    newer = pd.DataFrame({"dist": [1.0] * 4, "hour": [1.0] * 4,
-                          "carrier": ["B6", "AA", "9E", None], "origin": ["JFK", "JFK", "LGA", "EWR"],
-                          "late": [0, 1, 1, 0]})
+    newer = pd.DataFrame(
+        {
+            "dist": [1.0] * 4,
+            "hour": [1.0] * 4,
+            "carrier": ["B6", "AA", "9E", None],
+            "origin": ["JFK", "JFK", "LGA", "EWR"],
+            "late": [0, 1, 1, 0],
+        }
+    )
     grown = pre.evolve(newer)
 
     assert grown.categorical["carrier"] == ("AA", "DL", "UA", "9E", "B6")  # new ones sorted, at the end

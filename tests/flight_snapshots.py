@@ -1,0 +1,45 @@
+"""Helpers for the flow tests: small real monthly snapshots and a tiny-model rewarm.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def small_month(flights: pd.DataFrame, month: int, rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """A reproducible sample of one month, without the helper 'month' column."""
+    part = flights[flights["month"] == month].drop(columns="month")
+    return part.sample(n=rows, random_state=seed).reset_index(drop=True)
+
+
+TINY_TOML = """
+[model]
+name = "{name}"
+hidden = [16]
+embedding_dim = 4
+
+[data]
+landing = "{landing}"
+target = "late"
+task = "binary"
+numeric = ["distance", "sched_dep_hour", "temp", "visib"]
+categorical = ["carrier", "origin", "dest"]
+
+[train]
+max_epochs = 6
+patience = 2
+batch_size = 256
+
+[gate]
+bootstrap = 200
+"""
+
+
+def write_config(folder: Path, name: str = "flights-test", **extra: str) -> Path:
+    """A tiny-model rewarm.toml for fast flow tests; EXTRA appends 'key = value' lines to [gate]."""
+    text = TINY_TOML.format(name=name, landing=folder / "landing")
+    text += "".join(f"{k} = {v}\n" for k, v in extra.items())
+    path = folder / "rewarm.toml"
+    path.write_text(text)
+    return path

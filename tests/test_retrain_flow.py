@@ -1,0 +1,170 @@
+"""The retrain loop end to end: real Prefect (test server), real MLflow (temp SQLite), real flight data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm import registry, status
+from rewarm.config import load_settings
+from rewarm.errors import RegistryError, SnapshotRejected
+from rewarm.flows.retrain import retrain
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+
+@pytest.fixture
+def months(tmp_path: Path, flights: pd.DataFrame) -> list[Path]:
+    """Three monthly snapshots; March brings a destination never seen in January or February."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    jan, feb, mar = (small_month(flights, m) for m in (1, 2, 3))
+    newcomer = "ZZZ"  # not an airport in 2013's data: certainly absent from earlier vocabularies
+    jan = jan[jan["dest"] != newcomer]
+    mar.loc[:199, "dest"] = newcomer
+    paths = []
+    for i, frame in enumerate((jan, feb, mar), start=1):
+        path = landing / f"flights-2013-{i:02d}.parquet"
+        frame.to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path)
+    first = retrain(str(months[0]), config=str(config))
+    second = retrain(str(months[1]), config=str(config))
+    third = retrain(str(months[2]), config=str(config), strategies=["shrink_perturb", "cold", "warm"])
+    client, name = MlflowClient(), "flights-test"
+
+    assert first["decision"] == "first_model" and first["version"] == 1
+    assert list(first["strategies"]) == ["cold"]  # no champion yet: bootstrap is a cold start
+    assert "first model" in first["reason"]
+    assert set(second["strategies"]) == {"shrink_perturb", "cold"}
+    assert set(third["strategies"]) == {"shrink_perturb", "cold", "warm"}
+    for summary in (second, third):
+        assert summary["decision"] in ("promote", "keep")
+        assert f"champion v{summary['version'] - 1}" in summary["reason"] or "promote" in summary["reason"]
+        assert "CI" in summary["reason"]
+
+    # Aliases: champion on a complete version; challenger only when the last round kept the champion.
+    champion = registry.current_version(client, name, registry.CHAMPION)
+    expected = (
+        third["version"]
+        if third["decision"] == "promote"
+        else (second["version"] if second["decision"] == "promote" else 1)
+    )
+    assert champion == expected
+    assert registry.is_complete(client, name, champion)
+    challenger = registry.current_version(client, name, registry.CHALLENGER)
+    assert challenger == (None if third["decision"] == "promote" else third["version"])
+    assert len(client.search_model_versions(f"name = '{name}'")) == 3  # one version per retrain
+
+    # Runs: one parent per retrain with nested runs per strategy plus the champion's scoring.
+    experiment = client.get_experiment_by_name(name)
+    parents = client.search_runs(
+        [experiment.experiment_id], "tags.`rewarm.kind` = 'retrain'", order_by=["attributes.start_time ASC"]
+    )
+    assert len(parents) == 3
+    last = parents[-1]
+    children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{last.info.run_id}'")
+    assert sorted(r.info.run_name for r in children) == ["champion", "cold", "shrink_perturb", "warm"]
+    keys = {
+        "holdout_roc_auc",
+        "holdout_log_loss",
+        "holdout_accuracy",
+        "train_seconds",
+        "epochs",
+        "samples_seen",
+    }
+    for child in children:
+        assert keys <= set(child.data.metrics), child.info.run_name
+        assert child.info.status == "FINISHED"
+    sp = next(c for c in children if c.info.run_name == "shrink_perturb")
+    assert sp.data.params["strategy"] == "shrink_perturb"
+    assert float(sp.data.params["shrink"]) == 0.6 and float(sp.data.params["perturb"]) == 0.01
+    assert {"max_epochs", "seed", "batch_size"} <= set(sp.data.params)
+    curve = client.get_metric_history(sp.info.run_id, "val_loss")
+    assert [m.step for m in curve] == list(range(1, int(sp.data.metrics["epochs"]) + 1))
+
+    # Lineage on the parent run and on the registered version.
+    assert last.data.tags["rewarm.snapshot"] == "flights-2013-03.parquet"
+    assert len(last.data.tags["rewarm.snapshot_sha256"]) == 64
+    assert last.data.tags["rewarm.parent_version"] == str(
+        expected if third["decision"] == "keep" else third["replaced"]
+    )
+    assert int(last.data.tags["rewarm.rows_train"]) > 2000
+    assert last.data.tags["rewarm.decision"] == third["decision"]
+    assert "compute_saved_vs_cold" in last.data.metrics
+    assert last.inputs.dataset_inputs, "training data is logged as an MLflow dataset input"
+    artifacts = [a.path for a in client.list_artifacts(last.info.run_id)]
+    assert "learning_curves.png" in artifacts
+    version = client.get_model_version(name, str(third["version"]))
+    assert version.tags["rewarm.snapshot_sha256"] == third["sha256"]
+    assert version.tags["rewarm.reason"] == third["reason"]
+    assert version.run_id == next(c for c in children if c.info.run_name == third["winner"]).info.run_id
+
+    # The champion loads with plain pyfunc and scores raw rows, a never-seen destination included.
+    rows = pd.read_parquet(months[2]).drop(columns="late")
+    predicted = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(rows)
+    assert len(predicted) == len(rows) and predicted["probability"].between(0, 1).all()
+
+    text = status.render(status.collect(client, name))
+    assert f"champion: v{champion}" in text and "flights-2013-03.parquet" in text
+
+
+def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path, name="vocab-test")
+    retrain(str(months[0]), config=str(config))
+    first = registry.load_alias(MlflowClient(), "vocab-test")
+    retrain(str(months[2]), config=str(config), strategies=["warm"])
+    client = MlflowClient()
+    newest = registry.load_alias(client, "vocab-test", registry.CHAMPION) or registry.load_alias(
+        client, "vocab-test", registry.CHALLENGER
+    )
+    old_vocab, new_vocab = first.preprocessor.categorical["dest"], newest.preprocessor.categorical["dest"]
+    assert "ZZZ" not in old_vocab and new_vocab[: len(old_vocab)] == old_vocab  # appended, never re-indexed
+    assert "ZZZ" in new_vocab[len(old_vocab) :]
+    assert newest.arch.cardinalities[2] == len(new_vocab) + 1
+    # The trainable module was rebuilt from config + weights_only state_dict, and can train.
+    newest.module.train()
+    assert all(p.requires_grad for p in newest.module.parameters())
+
+
+def test_rollback_restores_previous_champion(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path, name="rollback-test", min_delta="-1.0")  # promote every round
+    retrain(str(months[0]), config=str(config))
+    client = MlflowClient()
+    with pytest.raises(RegistryError, match="first champion"):
+        registry.rollback(client, "rollback-test")
+    second = retrain(str(months[1]), config=str(config))
+    assert second["decision"] == "promote"
+    assert registry.rollback(client, "rollback-test") == (2, 1)
+    assert registry.current_version(client, "rollback-test", registry.CHAMPION) == 1
+
+
+def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path, name="keep-test", min_delta="0.9")  # nothing beats the champion by 0.9
+    retrain(str(months[0]), config=str(config))
+    kept = retrain(str(months[1]), config=str(config))
+    client = MlflowClient()
+    assert kept["decision"] == "keep" and "not above min_delta 0.9" in kept["reason"]
+    assert registry.current_version(client, "keep-test", registry.CHAMPION) == 1
+    assert registry.current_version(client, "keep-test", registry.CHALLENGER) == 2
+
+
+def test_bad_snapshot_fails_the_run_and_leaves_the_champion(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path, name="bad-test")
+    retrain(str(months[0]), config=str(config))
+    broken = tmp_path / "landing" / "broken.parquet"
+    pd.read_parquet(months[1]).drop(columns="carrier").to_parquet(broken)
+    with pytest.raises(SnapshotRejected, match=r"broken.parquet.*carrier"):
+        retrain(str(broken), config=str(config))
+    assert broken.exists()  # the user's file is never deleted
+    assert registry.current_version(MlflowClient(), "bad-test", registry.CHAMPION) == 1
+    assert load_settings(config).model.name == "bad-test"

@@ -1,0 +1,251 @@
+"""Admitting landed snapshots, their history and splits (rewarm/snapshots.py, rewarm/rounds.py window)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rewarm.config import DataSection
+from rewarm.errors import RewarmError, SnapshotRejected
+from rewarm.rounds import window
+from rewarm.snapshots import SnapshotInfo, admit, holdout_mask, list_history, load, validation_mask
+
+SPEC = DataSection(target="late", task="binary", numeric=("dist", "temp"), categorical=("carrier",), min_rows=10)
+
+
+def _frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "dist": rng.uniform(100, 2000, n).round(1),
+            "temp": rng.normal(50, 10, n).round(2),
+            "carrier": rng.choice(["AA", "UA", "DL"], n),
+            "late": rng.integers(0, 2, n),
+        }
+    )
+
+
+def _csv(path: Path, df: pd.DataFrame) -> Path:
+    df.to_csv(path, index=False)
+    return path
+
+
+def _parquet(path: Path, df: pd.DataFrame) -> Path:
+    df.to_parquet(path, index=False)
+    return path
+
+
+def _fingerprint(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+# ---- admitting ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", [_csv, _parquet], ids=["csv", "parquet"])
+def test_admit_copies_into_history_with_hash_and_sequence(tmp_path: Path, write) -> None:
+    landing, history = tmp_path / "landing", tmp_path / "history"
+    landing.mkdir()
+    suffix = ".csv" if write is _csv else ".parquet"
+    first = write(landing / f"jan{suffix}", _frame(seed=1))
+    second = write(landing / f"feb{suffix}", _frame(seed=2))
+    before = _fingerprint(first)
+
+    info, df = admit(str(first), SPEC, history)
+
+    assert info.sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert (info.name, info.source, info.rows, info.sequence) == (first.name, str(first), 40, 1)
+    stored = Path(info.stored)
+    assert stored.parent == history and stored.read_bytes() == first.read_bytes()
+    assert stored.name.endswith(first.name)
+    pd.testing.assert_frame_equal(df, _frame(seed=1), check_dtype=False)
+    pd.testing.assert_frame_equal(load(info), df)
+    assert _fingerprint(first) == before  # the source is never modified or removed
+
+    info2, _ = admit(str(second), SPEC, history)
+    assert info2.sequence == 2
+    assert list_history(history) == [info, info2]
+    assert not list(history.glob("*.partial"))
+
+
+def test_same_content_under_another_name_is_not_copied_twice(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    original = _parquet(tmp_path / "jan.parquet", _frame(seed=1))
+    relanded = tmp_path / "jan-again.parquet"
+    relanded.write_bytes(original.read_bytes())
+
+    info, _ = admit(str(original), SPEC, history)
+    files = sorted(history.iterdir())
+    again, df = admit(str(relanded), SPEC, history)
+    same, _ = admit(str(original), SPEC, history)
+
+    assert again == info and same == info
+    assert again.name == "jan.parquet"  # the existing entry, not a new one
+    assert sorted(history.iterdir()) == files
+    assert len(list_history(history)) == 1
+    assert len(df) == 40
+    assert original.exists() and relanded.exists()
+
+
+def test_rejected_files_leave_the_source_and_history_alone(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    bad = _csv(tmp_path / "bad.csv", _frame().drop(columns="temp"))
+    before = _fingerprint(bad)
+    with pytest.raises(SnapshotRejected):
+        admit(str(bad), SPEC, history)
+    assert _fingerprint(bad) == before
+    assert list_history(history) == []
+
+
+def test_a_missing_file_is_rejected_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "never-landed.csv"
+    with pytest.raises(SnapshotRejected, match="no such file") as info:
+        admit(str(path), SPEC, tmp_path / "history")
+    assert str(path) in str(info.value)
+
+
+# ---- rejections ----------------------------------------------------------------------------------
+
+
+def _write_bad(tmp_path: Path, case: str) -> tuple[Path, tuple]:
+    """Write a file for CASE; return it and the admit() classes argument."""
+    df = _frame()
+    if case == "suffix":
+        path = tmp_path / "snapshot.xlsx"
+        path.write_bytes(b"not really excel")
+        return path, ()
+    if case == "empty":
+        path = tmp_path / "empty.csv"
+        path.write_bytes(b"")
+        return path, ()
+    if case == "corrupt":
+        path = tmp_path / "corrupt.parquet"
+        path.write_bytes(b"PAR1 this is not a parquet file at all PAR1")
+        return path, ()
+    if case == "missing_column":
+        return _csv(tmp_path / "nocol.csv", df.drop(columns="temp")), ()
+    if case == "infinite":
+        df.loc[[3, 7, 11], "dist"] = [np.inf, -np.inf, np.nan]
+        return _parquet(tmp_path / "inf.parquet", df), ()
+    if case == "non_numeric":
+        df["temp"] = df["temp"].astype(object)
+        df.loc[[0, 5], "temp"] = "n/a"
+        return _csv(tmp_path / "text.csv", df), ()
+    if case == "null_target":
+        df["late"] = df["late"].astype("float64")
+        df.loc[[1, 2, 4, 8], "late"] = np.nan
+        return _parquet(tmp_path / "nulltarget.parquet", df), ()
+    if case == "few_rows":
+        return _csv(tmp_path / "tiny.csv", df.head(9)), ()
+    if case == "unseen_label":
+        df["late"] = np.where(np.arange(len(df)) < 3, 2, df["late"])
+        return _csv(tmp_path / "labels.csv", df), (0, 1)
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    ("case", "fragments"),
+    [
+        ("suffix", ["unsupported format", ".parquet", ".csv"]),
+        ("empty", ["empty", "0 bytes"]),
+        ("corrupt", ["cannot be read as parquet"]),
+        ("missing_column", ["missing column(s) ['temp']"]),
+        ("infinite", ["column 'dist'", "has 3 missing, non-numeric or infinite"]),
+        ("non_numeric", ["column 'temp'", "has 2 missing, non-numeric or infinite"]),
+        ("null_target", ["target column 'late'", "has 4 missing value(s)"]),
+        ("few_rows", ["9 rows", "data.min_rows=10"]),
+        ("unseen_label", ["target 'late'", "3 row(s)", "['2']", "never seen"]),
+    ],
+)
+def test_bad_snapshots_are_rejected_with_the_file_named(tmp_path: Path, case: str, fragments: list[str]) -> None:
+    path, classes = _write_bad(tmp_path, case)
+    history = tmp_path / "history"
+    with pytest.raises(SnapshotRejected) as info:
+        admit(str(path), SPEC, history, classes=classes)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    for fragment in fragments:
+        assert fragment in message, fragment
+    assert isinstance(info.value, RewarmError)
+    assert list_history(history) == []
+    assert path.exists()
+
+
+def test_known_labels_are_admitted(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "ok.csv", _frame())
+    info, _ = admit(str(path), SPEC, tmp_path / "history", classes=(0, 1))
+    assert info.sequence == 1
+
+
+def test_regression_target_must_be_finite(tmp_path: Path) -> None:
+    spec = DataSection(target="temp", task="regression", numeric=("dist",), min_rows=10)
+    df = _frame()
+    df.loc[0, "temp"] = np.inf
+    path = _parquet(tmp_path / "reg.parquet", df)
+    with pytest.raises(SnapshotRejected, match="column 'temp' has 1 missing, non-numeric or infinite"):
+        admit(str(path), spec, tmp_path / "history")
+
+
+# ---- splits ----------------------------------------------------------------------------------------
+
+
+def test_holdout_mask_is_deterministic_and_independent_of_row_order() -> None:
+    df = _frame(n=400, seed=4)
+    mask = holdout_mask(df, 0.2)
+    assert mask.dtype == bool and mask.shape == (400,)
+    np.testing.assert_array_equal(holdout_mask(df.copy(), 0.2), mask)
+    assert 0.1 < mask.mean() < 0.3
+
+    order = np.random.default_rng(0).permutation(400)
+    shuffled = df.iloc[order].reset_index(drop=True)
+    np.testing.assert_array_equal(holdout_mask(shuffled, 0.2), mask[order])
+    # the index plays no part either
+    np.testing.assert_array_equal(holdout_mask(df.set_axis(np.arange(400) * 7), 0.2), mask)
+
+
+def test_holdout_mask_grows_monotonically_with_the_fraction() -> None:
+    df = _frame(n=400, seed=4)
+    small, large = holdout_mask(df, 0.1), holdout_mask(df, 0.4)
+    assert not (small & ~large).any()  # a row held out at 10% stays held out at 40%
+    assert small.sum() < large.sum()
+    assert not holdout_mask(df, 0.0).any()
+
+
+def test_validation_split_differs_from_the_holdout_split() -> None:
+    df = _frame(n=400, seed=4)
+    assert not np.array_equal(validation_mask(df, 0.2), holdout_mask(df, 0.2))
+
+
+# ---- window ------------------------------------------------------------------------------------------
+
+
+def _info(sequence: int) -> SnapshotInfo:
+    return SnapshotInfo(
+        f"s{sequence}.csv",
+        f"/land/s{sequence}.csv",
+        f"{sequence:064x}",
+        10,
+        f"/hist/{sequence}",
+        sequence,
+        "2024-01-01T00:00:00+00:00",
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(0, [1, 2, 3, 4, 5]), (1, [5]), (2, [4, 5]), (3, [3, 4, 5]), (5, [1, 2, 3, 4, 5]), (9, [1, 2, 3, 4, 5])],
+)
+def test_window_keeps_the_last_n_snapshots_including_the_current(size: int, expected: list[int]) -> None:
+    history = [_info(i) for i in range(1, 6)]  # the current snapshot is already in the history
+    assert [i.sequence for i in window(history, history[-1], size)] == expected
+
+
+def test_window_ignores_snapshots_admitted_after_the_current_one() -> None:
+    history = [_info(i) for i in range(1, 6)]
+    assert [i.sequence for i in window(history, history[2], 0)] == [1, 2, 3]
+    assert [i.sequence for i in window(history, history[2], 2)] == [2, 3]
+    assert [i.sequence for i in window([], _info(1), 0)] == [1]
