@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .retrain import retrain
 @flow(name="demo", log_prints=True)
 def demo(settings: Settings, months: int = 12) -> list[dict]:
     """Write MONTHS monthly snapshots to the landing folder and run one retrain per month, oldest first."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)  # a log file gets the whole table
     landing = Path(settings.data.landing)
     paths = write_monthly(landing, min(12, months + 1))  # one more month to score the final champion on
     summaries: list[dict] = []

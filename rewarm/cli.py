@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Offline-friendly defaults at the front door (a user's explicit setting still wins): the ephemeral
+    # Prefect server's telemetry heartbeat and MLflow's telemetry only fail and log noise without internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         return COMMANDS[args.command](args)
     except RewarmError as exc:

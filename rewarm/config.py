@@ -45,6 +45,9 @@ class DataSection(_Section):
     window: int = Field(default=0, ge=0)
     # A fifth of each new snapshot is held out: ~5k rows for a month of flights, enough for a tight CI.
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    # "hash": rows chosen by a hash of their content (any row order); "tail": the snapshot's last rows,
+    # for time-ordered snapshots, so candidates are scored on rows later than any they trained on.
+    holdout_split: Literal["hash", "tail"] = "hash"
     # Early-stopping rows, drawn from the training rows.
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.9)
     # Fewer rows than this cannot give a holdout, a validation split and a training set.

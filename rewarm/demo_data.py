@@ -35,6 +35,7 @@ DEMO_TOML = {
         "task": "binary",
         "numeric": list(NUMERIC),
         "categorical": list(CATEGORICAL),
+        "holdout_split": "tail",  # monthly files are in time order: score on each month's last days
     },
 }
 

@@ -93,8 +93,7 @@ def _explain(
     if promote:
         rule = f"above min_delta {cfg.min_delta:g}" + (" and the CI excludes zero" if cfg.require_significant else "")
         return f"promote {winner}: {numbers}, {rule}"
+    keep = f"keep champion v{champion_version}: best challenger {winner} {numbers}"
     if improvement <= cfg.min_delta:
-        return f"keep champion v{champion_version}: best challenger {winner} {numbers}, not above min_delta {cfg.min_delta:g}"
-    return (
-        f"keep champion v{champion_version}: best challenger {winner} {numbers}, CI includes zero (require_significant)"
-    )
+        return f"{keep}, not above min_delta {cfg.min_delta:g}"
+    return f"{keep}, CI includes zero (require_significant)"

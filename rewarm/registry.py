@@ -70,11 +70,11 @@ def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sa
         config.write_text(json.dumps({**meta, "arch": module.arch.to_dict(), "preprocessor": pre.to_dict()}))
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, weights)
         package_dir, model_cls = _serving_package()
-        example = _signature_input(sample, pre)
-        signature = infer_signature(example, pre.decode(_dummy_outputs(pre, len(example))))
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # Integer columns are what snapshots hold; and the signature is given, so no input example is needed.
             warnings.filterwarnings("ignore", message=".*(integer column|input example|type hints).*")
+            example = _signature_input(sample, pre)
+            signature = infer_signature(example, pre.decode(_dummy_outputs(pre, len(example))))
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=model_cls(),

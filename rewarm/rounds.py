@@ -61,7 +61,7 @@ def prepare(
     used = window(history, current, spec.window)
     frames = [load(i)[columns] for i in used[:-1]]
     newest = current_frame[columns].reset_index(drop=True)
-    held = holdout_mask(newest, spec.holdout_fraction)
+    held = holdout_mask(newest, spec.holdout_fraction, spec.holdout_split)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
     holdout_frame = newest[held].reset_index(drop=True)
     pre, arch = _preprocessing(settings, train_frame, parent)

@@ -142,8 +142,10 @@ def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:
     return (hashes % np.uint64(1_000_000)) < np.uint64(round(fraction * 1_000_000))
 
 
-def holdout_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
+def holdout_mask(df: pd.DataFrame, fraction: float, split: str = "hash") -> np.ndarray:
     """Rows of the newest snapshot kept out of training and used to score every model."""
+    if split == "tail":
+        return np.arange(len(df)) >= len(df) - round(fraction * len(df))
     return in_split(df, fraction, _HOLDOUT_KEY)
 
 

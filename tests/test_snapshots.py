@@ -249,3 +249,9 @@ def test_window_ignores_snapshots_admitted_after_the_current_one() -> None:
     assert [i.sequence for i in window(history, history[2], 0)] == [1, 2, 3]
     assert [i.sequence for i in window(history, history[2], 2)] == [2, 3]
     assert [i.sequence for i in window([], _info(1), 0)] == [1]
+
+
+def test_tail_holdout_takes_the_last_rows_in_file_order() -> None:
+    frame = pd.DataFrame({"x": range(10)})
+    mask = holdout_mask(frame, 0.3, "tail")
+    assert mask.tolist() == [False] * 7 + [True] * 3

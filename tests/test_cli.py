@@ -1,0 +1,71 @@
+"""The `rewarm` front door: exit codes and one-line messages, and the demo on real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm import registry
+from rewarm.cli import main
+
+
+def test_status_before_any_model(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, name="empty-model")
+    assert main(["status", "--config", str(config)]) == 0
+    assert "has no registered versions yet" in capsys.readouterr().out
+
+
+def test_missing_config_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--config", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rewarm: error: no configuration file at") and "nope.toml" in err
+
+
+def test_rollback_without_champion(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, name="nothing-yet")
+    assert main(["rollback", "--config", str(config)]) == 2
+    assert "has no champion" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_retrain_status_rollback(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, name="cli-model", min_delta="-1.0")
+    files = []
+    for month in (1, 2):
+        path = tmp_path / f"m{month}.csv"  # CSV snapshots work as well as Parquet
+        small_month(flights, month).to_csv(path, index=False)
+        files.append(path)
+    assert main(["retrain", str(files[0]), "--config", str(config)]) == 0
+    assert main(["retrain", str(files[1]), "--config", str(config), "--strategies", "warm,cold"]) == 0
+    out = capsys.readouterr().out
+    assert "cli-model v1: first model" in out and "cli-model v2: promote" in out
+    assert main(["status", "--config", str(config)]) == 0
+    assert "champion: v2" in capsys.readouterr().out
+    assert main(["rollback", "--config", str(config)]) == 0
+    assert "from v2 to v1" in capsys.readouterr().out
+    assert registry.current_version(MlflowClient(), "cli-model", registry.CHAMPION) == 1
+    assert main(["retrain", str(tmp_path / "missing.csv"), "--config", str(config)]) == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_demo_two_months(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no rewarm.toml here: the built-in demo settings apply
+    assert main(["demo", "--months", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "flights-2013-01.parquet" in out and "flights-2013-02.parquet" in out
+    assert "models:/flight-delay@champion loaded with mlflow.pyfunc.load_model scores flights-2013-03.parquet" in out
+    assert "mlflow ui --backend-store-uri" in out
+    landed = sorted(p.name for p in (tmp_path / "data" / "landing").iterdir())
+    assert landed == ["flights-2013-01.parquet", "flights-2013-02.parquet", "flights-2013-03.parquet"]
+    assert registry.current_version(MlflowClient(), "flight-delay", registry.CHAMPION) in (1, 2)
