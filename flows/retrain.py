@@ -76,6 +76,7 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
             f"{name}-train-r{info.sequence}",
             str(history),
             settings.data.target,
+            [u.sha256 for u in data.used],
         )
         outcomes = _train_all(client, experiment, run_id, settings, data, champion)
         champ = None
