@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -69,3 +72,26 @@ def test_demo_two_months(
     landed = sorted(p.name for p in (tmp_path / "data" / "landing").iterdir())
     assert landed == ["flights-2013-01.parquet", "flights-2013-02.parquet", "flights-2013-03.parquet"]
     assert registry.current_version(MlflowClient(), "flight-delay", registry.CHAMPION) in (1, 2)
+
+
+@pytest.mark.slow
+def test_retrain_in_ephemeral_mode_without_a_server(tmp_path: Path, flights: pd.DataFrame) -> None:
+    """No PREFECT_API_URL: the command starts Prefect's temporary server itself, as a first-time user's would."""
+    config = write_config(tmp_path, name="ephemeral-model")
+    snapshot = tmp_path / "jan.parquet"
+    small_month(flights, 1).to_parquet(snapshot)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "REWARM_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "rewarm.cli", "retrain", str(snapshot), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ephemeral-model v1: first model" in done.stdout
+    assert (tmp_path / "home" / "mlflow.db").is_file()
+    assert any((tmp_path / "home" / "snapshots" / "ephemeral-model").glob("*-jan.parquet"))

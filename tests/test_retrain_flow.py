@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from rewarm import registry, status
 from rewarm.config import load_settings
@@ -150,12 +152,19 @@ def test_rollback_restores_previous_champion(tmp_path: Path, home: Path, months:
 
 def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -> None:
     config = write_config(tmp_path, name="keep-test", min_delta="0.9")  # nothing beats the champion by 0.9
-    retrain(str(months[0]), config=str(config))
+    first = retrain(str(months[0]), config=str(config))
     kept = retrain(str(months[1]), config=str(config))
     client = MlflowClient()
     assert kept["decision"] == "keep" and "not above min_delta 0.9" in kept["reason"]
     assert registry.current_version(client, "keep-test", registry.CHAMPION) == 1
     assert registry.current_version(client, "keep-test", registry.CHALLENGER) == 2
+    # The same reason reaches the Prefect UI as a markdown artifact, one per decision.
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["keep-test-decision"]))
+        )
+    assert sorted(a.description for a in found) == sorted([kept["reason"], first["reason"]])
+    assert any("| shrink_perturb |" in a.data for a in found)
 
 
 def test_bad_snapshot_fails_the_run_and_leaves_the_champion(tmp_path: Path, home: Path, months: list[Path]) -> None:
