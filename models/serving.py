@@ -34,7 +34,7 @@ class RewarmModel(mlflow.pyfunc.PythonModel):
         self.model, self.preprocessor, self.meta = load_files(context.artifacts["config"], context.artifacts["weights"])
         self.model.eval()
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         x_num, x_cat = self.preprocessor.features(pd.DataFrame(model_input))
         with torch.no_grad():
             out = activate(self.model(torch.from_numpy(x_num), torch.from_numpy(x_cat)), self.preprocessor.task)

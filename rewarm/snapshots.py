@@ -103,10 +103,22 @@ def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tu
     df = parse(data, uri)
     validate(df, spec, uri, classes)
     sha = hashlib.sha256(data).hexdigest()
-    for info in list_history(history):
+    kept = list_history(history)
+    for info in kept:
         if info.sha256 == sha:
+            _check_newest(info, kept[-1], uri)
             return info, df
     return _keep(data, uri, sha, len(df), history), df
+
+
+def _check_newest(info: SnapshotInfo, newest: SnapshotInfo, uri: str) -> None:
+    """Only the newest snapshot may be retrained again: later champions trained on an older one's holdout."""
+    if info.sequence != newest.sequence:
+        raise SnapshotRejected(
+            f"{uri}: same content as {info.name}, admitted as round {info.sequence} (sha256 {info.sha256[:12]}); "
+            f"later rounds (up to {newest.name}) trained on its holdout rows, so a new comparison on them would "
+            "flatter the champion; land new data instead"
+        )
 
 
 def _keep(data: bytes, uri: str, sha: str, rows: int, history: Path) -> SnapshotInfo:

@@ -95,8 +95,10 @@ def log_dataset(
     from mlflow.entities import Dataset
 
     digest = hashlib.sha256("|".join([*snapshot_hashes, str(len(frame))]).encode()).hexdigest()[:10]
-    with warnings.catch_warnings():  # a local folder matches two equivalent source types; either is right
-        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+    with warnings.catch_warnings():
+        # A local folder matches two equivalent source types (either is right); integer columns are what
+        # the snapshots hold, not a schema mistake.
+        warnings.filterwarnings("ignore", message=".*(interpreted in multiple ways|integer column).*")
         sample = mlflow.data.from_pandas(frame.head(1000), source=source, targets=target, name=name, digest=digest)
     fields = sample.to_dict()
     fields["profile"] = json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)})

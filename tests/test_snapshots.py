@@ -255,3 +255,19 @@ def test_tail_holdout_takes_the_last_rows_in_file_order() -> None:
     frame = pd.DataFrame({"x": range(10)})
     mask = holdout_mask(frame, 0.3, "tail")
     assert mask.tolist() == [False] * 7 + [True] * 3
+
+
+def test_an_older_snapshot_cannot_be_retrained_after_newer_ones(tmp_path: Path) -> None:
+    spec = DataSection(target="y", task="binary", numeric=("x",), min_rows=10)
+    history = tmp_path / "history"
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"s{i}.csv"
+        pd.DataFrame({"x": np.arange(20) + 100 * i, "y": [0, 1] * 10}).to_csv(path, index=False)
+        paths.append(path)
+    admit(str(paths[0]), spec, history)
+    admit(str(paths[1]), spec, history)
+    assert admit(str(paths[1]), spec, history)[0].sequence == 2  # the newest may run again (a retry)
+    with pytest.raises(SnapshotRejected, match=r"s0.csv.*round 1.*land new data"):
+        admit(str(paths[0]), spec, history)
+    assert len(list_history(history)) == 2
