@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -45,9 +46,13 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
             progress.console.print(f"{path.name}: {summary['reason']}")
             progress.advance(bar)
     console.print(demo_table(summaries))
+    store = resolve_store()
+    raw = store.home / "demo" / "summary.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(summaries, indent=2))
+    console.print(f"Raw numbers per retrain: {raw}")
     if len(paths) > months:
         console.print(score_next_month(settings, paths[months]))
-    store = resolve_store()
     console.print(
         f"\nOpen the MLflow UI on this store:\n  mlflow ui --backend-store-uri {store.tracking_uri} "
         f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}')."

@@ -12,7 +12,10 @@ from prefect.runtime import flow_run
 from rewarm import gate, tracking
 from rewarm.config import Settings, load_settings
 from rewarm.models.strategies import COLD, Strategy, strategy
+from rewarm.registry import LoadedModel
 from rewarm.report import decision_markdown, round_summary
+from rewarm.rounds import RoundData
+from rewarm.snapshots import SnapshotInfo
 from rewarm.store import experiment_id, open_store, resolve_store
 from rewarm.tasks.data import admit_snapshot, prepare_round
 from rewarm.tasks.registry import load_champion, move_aliases, register_model
@@ -51,7 +54,6 @@ def configure(settings: Settings, strategies: list[str] | None, window: int | No
 
 def run_retrain(settings: Settings, snapshot: str) -> dict:
     """The retrain itself, on validated settings."""
-    logger = get_run_logger()
     store = open_store(resolve_store())
     client, name = MlflowClient(), settings.model.name
     champion = load_champion(name)
@@ -60,13 +62,7 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
     parent = (champion.preprocessor, champion.arch) if champion else None
     data = prepare_round(settings, info, frame, history, parent, pick_device(settings.train.device))
     experiment = experiment_id(store, name)
-    lineage = {
-        "rewarm.snapshot": info.name,
-        "rewarm.snapshot_sha256": info.sha256,
-        "rewarm.parent_version": champion.version if champion else "none",
-        "rewarm.rows_train": len(data.train) + len(data.val),
-        "rewarm.round": info.sequence,
-    }
+    lineage = _lineage(info, champion, data)
     with tracking.run(client, experiment, f"retrain {info.name}", {tracking.KIND_TAG: "retrain", **lineage}) as run_id:
         tracking.log(client, run_id, params=_round_params(settings), tags=lineage)
         tracking.log_dataset(
@@ -79,12 +75,7 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
             [u.sha256 for u in data.used],
         )
         outcomes = _train_all(client, experiment, run_id, settings, data, champion)
-        champ = None
-        if champion is not None:
-            with tracking.run(
-                client, experiment, "champion", {tracking.KIND_TAG: "champion", **lineage}, parent=run_id
-            ) as child:
-                champ = score_champion(champion.module, champion.preprocessor, data, child)
+        champ = _score_champion(client, experiment, run_id, champion, data, lineage)
         decision = gate.decide(
             settings.gate,
             settings.metric,
@@ -94,37 +85,62 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
             champion.version if champion else None,
             seed=settings.train.seed,
         )
-        logger.info(decision.reason)
-        winner = outcomes[decision.winner]
-        meta = {
-            "strategy": winner.name,
-            "parent_version": lineage["rewarm.parent_version"],
-            "snapshot": info.to_dict(),
-            "decision": decision.to_dict(),
-        }
-        version = register_model(
-            name,
-            winner.run_id,
-            winner.module,
-            data.preprocessor,
-            meta,
-            data.holdout_frame,
-            {
-                **{k.removeprefix("rewarm."): v for k, v in lineage.items()},
-                "strategy": winner.name,
-                "decision": decision.action,
-                "reason": decision.reason,
-                **{f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()},
-            },
-        )
+        get_run_logger().info(decision.reason)
+        version = _register(name, outcomes[decision.winner], decision, data, lineage)
         replaced = move_aliases(name, version, decision)
         summary = round_summary(name, info, decision, version, replaced, outcomes, champ, data)
         _report(client, run_id, summary, outcomes)
     return summary
 
 
+def _lineage(info: SnapshotInfo, champion: LoadedModel | None, data: RoundData) -> dict[str, object]:
+    """Tags that say where a model came from: the snapshot, its hash, the parent version, rows used."""
+    return {
+        "rewarm.snapshot": info.name,
+        "rewarm.snapshot_sha256": info.sha256,
+        "rewarm.parent_version": champion.version if champion else "none",
+        "rewarm.rows_train": len(data.train) + len(data.val),
+        "rewarm.round": info.sequence,
+    }
+
+
+def _score_champion(
+    client: MlflowClient,
+    experiment: str,
+    run_id: str,
+    champion: LoadedModel | None,
+    data: RoundData,
+    lineage: dict[str, object],
+) -> Outcome | None:
+    """Score the untouched champion in its own nested run; None before the first model."""
+    if champion is None:
+        return None
+    tags = {tracking.KIND_TAG: "champion", **lineage}
+    with tracking.run(client, experiment, "champion", tags, parent=run_id) as child:
+        return score_champion(champion.module, champion.preprocessor, data, child)
+
+
+def _register(name: str, winner: Outcome, decision: gate.Decision, data: RoundData, lineage: dict[str, object]) -> int:
+    """Register the round's winner with its lineage, metrics and the decision; aliases move afterwards."""
+    tags = {k.removeprefix("rewarm."): v for k, v in lineage.items()}
+    tags |= {"strategy": winner.name, "decision": decision.action, "reason": decision.reason}
+    tags |= {f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}
+    meta = {
+        "strategy": winner.name,
+        "parent_version": lineage["rewarm.parent_version"],
+        "snapshot": data.snapshot.to_dict(),
+        "decision": decision.to_dict(),
+    }
+    return register_model(name, winner.run_id, winner.module, data.preprocessor, meta, data.holdout_frame, tags)
+
+
 def _train_all(
-    client: MlflowClient, experiment: str, run_id: str, settings: Settings, data, champion
+    client: MlflowClient,
+    experiment: str,
+    run_id: str,
+    settings: Settings,
+    data: RoundData,
+    champion: LoadedModel | None,
 ) -> dict[str, Outcome]:
     """Train every strategy in its own nested run; the first model is always a cold start."""
     outcomes: dict[str, Outcome] = {}

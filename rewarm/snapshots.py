@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,12 +163,3 @@ def holdout_mask(df: pd.DataFrame, fraction: float, split: str = "hash") -> np.n
 def validation_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
     """Training rows set aside for early stopping."""
     return in_split(df, fraction, _VALIDATION_KEY)
-
-
-def copy_file(src: str, dest: Path) -> Path:
-    """Copy SRC to DEST atomically (temporary name, then rename)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-    return dest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def test_demo_two_months(
     landed = sorted(p.name for p in (tmp_path / "data" / "landing").iterdir())
     assert landed == ["flights-2013-01.parquet", "flights-2013-02.parquet", "flights-2013-03.parquet"]
     assert registry.current_version(MlflowClient(), "flight-delay", registry.CHAMPION) in (1, 2)
+    raw = json.loads((home / "demo" / "summary.json").read_text())
+    assert [r["snapshot"] for r in raw] == ["flights-2013-01.parquet", "flights-2013-02.parquet"]
+    assert raw[1]["strategies"]["cold"]["samples_seen"] > 0 and raw[1]["wall_seconds"] > 0
 
 
 @pytest.mark.slow
