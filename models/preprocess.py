@@ -75,8 +75,7 @@ class Preprocessor:
         if self.task == "regression":
             mean, std = self.target_scale
             return ((y.to_numpy(np.float64) - mean) / std).astype(np.float32)
-        index = {v: i for i, v in enumerate(self.classes)}
-        codes = y.map(lambda v: index.get(_plain(v), -1)).to_numpy(np.int64)
+        codes = pd.Index(list(self.classes)).get_indexer(y.to_numpy()).astype(np.int64)  # -1: not a known class
         if (codes < 0).any():
             unseen = sorted({str(v) for v in y[codes < 0].unique()})
             raise ValueError(f"target values never seen when the model was first trained: {unseen}")

@@ -59,16 +59,44 @@ def score(task: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def paired_bootstrap(
     metric: str, y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n: int, confidence: float, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile CI of metric(a) - metric(b), resampling the same rows for both models."""
+    """Percentile CI of metric(a) - metric(b), resampling the same rows for both models.
+
+    All resamples are drawn at once as an (n, N) matrix of row indices and scored in one vectorised pass
+    (a Python loop over 1000 resamples of 6k rows took 0.8 s).
+    """
     rng = np.random.default_rng(seed)
-    fn = METRICS[metric]
-    deltas = np.empty(n)
-    for i in range(n):
-        rows = rng.integers(0, len(y), len(y))
-        deltas[i] = fn(y[rows], p_a[rows]) - fn(y[rows], p_b[rows])
+    draws = rng.integers(0, len(y), (n, len(y)))
+    deltas = _resampled(metric, y, p_a, draws) - _resampled(metric, y, p_b, draws)
     deltas = deltas[~np.isnan(deltas)]
     tail = (1.0 - confidence) / 2 * 100
     return float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail))
+
+
+def _resampled(metric: str, y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """METRIC on each resample; row i of DRAWS holds the row indices of resample i."""
+    if metric == "roc_auc":
+        return _resampled_auc(y, p, draws)
+    if metric == "rmse":
+        return np.sqrt(((p - y) ** 2)[draws].mean(axis=1))
+    if metric == "mae":
+        return np.abs(p - y)[draws].mean(axis=1)
+    if metric == "accuracy":
+        guess = p.argmax(axis=1) if p.ndim == 2 else (p >= 0.5).astype(y.dtype)
+        return (guess == y).astype(float)[draws].mean(axis=1)
+    chosen = p[np.arange(len(y)), y] if p.ndim == 2 else np.where(y == 1, p, 1.0 - p)
+    return -np.log(np.clip(chosen, _EPS, 1.0))[draws].mean(axis=1)
+
+
+def _resampled_auc(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Rank-sum AUC per resample: per tied-score group, count drawn positives and negatives in one bincount."""
+    groups, group_of = np.unique(p, return_inverse=True)  # groups in ascending score order
+    n, g = draws.shape[0], len(groups)
+    key = (np.arange(n)[:, None] * g + group_of[draws]) * 2 + (y[draws] == 1)
+    tally = np.bincount(key.ravel(), minlength=n * g * 2).reshape(n, g, 2)  # integer counts: no float copy
+    neg, pos = tally[..., 0], tally[..., 1]
+    below = np.cumsum(neg, axis=1) - neg  # negatives with a strictly lower score
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample with one class has no AUC: NaN
+        return (pos * (2 * below + neg)).sum(axis=1) / (2.0 * pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rewarm-test-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # test_policy runs bare tasks
 
 LEAKY_ENV = ("REWARM_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL")
 
