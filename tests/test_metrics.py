@@ -120,3 +120,22 @@ def test_bootstrap_wider_confidence_gives_a_wider_interval(binary: tuple[np.ndar
     narrow = metrics.paired_bootstrap("log_loss", y, p, other, n=300, confidence=0.6, seed=0)
     wide = metrics.paired_bootstrap("log_loss", y, p, other, n=300, confidence=0.99, seed=0)
     assert wide[0] < narrow[0] < narrow[1] < wide[1]
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "log_loss", "accuracy", "rmse", "mae"])
+def test_vectorised_bootstrap_matches_a_plain_resampling_loop(metric: str) -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    if metric in ("rmse", "mae"):
+        y = rng.standard_normal(n)
+        a, b = y + 0.5 * rng.standard_normal(n), y + 0.6 * rng.standard_normal(n)
+    else:
+        y = rng.integers(0, 2, n)
+        a = np.round(np.clip(0.5 + 0.3 * (y - 0.5) + 0.2 * rng.standard_normal(n), 0.01, 0.99), 2)  # ties
+        b = np.clip(a + 0.1 * rng.standard_normal(n), 0.01, 0.99)
+    reference, draws = [], np.random.default_rng(7).integers(0, n, (200, n))
+    for rows in draws:
+        fn = metrics.METRICS[metric]
+        reference.append(fn(y[rows], a[rows]) - fn(y[rows], b[rows]))
+    expected = np.percentile(reference, [5, 95])
+    assert metrics.paired_bootstrap(metric, y, a, b, 200, 0.90, seed=7) == pytest.approx(tuple(expected), abs=1e-12)
