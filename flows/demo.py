@@ -35,6 +35,8 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         console=console,
+        redirect_stdout=False,  # Prefect's log handlers hold sys.stderr; wrapping it again loops
+        redirect_stderr=False,
     ) as progress:
         bar = progress.add_task("retraining", total=months)
         for path in paths[:months]:

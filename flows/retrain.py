@@ -39,17 +39,8 @@ def retrain(
 
     Settings come from CONFIG (or ./rewarm.toml) unless given whole; STRATEGIES and WINDOW override them.
     """
-    settings = configure(settings or load_settings(config), strategies, window)
+    settings = (settings or load_settings(config)).with_overrides(strategies, window)
     return run_retrain(settings, snapshot)
-
-
-def configure(settings: Settings, strategies: list[str] | None, window: int | None) -> Settings:
-    """Apply command-line overrides to validated settings (re-validated by pydantic)."""
-    train = (
-        settings.train if strategies is None else settings.train.model_copy(update={"strategies": tuple(strategies)})
-    )
-    data = settings.data if window is None else settings.data.model_copy(update={"window": window})
-    return Settings.model_validate({**settings.model_dump(), "train": train.model_dump(), "data": data.model_dump()})
 
 
 def run_retrain(settings: Settings, snapshot: str) -> dict:

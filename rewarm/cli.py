@@ -44,10 +44,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
+    from rewarm.config import load_settings
+    from rewarm.snapshots import snapshot_format
+
+    # Check what can be checked before Prefect starts (an ephemeral server costs seconds).
+    strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
+    settings = load_settings(args.config).with_overrides(strategies, args.window)
+    snapshot_format(args.snapshot)
+    if "://" not in args.snapshot and not os.path.isfile(args.snapshot):
+        raise RewarmError(f"{args.snapshot}: no such file; check the path")
     from rewarm.flows.retrain import retrain
 
-    strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
-    summary = retrain(snapshot=args.snapshot, config=args.config, strategies=strategies, window=args.window)
+    summary = retrain(snapshot=args.snapshot, settings=settings)
     print(f"{summary['model']} v{summary['version']}: {summary['reason']}")
     return 0
 

@@ -123,6 +123,15 @@ class Settings(_Section):
     def metric(self) -> str:
         return self.gate.metric or TASK_METRICS[self.data.task][0]
 
+    def with_overrides(self, strategies: list[str] | None = None, window: int | None = None) -> Settings:
+        """Return these settings with command-line overrides applied, validated like the file was."""
+        raw = self.model_dump()
+        if strategies is not None:
+            raw["train"]["strategies"] = list(strategies)
+        if window is not None:
+            raw["data"]["window"] = window
+        return parse_settings(raw, source=f"{self.source} with overrides")
+
 
 def find_config(path: str | os.PathLike[str] | None) -> Path:
     """Return the config file to use: PATH if given, else ./rewarm.toml."""

@@ -28,8 +28,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def prefect_server():
     """A temporary Prefect server for the whole session (~8 s to start; once, not per test)."""
+    from prefect.logging.configuration import setup_logging
     from prefect.testing.utilities import prefect_test_harness
 
+    # Bind Prefect's console handler to the session's output now: bound inside a test that uses capsys,
+    # it would keep writing to that test's closed capture stream in later tests.
+    setup_logging()
     with prefect_test_harness(server_startup_timeout=60):
         yield
 

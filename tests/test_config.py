@@ -195,3 +195,16 @@ def test_out_of_range_values_name_their_key(tmp_path: Path, section: str, line: 
         text += f"\n[{section}]\n{line}\n"
     with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')}: "):
         load_settings(_write(tmp_path, text))
+
+
+def test_overrides_are_validated_like_the_file(tmp_path) -> None:
+    path = tmp_path / "rewarm.toml"
+    path.write_text('[model]\nname = "m"\n[data]\ntarget = "y"\ntask = "binary"\nnumeric = ["x"]\n')
+    settings = load_settings(path)
+    changed = settings.with_overrides(["warm", "cold"], 3)
+    assert changed.train.strategies == ("warm", "cold") and changed.data.window == 3
+    assert settings.train.strategies == ("shrink_perturb", "cold")  # the original is untouched
+    with pytest.raises(ConfigError, match="train.strategies"):
+        settings.with_overrides(["lukewarm"])
+    with pytest.raises(ConfigError, match="data.window"):
+        settings.with_overrides(window=-1)
