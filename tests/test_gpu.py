@@ -1,0 +1,38 @@
+"""The one training code path on CUDA with bf16 autocast; skipped where no GPU is present (CI, laptops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rewarm.config import TrainSection
+from rewarm.models.network import ArchConfig, build_model
+from rewarm.models.strategies import initialise, strategy
+from rewarm.training import Tensors, pick_device, predict, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+ARCH = ArchConfig(n_numeric=3, cardinalities=(5,), embedding_dim=4, hidden=(32,), n_outputs=1)
+
+
+def _data(n: int, seed: int, device: torch.device) -> Tensors:
+    rng = np.random.default_rng(seed)
+    x_num = rng.normal(size=(n, 3)).astype(np.float32)
+    x_cat = rng.integers(0, 5, (n, 1)).astype(np.int64)
+    y = (x_num[:, 0] + (x_cat[:, 0] == 3) > 0.2).astype(np.int64)
+    return Tensors.build(x_num, x_cat, y, device)
+
+
+def test_auto_picks_cuda_and_trains_under_bf16_autocast() -> None:
+    device = pick_device("auto")
+    assert device.type == "cuda"
+    train_set, val_set = _data(4096, 0, device), _data(1024, 1, device)
+    cfg = TrainSection(max_epochs=5, patience=5, batch_size=512, seed=0)
+    parent = build_model(ARCH, seed=1)
+    model = initialise(strategy("shrink_perturb", 0.6, 0.01), ARCH, parent, seed=0)
+    result = train(model, train_set, val_set, "binary", cfg)
+    assert result.val_loss[-1] < result.val_loss[0] and all(np.isfinite(result.train_loss))
+    assert all(t.device.type == "cpu" for t in result.state_dict.values())  # checkpoints always land on the CPU
+    p = predict(model, val_set.x_num, val_set.x_cat, "binary")
+    accuracy = float(((p >= 0.5) == val_set.y.cpu().numpy()).mean())
+    assert accuracy > 0.8
