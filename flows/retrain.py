@@ -17,7 +17,7 @@ from rewarm.report import decision_markdown, round_summary
 from rewarm.rounds import RoundData
 from rewarm.snapshots import SnapshotInfo
 from rewarm.store import experiment_id, open_store, resolve_store
-from rewarm.tasks.data import admit_snapshot, prepare_round
+from rewarm.tasks.data import keep_snapshot, prepare_round, read_snapshot
 from rewarm.tasks.registry import load_champion, move_aliases, register_model
 from rewarm.tasks.training import Outcome, score_champion, train_candidate
 from rewarm.training import pick_device
@@ -49,9 +49,10 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
     client, name = MlflowClient(), settings.model.name
     champion = load_champion(name)
     history = store.snapshots(name)
-    info, frame = admit_snapshot(snapshot, settings.data, history, champion.preprocessor.classes if champion else ())
+    landed = read_snapshot(snapshot, settings.data, history, champion.preprocessor.classes if champion else ())
     parent = (champion.preprocessor, champion.arch) if champion else None
-    data = prepare_round(settings, info, frame, history, parent, pick_device(settings.train.device))
+    data = prepare_round(settings, landed.info, landed.frame, history, parent, pick_device(settings.train.device))
+    info = keep_snapshot(landed)  # only a snapshot the round accepted joins the training history
     experiment = experiment_id(store, name)
     lineage = _lineage(info, champion, data)
     with tracking.run(client, experiment, f"retrain {info.name}", {tracking.KIND_TAG: "retrain", **lineage}) as run_id:

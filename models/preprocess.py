@@ -81,11 +81,21 @@ class Preprocessor:
             raise ValueError(f"target values never seen when the model was first trained: {unseen}")
         return codes
 
+    def metric_targets(self, y: pd.Series) -> np.ndarray:
+        """Targets as metrics compare them: class indices, or regression values in the target's own units."""
+        return y.to_numpy(np.float64) if self.task == "regression" else self.labels(y)
+
+    def metric_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs on the same scale as metric_targets (regression outputs are un-standardised)."""
+        if self.task != "regression":
+            return outputs
+        mean, std = self.target_scale
+        return outputs * std + mean
+
     def decode(self, outputs: np.ndarray) -> pd.DataFrame:
         """Turn model outputs into a prediction frame: labels and probabilities, or regression values."""
         if self.task == "regression":
-            mean, std = self.target_scale
-            return pd.DataFrame({"prediction": outputs.reshape(-1) * std + mean})
+            return pd.DataFrame({"prediction": self.metric_outputs(outputs.reshape(-1))})
         if self.task == "binary":
             p = outputs.reshape(-1)
             return pd.DataFrame(
@@ -136,8 +146,22 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    """Categories as strings; integer codes stay '1' even when a missing value made the column float."""
-    return values.convert_dtypes().astype("string")
+    """Categories as strings, value by value: a whole float is written as an integer ('1', never '1.0'),
+    so a code reads the same whatever else is in the batch and however the file was read."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.notna() & (values == values.round())
+        text = values.astype("string")
+        text[whole] = values[whole].astype("int64").astype("string")
+        return text
+    if pd.api.types.is_object_dtype(values.dtype):
+        return values.map(_one_text, na_action="ignore").astype("string")
+    return values.astype("string")
+
+
+def _one_text(value: object) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _categories(values: pd.Series) -> list[str]:

@@ -64,7 +64,13 @@ def _find(root: Path, filename: str) -> Path:
 
 
 def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sample: pd.DataFrame, name: str) -> int:
-    """Log MODULE as a pyfunc model in run RUN_ID and register it under NAME; return the version."""
+    """Log MODULE as a pyfunc model in run RUN_ID and register it under NAME; return the version.
+
+    Idempotent per run: a retry after the version was registered returns that version.
+    """
+    done = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if done:
+        return int(done[0].version)
     with tempfile.TemporaryDirectory() as tmp:
         config, weights = Path(tmp, serving.CONFIG_FILE), Path(tmp, serving.WEIGHTS_FILE)
         config.write_text(json.dumps({**meta, "arch": module.arch.to_dict(), "preprocessor": pre.to_dict()}))
@@ -144,7 +150,10 @@ def promote(client: MlflowClient, name: str, version: int, reason: str) -> int |
     if not is_complete(client, name, version):
         raise RegistryError(f"{name} v{version} is not marked complete; refusing to make it champion")
     previous = current_version(client, name, CHAMPION)
-    if previous is not None:
+    if previous == version:  # a retry after the alias moved: the lineage tag is already right
+        recorded = client.get_model_version(name, str(version)).tags.get(TAG + "previous_champion")
+        previous = int(recorded) if recorded else None
+    elif previous is not None:
         client.set_model_version_tag(name, str(version), TAG + "previous_champion", str(previous))
     client.set_model_version_tag(name, str(version), TAG + "promoted_at", _now())
     client.set_registered_model_alias(name, CHAMPION, str(version))

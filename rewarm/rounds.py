@@ -29,7 +29,7 @@ class RoundData:
     train: Tensors
     val: Tensors
     holdout: Tensors
-    y_holdout: np.ndarray  # encoded holdout labels, for the metrics
+    y_holdout: np.ndarray  # holdout targets as the metrics see them: class indices, or values in target units
 
     @property
     def rows(self) -> dict[str, int]:
@@ -59,7 +59,7 @@ def prepare(
     spec = settings.data
     columns = [spec.target, *spec.numeric, *spec.categorical]
     used = window(history, current, spec.window)
-    frames = [load(i)[columns] for i in used[:-1]]
+    frames = [load(i, spec.categorical)[columns] for i in used[:-1]]
     newest = current_frame[columns].reset_index(drop=True)
     held = holdout_mask(newest, spec.holdout_fraction, spec.holdout_split)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
@@ -67,6 +67,12 @@ def prepare(
     pre, arch = _preprocessing(settings, train_frame, parent)
     val = validation_mask(train_frame, spec.validation_fraction)
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
+    y_holdout = pre.metric_targets(holdout_frame[spec.target])
+    if settings.metric == "roc_auc" and len(np.unique(y_holdout)) < 2:
+        raise SnapshotRejected(
+            f"{current.source}: its {len(holdout_frame)} holdout rows hold a single class, so roc_auc is undefined; "
+            "land a larger snapshot or set gate.metric to log_loss or accuracy"
+        )
     return RoundData(
         snapshot=current,
         used=used,
@@ -77,7 +83,7 @@ def prepare(
         train=_tensors(pre, train_frame[~val], device),
         val=_tensors(pre, train_frame[val], device),
         holdout=_tensors(pre, holdout_frame, device),
-        y_holdout=pre.labels(holdout_frame[spec.target]),
+        y_holdout=y_holdout,
     )
 
 

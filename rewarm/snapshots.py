@@ -56,13 +56,18 @@ def read_bytes(uri: str) -> bytes:
         raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder") from exc
 
 
-def parse(data: bytes, uri: str) -> pd.DataFrame:
-    """Parse snapshot bytes as Parquet or CSV, reporting corrupt files by name."""
+def parse(data: bytes, uri: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Parse snapshot bytes as Parquet or CSV, reporting corrupt files by name.
+
+    CSV categoricals are read as text, so codes such as "007" keep their leading zeros.
+    """
     fmt = snapshot_format(uri)
     if not data:
         raise SnapshotRejected(f"{uri}: the file is empty (0 bytes); land it again once it is fully written")
     try:
-        return pd.read_parquet(io.BytesIO(data)) if fmt == "parquet" else pd.read_csv(io.BytesIO(data))
+        if fmt == "parquet":
+            return pd.read_parquet(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in categorical})
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         raise SnapshotRejected(f"{uri}: cannot be read as {fmt}: {exc}") from exc
 
@@ -96,18 +101,52 @@ def validate(df: pd.DataFrame, spec: DataSection, uri: str, classes: tuple = ())
             )
 
 
-def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
-    """Validate URI and keep a copy in HISTORY; a file already admitted (same content) is not copied twice."""
+@dataclass(frozen=True)
+class Landed:
+    """A validated snapshot: its record, rows and bytes; kept in the history only once a round accepts it."""
+
+    info: SnapshotInfo
+    frame: pd.DataFrame
+    data: bytes
+    kept: bool
+
+
+def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> Landed:
+    """Read and validate URI and give it its place in the history, without writing anything yet."""
     data = read_bytes(uri)
-    df = parse(data, uri)
+    df = parse(data, uri, spec.categorical)
     validate(df, spec, uri, classes)
     sha = hashlib.sha256(data).hexdigest()
     kept = list_history(history)
     for info in kept:
         if info.sha256 == sha:
             _check_newest(info, kept[-1], uri)
-            return info, df
-    return _keep(data, uri, sha, len(df), history), df
+            return Landed(info, df, data, kept=True)
+    sequence = max((i.sequence for i in kept), default=0) + 1
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    stored = history / f"{sequence:05d}-{sha[:12]}-{name}"
+    info = SnapshotInfo(name, uri, sha, len(df), str(stored), sequence, datetime.now(UTC).isoformat())
+    return Landed(info, df, data, kept=False)
+
+
+def keep(landed: Landed) -> SnapshotInfo:
+    """Write a landed snapshot into the history (once); a crash leaves no half entry."""
+    if landed.kept:
+        return landed.info
+    stored = Path(landed.info.stored)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    # The data goes under a temporary name, then the record, then the rename that makes the entry count.
+    tmp = stored.with_name(stored.name + ".partial")
+    tmp.write_bytes(landed.data)
+    Path(f"{stored}.json").write_text(json.dumps(landed.info.to_dict(), indent=2))
+    os.replace(tmp, stored)
+    return landed.info
+
+
+def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
+    """Validate URI and keep it in HISTORY at once; a file already admitted (same content) is not copied twice."""
+    landed = inspect(uri, spec, history, classes)
+    return keep(landed), landed.frame
 
 
 def _check_newest(info: SnapshotInfo, newest: SnapshotInfo, uri: str) -> None:
@@ -120,20 +159,6 @@ def _check_newest(info: SnapshotInfo, newest: SnapshotInfo, uri: str) -> None:
         )
 
 
-def _keep(data: bytes, uri: str, sha: str, rows: int, history: Path) -> SnapshotInfo:
-    history.mkdir(parents=True, exist_ok=True)
-    sequence = len(list_history(history)) + 1
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    stored = history / f"{sequence:05d}-{sha[:12]}-{name}"
-    info = SnapshotInfo(name, uri, sha, rows, str(stored), sequence, datetime.now(UTC).isoformat())
-    # Write the data under a temporary name, then the record, then rename: a crash leaves no half entry.
-    tmp = stored.with_name(stored.name + ".partial")
-    tmp.write_bytes(data)
-    Path(f"{stored}.json").write_text(json.dumps(info.to_dict(), indent=2))
-    os.replace(tmp, stored)
-    return info
-
-
 def list_history(history: Path) -> list[SnapshotInfo]:
     """Admitted snapshots, oldest first; an entry whose data file is missing is skipped."""
     if not history.is_dir():
@@ -142,9 +167,9 @@ def list_history(history: Path) -> list[SnapshotInfo]:
     return [i for i in infos if Path(i.stored).is_file()]
 
 
-def load(info: SnapshotInfo) -> pd.DataFrame:
+def load(info: SnapshotInfo, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a kept snapshot back."""
-    return parse(Path(info.stored).read_bytes(), info.stored)
+    return parse(Path(info.stored).read_bytes(), info.stored, categorical)
 
 
 def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:

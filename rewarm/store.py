@@ -17,6 +17,7 @@ class Store:
 
     home: Path
     tracking_uri: str
+    local: bool = True  # the default SQLite store under the home, not one named by MLFLOW_TRACKING_URI
 
     @property
     def artifacts(self) -> Path:
@@ -30,34 +31,41 @@ class Store:
 def resolve_store() -> Store:
     """Return the store named by REWARM_HOME / MLFLOW_TRACKING_URI, defaulting to ./.rewarm."""
     home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    return Store(home=home, tracking_uri=uri)
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return Store(home=home, tracking_uri=uri, local=False)
+    return Store(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
 
 
 def open_store(store: Store) -> Store:
-    """Create the home folder and point MLflow at the store; cheap after the first call per process."""
-    _open(store.home, store.tracking_uri)
+    """Create the home folder and point MLflow at the store (every call: a process may switch stores)."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    store.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(store.tracking_uri)
+    if not os.environ.get("MLFLOW_REGISTRY_URI"):
+        mlflow.set_registry_uri(store.tracking_uri)
+    _migrate(store.tracking_uri)
     return store
 
 
 @cache
-def _open(home: Path, tracking_uri: str) -> None:
-    # Once per process: creating the SQLite store runs its schema migrations, which cost seconds.
+def _migrate(tracking_uri: str) -> None:
+    # Once per store and process: opening a SQLite store runs its schema migrations, which cost seconds.
     import mlflow
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    home.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    mlflow.MlflowClient().search_experiments(max_results=1)  # migrate now, not inside a timed task
+    mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
 
 
 def experiment_id(store: Store, name: str) -> str:
-    """Return the id of experiment NAME, creating it with artifacts under the home folder."""
+    """Return the id of experiment NAME, creating it; on rewarm's own local store artifacts go under the home."""
     import mlflow
 
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())
+    if store.local:
+        return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())
+    return client.create_experiment(name)  # a tracking server decides where its artifacts live

@@ -21,22 +21,22 @@ from .policy import BACKOFF, retry_on
 IN_MEMORY = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(
-    name="admit-snapshot",
-    retries=3,
-    retry_delay_seconds=BACKOFF,
-    retry_condition_fn=retry_on(OSError),
-    **IN_MEMORY,
-)
-def admit_snapshot(
-    uri: str, spec: DataSection, history: Path, classes: tuple = ()
-) -> tuple[SnapshotInfo, pd.DataFrame]:
-    """Validate the landed file and keep a copy in the snapshot history."""
-    info, frame = snapshots.admit(uri, spec, history, classes)
-    get_run_logger().info(
-        "admitted %s: %d rows, sha256 %s, kept as %s", info.name, info.rows, info.sha256[:12], info.stored
-    )
-    return info, frame
+@task(name="read-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError), **IN_MEMORY)
+def read_snapshot(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> snapshots.Landed:
+    """Read and validate the landed file; nothing is written until the round accepts it."""
+    landed = snapshots.inspect(uri, spec, history, classes)
+    info = landed.info
+    state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
+    get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
+    return landed
+
+
+@task(name="keep-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError), **IN_MEMORY)
+def keep_snapshot(landed: snapshots.Landed) -> SnapshotInfo:
+    """Keep the accepted snapshot in the history (never deleted), so any round can be rebuilt."""
+    info = snapshots.keep(landed)
+    get_run_logger().info("kept %s as %s", info.name, info.stored)
+    return info
 
 
 @task(name="prepare-round", **IN_MEMORY)

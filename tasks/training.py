@@ -38,12 +38,13 @@ def train_candidate(
 ) -> Outcome:
     """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
     logger = get_run_logger()
-    module = initialise(choice, data.arch, parent, cfg.seed)
+    init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
+    module = initialise(choice, data.arch, parent, init_seed)
     result = train(module, data.train, data.val, data.preprocessor.task, cfg)
-    outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor.task)
+    outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor)
     outcome.result = result
     client = MlflowClient()
-    tracking.log(client, run_id, params={**choice.params(), **_train_params(cfg, data.train)})
+    tracking.log(client, run_id, params={**choice.params(), **_train_params(cfg, data.train), "init_seed": init_seed})
     tracking.log_training(client, run_id, result)
     tracking.log(client, run_id, metrics=_holdout_keys(outcome.metrics))
     logger.info(
@@ -63,7 +64,7 @@ def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_i
     device = data.holdout.y.device
     x_num, x_cat = pre.features(data.holdout_frame)
     holdout = Tensors.build(x_num, x_cat, data.y_holdout, device)
-    outcome = _score("champion", module.to(device), holdout, data.y_holdout, pre.task)
+    outcome = _score("champion", module.to(device), holdout, data.y_holdout, pre)
     tracking.log(
         MlflowClient(),
         run_id,
@@ -74,9 +75,10 @@ def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_i
     return outcome
 
 
-def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, task: str) -> Outcome:
-    p = predict(module, holdout.x_num, holdout.x_cat, task)
-    return Outcome(name, module.cpu(), p, metrics.score(task, y, p))
+def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> Outcome:
+    """Predict the holdout and compute every metric, on the scale of Y (target units for regression)."""
+    p = pre.metric_outputs(predict(module, holdout.x_num, holdout.x_cat, pre.task))
+    return Outcome(name, module.cpu(), p, metrics.score(pre.task, y, p))
 
 
 def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
