@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -17,6 +18,7 @@ from rewarm import metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
 from rewarm.report import demo_table
+from rewarm.snapshots import list_history
 from rewarm.store import resolve_store
 
 from .retrain import retrain
@@ -28,6 +30,7 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
     console = Console(width=None if sys.stdout.isatty() else 150)  # a log file gets the whole table
     landing = Path(settings.data.landing)
     paths = write_monthly(landing, min(12, months + 1))  # one more month to score the final champion on
+    todo = _not_yet_processed(paths[:months], settings, console)
     summaries: list[dict] = []
     with Progress(
         TextColumn("{task.description}"),
@@ -38,8 +41,8 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
         redirect_stdout=False,  # Prefect's log handlers hold sys.stderr; wrapping it again loops
         redirect_stderr=False,
     ) as progress:
-        bar = progress.add_task("retraining", total=months)
-        for path in paths[:months]:
+        bar = progress.add_task("retraining", total=len(todo))
+        for path in todo:
             progress.update(bar, description=f"retraining on {path.name}")
             started = time.perf_counter()
             summary = retrain(snapshot=str(path), settings=settings)
@@ -60,6 +63,21 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
         f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}')."
     )
     return summaries
+
+
+def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) -> list[Path]:
+    """Months this store has not trained on yet, so running the demo again continues instead of failing."""
+    kept = {info.sha256: info for info in list_history(resolve_store().snapshots(settings.model.name))}
+    todo = []
+    for path in paths:
+        done = kept.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        if done is None:
+            todo.append(path)
+        else:
+            console.print(f"{path.name}: already trained on in this store (round {done.sequence}); skipped")
+    if not todo:
+        console.print("Nothing new to train on: use another REWARM_HOME (or delete this one) for a fresh demo.")
+    return todo
 
 
 def score_next_month(settings: Settings, path: Path) -> str:

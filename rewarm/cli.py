@@ -79,8 +79,15 @@ def _demo_settings(path: str | None):
     from rewarm.demo_data import DEMO_TOML
 
     if path or Path(CONFIG_NAME).is_file():
-        return load_settings(path)
-    return parse_settings(DEMO_TOML, source="built-in demo settings (no rewarm.toml here)")
+        settings = load_settings(path)
+    else:
+        settings = parse_settings(DEMO_TOML, source="built-in demo settings (no rewarm.toml here)")
+    if "://" in settings.data.landing:
+        raise RewarmError(
+            f"{settings.source}: the demo writes its snapshots to a local folder, not "
+            f"{settings.data.landing}; point data.landing at a folder"
+        )
+    return settings
 
 
 def _status(args: argparse.Namespace) -> int:

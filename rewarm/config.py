@@ -18,7 +18,7 @@ StrategyName = Literal["shrink_perturb", "warm", "cold"]
 # Which metrics each task may gate on; the first is the default.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "log_loss", "accuracy"),
-    "multiclass": ("log_loss", "accuracy"),
+    "multiclass": ("log_loss", "accuracy", "roc_auc"),  # roc_auc: macro one-vs-rest
     "regression": ("rmse", "mae"),
 }
 

@@ -25,7 +25,12 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve via the rank-sum (Mann-Whitney) statistic, ties averaged."""
+    """Area under the ROC curve via the rank-sum (Mann-Whitney) statistic, ties averaged.
+
+    Multiclass probabilities (N, K) give the macro average of the K one-vs-rest AUCs.
+    """
+    if p.ndim == 2:
+        return float(np.mean([roc_auc((y == k).astype(np.int64), p[:, k]) for k in range(p.shape[1])]))
     positives = y == 1
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
@@ -74,6 +79,8 @@ def paired_bootstrap(
 
 def _resampled(metric: str, y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
     """METRIC on each resample; row i of DRAWS holds the row indices of resample i."""
+    if metric == "roc_auc" and p.ndim == 2:  # macro one-vs-rest
+        return np.mean([_resampled_auc((y == k).astype(np.int64), p[:, k], draws) for k in range(p.shape[1])], axis=0)
     if metric == "roc_auc":
         return _resampled_auc(y, p, draws)
     if metric == "rmse":

@@ -50,10 +50,16 @@ def load_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Loaded
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None
         raise
+    return load_version(client, name, int(version.version))
+
+
+def load_version(client: MlflowClient, name: str, version: int) -> LoadedModel:
+    """Rebuild registered VERSION as a trainable module (weights loaded with weights_only=True)."""
+    found = client.get_model_version(name, str(version))
     with tempfile.TemporaryDirectory() as tmp:  # a copy: a local store would otherwise hand back its own files
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=tmp))
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
         module, pre, _ = serving.load_files(_find(local, serving.CONFIG_FILE), _find(local, serving.WEIGHTS_FILE))
-    return LoadedModel(int(version.version), version.run_id, module, pre, module.arch, dict(version.tags))
+    return LoadedModel(version, found.run_id, module, pre, module.arch, dict(found.tags))
 
 
 def _find(root: Path, filename: str) -> Path:

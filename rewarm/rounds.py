@@ -68,10 +68,11 @@ def prepare(
     val = validation_mask(train_frame, spec.validation_fraction)
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
-    if settings.metric == "roc_auc" and len(np.unique(y_holdout)) < 2:
+    present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
+    if settings.metric == "roc_auc" and present < needed:
         raise SnapshotRejected(
-            f"{current.source}: its {len(holdout_frame)} holdout rows hold a single class, so roc_auc is undefined; "
-            "land a larger snapshot or set gate.metric to log_loss or accuracy"
+            f"{current.source}: its {len(holdout_frame)} holdout rows hold {present} of the {needed} classes roc_auc "
+            "needs; land a larger snapshot or set gate.metric to log_loss or accuracy"
         )
     return RoundData(
         snapshot=current,

@@ -31,10 +31,21 @@ class Store:
 def resolve_store() -> Store:
     """Return the store named by REWARM_HOME / MLFLOW_TRACKING_URI, defaulting to ./.rewarm."""
     home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve()
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = _users("MLFLOW_TRACKING_URI")
     if uri:
         return Store(home=home, tracking_uri=uri, local=False)
     return Store(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+
+
+# mlflow.set_tracking_uri/set_registry_uri also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into the
+# environment; the default stores rewarm put there must not later pass for a user's own setting.
+_DEFAULTS_SET: set[str] = set()
+
+
+def _users(variable: str) -> str | None:
+    """The environment variable's value if the user set it, None if unset or set by rewarm itself."""
+    value = os.environ.get(variable)
+    return None if not value or value in _DEFAULTS_SET else value
 
 
 def open_store(store: Store) -> Store:
@@ -43,9 +54,10 @@ def open_store(store: Store) -> Store:
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     store.home.mkdir(parents=True, exist_ok=True)
+    if store.local:
+        _DEFAULTS_SET.add(store.tracking_uri)
     mlflow.set_tracking_uri(store.tracking_uri)
-    if not os.environ.get("MLFLOW_REGISTRY_URI"):
-        mlflow.set_registry_uri(store.tracking_uri)
+    mlflow.set_registry_uri(_users("MLFLOW_REGISTRY_URI") or store.tracking_uri)
     _migrate(store.tracking_uri)
     return store
 

@@ -139,3 +139,17 @@ def test_vectorised_bootstrap_matches_a_plain_resampling_loop(metric: str) -> No
         reference.append(fn(y[rows], a[rows]) - fn(y[rows], b[rows]))
     expected = np.percentile(reference, [5, 95])
     assert metrics.paired_bootstrap(metric, y, a, b, 200, 0.90, seed=7) == pytest.approx(tuple(expected), abs=1e-12)
+
+
+def test_multiclass_roc_auc_is_the_macro_one_vs_rest_average() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 500)
+    logits = rng.normal(size=(500, 3)) + 1.5 * np.eye(3)[y]
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert metrics.roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p, multi_class="ovr", average="macro"))
+    q = np.roll(p, 1, axis=1)  # a worse model
+    reference = []
+    for rows in np.random.default_rng(2).integers(0, 500, (100, 500)):
+        reference.append(metrics.roc_auc(y[rows], p[rows]) - metrics.roc_auc(y[rows], q[rows]))
+    got = metrics.paired_bootstrap("roc_auc", y, p, q, 100, 0.9, seed=2)
+    assert got == pytest.approx(tuple(np.percentile(reference, [5, 95])), abs=1e-12)

@@ -178,3 +178,16 @@ def test_multiclass_decode() -> None:
     assert list(out.columns) == ["prediction", "probability_0", "probability_1", "probability_2"]
     assert out["prediction"].tolist() == [0, 2, 1]
     np.testing.assert_allclose(out[["probability_0", "probability_1", "probability_2"]].to_numpy(), probs)
+
+
+def test_csv_category_codes_keep_leading_zeros_and_whole_floats_read_as_integers(tmp_path) -> None:
+    from rewarm.snapshots import parse
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "gate": ["007", "012", "030", "007"], "y": [0, 1, 0, 1]})
+    pre = Preprocessor.fit(frame, "binary", "y", ["x"], ["gate"])
+    as_csv = parse(frame.to_csv(index=False).encode(), "rows.csv", ("gate",))
+    np.testing.assert_array_equal(pre.features(as_csv)[1][:, 0], [1, 2, 3, 1])
+    floats = Preprocessor.fit(pd.DataFrame({"g": [1.0, 1.5, 2.0], "y": [0, 1, 0]}), "binary", "y", [], ["g"])
+    alone = floats.features(pd.DataFrame({"g": [1.0]}))[1][0, 0]
+    mixed = floats.features(pd.DataFrame({"g": [1.0, 1.5]}))[1][0, 0]
+    assert alone == mixed == floats.categorical["g"].index("1") + 1

@@ -13,9 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from rewarm import registry, status
-from rewarm.config import load_settings
 from rewarm.errors import RegistryError, SnapshotRejected
 from rewarm.flows.retrain import retrain
+from rewarm.snapshots import list_history
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -49,10 +49,11 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     assert "first model" in first["reason"]
     assert set(second["strategies"]) == {"shrink_perturb", "cold"}
     assert set(third["strategies"]) == {"shrink_perturb", "cold", "warm"}
-    for summary in (second, third):
+    for before, summary in ((first, second), (second, third)):
+        champion_then = 1 if before["decision"] == "keep" else before["version"]  # v1 is the bootstrap
         assert summary["decision"] in ("promote", "keep")
-        assert f"champion v{summary['version'] - 1}" in summary["reason"] or "promote" in summary["reason"]
-        assert "CI" in summary["reason"]
+        assert summary["reason"].startswith(summary["decision"])
+        assert f"champion v{champion_then} " in summary["reason"] and "95% CI" in summary["reason"]
 
     # Aliases: champion on a complete version; challenger only when the last round kept the champion.
     champion = registry.current_version(client, name, registry.CHAMPION)
@@ -124,15 +125,22 @@ def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home
     config = write_config(tmp_path, name="vocab-test")
     retrain(str(months[0]), config=str(config))
     first = registry.load_alias(MlflowClient(), "vocab-test")
-    retrain(str(months[2]), config=str(config), strategies=["warm"])
+    summary = retrain(str(months[2]), config=str(config), strategies=["warm"])
     client = MlflowClient()
-    newest = registry.load_alias(client, "vocab-test", registry.CHAMPION) or registry.load_alias(
-        client, "vocab-test", registry.CHALLENGER
-    )
+    newest = registry.load_version(client, "vocab-test", summary["version"])
+    assert newest.version == 2 and newest.tags["rewarm.parent_version"] == "1"
     old_vocab, new_vocab = first.preprocessor.categorical["dest"], newest.preprocessor.categorical["dest"]
     assert "ZZZ" not in old_vocab and new_vocab[: len(old_vocab)] == old_vocab  # appended, never re-indexed
     assert "ZZZ" in new_vocab[len(old_vocab) :]
     assert newest.arch.cardinalities[2] == len(new_vocab) + 1
+    # The registered preprocessing gives the newcomer its own embedding row, old categories their old rows.
+    rows = pd.read_parquet(months[2]).head(300)
+    _, old_codes = first.preprocessor.features(rows)
+    _, new_codes = newest.preprocessor.features(rows)
+    newcomer = (rows["dest"] == "ZZZ").to_numpy()
+    assert (old_codes[newcomer, 2] == 0).all() and (new_codes[newcomer, 2] == new_vocab.index("ZZZ") + 1).all()
+    known = old_codes != 0
+    assert (new_codes[known] == old_codes[known]).all()  # nothing the parent knew moved
     # The trainable module was rebuilt from config + weights_only state_dict, and can train.
     newest.module.train()
     assert all(p.requires_grad for p in newest.module.parameters())
@@ -176,4 +184,20 @@ def test_bad_snapshot_fails_the_run_and_leaves_the_champion(tmp_path: Path, home
         retrain(str(broken), config=str(config))
     assert broken.exists()  # the user's file is never deleted
     assert registry.current_version(MlflowClient(), "bad-test", registry.CHAMPION) == 1
-    assert load_settings(config).model.name == "bad-test"
+    assert [i.name for i in list_history(home / "snapshots" / "bad-test")] == ["flights-2013-01.parquet"]
+
+
+def test_a_snapshot_rejected_by_the_round_never_joins_the_history(
+    tmp_path: Path, home: Path, months: list[Path]
+) -> None:
+    config = write_config(tmp_path, name="three-class-test")
+    odd = tmp_path / "landing" / "odd.parquet"
+    frame = pd.read_parquet(months[0])
+    frame.loc[:5, "late"] = 2  # a third label in a binary task: readable, but no model can train on it
+    frame.to_parquet(odd)
+    with pytest.raises(SnapshotRejected, match=r"exactly 2 classes"):
+        retrain(str(odd), config=str(config))
+    history = home / "snapshots" / "three-class-test"
+    assert not history.exists() or not any(history.iterdir())
+    first = retrain(str(months[0]), config=str(config))  # the next good snapshot bootstraps normally
+    assert first["decision"] == "first_model" and first["round"] == 1

@@ -83,3 +83,48 @@ def test_incomplete_version_is_never_promoted(registered) -> None:
     with pytest.raises(registry.RegistryError, match="not marked complete"):
         registry.promote(client, "serve-test", int(copy.version), "should refuse")
     assert registry.current_version(client, "serve-test", registry.CHAMPION) == 1
+
+
+def test_a_retried_promotion_keeps_the_lineage(registered) -> None:
+    client = MlflowClient()
+    first = client.get_model_version("serve-test", "1")
+    copy = client.create_model_version("serve-test", first.source, first.run_id)
+    registry.tag_version(client, "serve-test", int(copy.version), {"strategy": "cold"})
+    assert registry.promote(client, "serve-test", 2, "better") == 1
+    assert registry.promote(client, "serve-test", 2, "better, retried") == 1  # the alias had already moved
+    assert client.get_model_version("serve-test", "2").tags["rewarm.previous_champion"] == "1"
+    assert registry.rollback(client, "serve-test") == (2, 1)
+
+
+def test_logging_the_same_run_twice_registers_one_version(registered, flights: pd.DataFrame) -> None:
+    client = MlflowClient()
+    run_id = client.get_model_version("serve-test", "1").run_id
+    module = build_model(ArchConfig(2, (3, 3), 3, (8,), 1), seed=0)
+    again = registry.log_model(run_id, module, None, {}, flights, "serve-test")
+    assert again == 1  # nothing was logged: the run already has its version
+    assert len(client.search_model_versions("name = 'serve-test'")) == 1
+
+
+def test_switching_stores_points_mlflow_at_the_last_one(tmp_path: Path) -> None:
+    from rewarm.store import Store
+
+    a = Store(tmp_path / "a", f"sqlite:///{tmp_path / 'a.db'}")
+    b = Store(tmp_path / "b", f"sqlite:///{tmp_path / 'b.db'}")
+    for store in (a, b, a):
+        open_store(store)
+        assert mlflow.get_tracking_uri() == store.tracking_uri
+        assert mlflow.get_registry_uri() == store.tracking_uri
+
+
+def test_a_users_tracking_uri_is_respected_and_rewarms_own_is_not_mistaken_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REWARM_HOME", str(tmp_path / "one"))
+    first = open_store(resolve_store())  # MLflow now holds this default URI in MLFLOW_TRACKING_URI
+    assert first.local
+    monkeypatch.setenv("REWARM_HOME", str(tmp_path / "two"))
+    second = resolve_store()
+    assert second.local and second.tracking_uri.endswith("two/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'team.db'}")
+    theirs = resolve_store()
+    assert not theirs.local and theirs.tracking_uri.endswith("team.db")
