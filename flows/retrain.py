@@ -123,7 +123,7 @@ def _register(name: str, winner: Outcome, decision: gate.Decision, data: RoundDa
         "snapshot": data.snapshot.to_dict(),
         "decision": decision.to_dict(),
     }
-    return register_model(name, winner.run_id, winner.module, data.preprocessor, meta, data.holdout_frame, tags)
+    return register_model(name, winner.run_id, winner.module, data.preprocessor, meta, tags)
 
 
 def _train_all(

@@ -59,6 +59,9 @@ class Preprocessor:
         x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
         for j, (col, (mean, std)) in enumerate(self.numeric.items()):
             x_num[:, j] = (pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64) - mean) / std
+        # Training rows never hold missing numbers (snapshots are validated); at serving time a missing or
+        # unparseable number takes the training mean (0 after scaling) rather than poisoning the output.
+        np.nan_to_num(x_num, copy=False, nan=0.0)
         x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, (col, vocab) in enumerate(self.categorical.items()):
             codes = pd.Categorical(_as_text(df[col]), categories=list(vocab)).codes

@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from rewarm.errors import RegistryError
 from rewarm.models import serving
@@ -69,7 +70,7 @@ def _find(root: Path, filename: str) -> Path:
     return hits[0]
 
 
-def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sample: pd.DataFrame, name: str) -> int:
+def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, name: str) -> int:
     """Log MODULE as a pyfunc model in run RUN_ID and register it under NAME; return the version.
 
     Idempotent per run: a retry after the version was registered returns that version.
@@ -85,14 +86,12 @@ def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, sa
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # Integer columns are what snapshots hold; and the signature is given, so no input example is needed.
             warnings.filterwarnings("ignore", message=".*(integer column|input example|type hints).*")
-            example = _signature_input(sample, pre)
-            signature = infer_signature(example, pre.decode(_dummy_outputs(pre, len(example))))
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=model_cls(),
                 artifacts={"config": str(config), "weights": str(weights)},
                 code_paths=[str(package_dir)],
-                signature=signature,
+                signature=signature(pre),
                 pip_requirements=pip_requirements(),  # explicit: inference took 4-8 s per model here
                 registered_model_name=name,
             )
@@ -125,15 +124,15 @@ def _serving_package() -> tuple[Path, type]:
     return package, importlib.import_module(f"{SERVING_PACKAGE}.serving").RewarmModel
 
 
-def _signature_input(sample: pd.DataFrame, pre: Preprocessor) -> pd.DataFrame:
-    """Raw feature columns with the dtypes the snapshots have, so raw snapshot rows pass schema checks."""
-    return sample[[*pre.numeric, *pre.categorical]].head(5).reset_index(drop=True)
-
-
-def _dummy_outputs(pre: Preprocessor, n: int):
+def signature(pre: Preprocessor) -> ModelSignature:
+    """Inputs: every feature column by name, any type (the model coerces numbers, reads categories as text
+    and sends unseen or missing ones to the unknown bucket), so raw rows as snapshots or JSON hold them pass.
+    Outputs: what decode() returns."""
     import numpy as np
 
-    return np.full((n, pre.n_outputs), 1.0 / pre.n_outputs) if pre.task == "multiclass" else np.zeros(n)
+    inputs = Schema([ColSpec(AnyType(), c) for c in [*pre.numeric, *pre.categorical]])
+    outputs = np.full((2, pre.n_outputs), 1.0 / pre.n_outputs) if pre.task == "multiclass" else np.zeros(2)
+    return ModelSignature(inputs=inputs, outputs=infer_signature(pre.decode(outputs)).inputs)
 
 
 def tag_version(client: MlflowClient, name: str, version: int, tags: dict[str, object]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
@@ -41,12 +40,11 @@ def register_model(
     module: TabularMLP,
     pre: Preprocessor,
     meta: dict,
-    sample: pd.DataFrame,
     tags: dict[str, object],
 ) -> int:
     """Log the winner as a pyfunc model, register it, tag it complete; no alias moves here."""
     client = MlflowClient()
-    version = registry.log_model(run_id, module, pre, meta, sample, name)
+    version = registry.log_model(run_id, module, pre, meta, name)
     client.update_model_version(name, str(version), description=str(tags.get("reason", "")))
     registry.tag_version(client, name, version, tags)
     get_run_logger().info("registered %s v%d from run %s", name, version, run_id)

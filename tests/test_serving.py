@@ -42,7 +42,7 @@ def registered(home: Path, flights: pd.DataFrame) -> tuple[str, pd.DataFrame, fl
     module = build_model(ArchConfig(2, pre.cardinalities, 3, (8,), 1), seed=0)
     client = MlflowClient()
     run_id = client.create_run(experiment_id(store, "serve-test")).info.run_id
-    version = registry.log_model(run_id, module, pre, {"strategy": "cold"}, frame, "serve-test")
+    version = registry.log_model(run_id, module, pre, {"strategy": "cold"}, "serve-test")
     registry.tag_version(client, "serve-test", version, {"strategy": "cold"})
     registry.promote(client, "serve-test", version, "test")
     rows = frame.drop(columns="late")
@@ -96,11 +96,11 @@ def test_a_retried_promotion_keeps_the_lineage(registered) -> None:
     assert registry.rollback(client, "serve-test") == (2, 1)
 
 
-def test_logging_the_same_run_twice_registers_one_version(registered, flights: pd.DataFrame) -> None:
+def test_logging_the_same_run_twice_registers_one_version(registered) -> None:
     client = MlflowClient()
     run_id = client.get_model_version("serve-test", "1").run_id
     module = build_model(ArchConfig(2, (3, 3), 3, (8,), 1), seed=0)
-    again = registry.log_model(run_id, module, None, {}, flights, "serve-test")
+    again = registry.log_model(run_id, module, None, {}, "serve-test")
     assert again == 1  # nothing was logged: the run already has its version
     assert len(client.search_model_versions("name = 'serve-test'")) == 1
 
@@ -128,3 +128,13 @@ def test_a_users_tracking_uri_is_respected_and_rewarms_own_is_not_mistaken_for_i
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'team.db'}")
     theirs = resolve_store()
     assert not theirs.local and theirs.tracking_uri.endswith("team.db")
+
+
+def test_raw_rows_with_other_types_and_gaps_still_score(registered) -> None:
+    _, rows, _ = registered
+    odd = rows.head(4).copy()
+    odd["distance"] = odd["distance"].round().astype("int64")  # JSON sends whole numbers as integers
+    odd["temp"] = [None, 40.0, "n/a", 41.5]  # missing or unparseable: the training mean stands in
+    odd["carrier"] = [None, "AA", "ZZ", "UA"]  # missing or unseen: the unknown bucket
+    out = mlflow.pyfunc.load_model("models:/serve-test@champion").predict(odd)
+    assert out["probability"].notna().all() and out["probability"].between(0, 1).all()
