@@ -170,8 +170,6 @@ def _round_params(settings: Settings) -> dict[str, object]:
 
 def _report(client: MlflowClient, run_id: str, summary: dict, outcomes: dict[str, Outcome]) -> None:
     """Decision tags, compute saved, learning curves in MLflow; the decision as a Prefect artifact."""
-    import matplotlib.pyplot as plt
-
     tracking.log(
         client,
         run_id,
@@ -186,7 +184,6 @@ def _report(client: MlflowClient, run_id: str, summary: dict, outcomes: dict[str
     trained = {n: o.result for n, o in outcomes.items() if o.result is not None}
     fig = tracking.learning_curves(trained, f"round {summary['round']}: {summary['snapshot']}")
     client.log_figure(run_id, fig, "learning_curves.png")
-    plt.close(fig)
     create_markdown_artifact(
         key=f"{summary['model_key']}-decision",
         markdown=decision_markdown(summary),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -30,7 +30,7 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     # Two hidden layers of 128/64 train a month of flights in seconds on a laptop CPU.
-    hidden: tuple[int, ...] = (128, 64)
+    hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field(default=(128, 64), min_length=1)
     # Fixed at bootstrap so that vocabularies can grow without changing any layer's width.
     embedding_dim: int = Field(default=8, ge=1, le=256)
 

@@ -109,12 +109,10 @@ def log_dataset(
 
 def learning_curves(results: dict[str, TrainResult], title: str):
     """A figure of validation (solid) and training (dashed) loss per epoch, one colour per strategy."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry touched
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for i, (name, res) in enumerate(results.items()):
         epochs = range(1, len(res.val_loss) + 1)
         ax.plot(epochs, res.val_loss, color=f"C{i}", label=f"{name} validation")

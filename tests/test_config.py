@@ -208,3 +208,11 @@ def test_overrides_are_validated_like_the_file(tmp_path) -> None:
         settings.with_overrides(["lukewarm"])
     with pytest.raises(ConfigError, match="data.window"):
         settings.with_overrides(window=-1)
+
+
+@pytest.mark.parametrize("hidden", ["[]", "[-4]", "[16, 0]"])
+def test_hidden_widths_must_be_positive(tmp_path, hidden: str) -> None:
+    path = tmp_path / "rewarm.toml"
+    path.write_text(f'[model]\nname = "m"\nhidden = {hidden}\n[data]\ntarget = "y"\ntask = "binary"\nnumeric = ["x"]\n')
+    with pytest.raises(ConfigError, match=r"model\.hidden"):
+        load_settings(path)

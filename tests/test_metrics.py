@@ -153,3 +153,11 @@ def test_multiclass_roc_auc_is_the_macro_one_vs_rest_average() -> None:
         reference.append(metrics.roc_auc(y[rows], p[rows]) - metrics.roc_auc(y[rows], q[rows]))
     got = metrics.paired_bootstrap("roc_auc", y, p, q, 100, 0.9, seed=2)
     assert got == pytest.approx(tuple(np.percentile(reference, [5, 95])), abs=1e-12)
+
+
+def test_bootstrap_in_chunks_gives_the_same_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    y, a, b = rng.integers(0, 2, 3000), rng.random(3000), rng.random(3000)
+    whole = metrics.paired_bootstrap("roc_auc", y, a, b, 500, 0.95, seed=4)
+    monkeypatch.setattr(metrics, "_CHUNK_CELLS", 100_000)  # 33 resamples per chunk
+    assert metrics.paired_bootstrap("roc_auc", y, a, b, 500, 0.95, seed=4) == whole
