@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from prefect import flow
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,8 +19,7 @@ from rewarm import metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
 from rewarm.report import demo_table
-from rewarm.snapshots import list_history
-from rewarm.store import resolve_store
+from rewarm.store import open_store, resolve_store
 
 from .retrain import retrain
 
@@ -29,6 +29,7 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
     """Write MONTHS monthly snapshots to the landing folder and run one retrain per month, oldest first."""
     console = Console(width=None if sys.stdout.isatty() else 150)  # a log file gets the whole table
     landing = Path(settings.data.landing)
+    open_store(resolve_store())
     paths = write_monthly(landing, min(12, months + 1))  # one more month to score the final champion on
     todo = _not_yet_processed(paths[:months], settings, console)
     summaries: list[dict] = []
@@ -51,13 +52,10 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
             progress.console.print(f"{path.name}: {summary['reason']}")
             progress.advance(bar)
     console.print(demo_table(summaries))
-    store = resolve_store()
-    raw = store.home / "demo" / "summary.json"
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps(summaries, indent=2))
-    console.print(f"Raw numbers per retrain: {raw}")
-    if len(paths) > months:
+    console.print(f"Raw numbers per retrain: {_save(summaries)}")
+    if len(paths) > months and _registered(settings.model.name):
         console.print(score_next_month(settings, paths[months]))
+    store = resolve_store()
     console.print(
         f"\nOpen the MLflow UI on this store:\n  mlflow ui --backend-store-uri {store.tracking_uri} "
         f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}')."
@@ -66,18 +64,34 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
 
 
 def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) -> list[Path]:
-    """Months this store has not trained on yet, so running the demo again continues instead of failing."""
-    kept = {info.sha256: info for info in list_history(resolve_store().snapshots(settings.model.name))}
+    """Months no registered version was trained on yet, so running the demo again continues where it stopped."""
+    name = settings.model.name
+    versions = MlflowClient().search_model_versions(f"name = '{name}'") if _registered(name) else []
+    trained = {v.tags.get("rewarm.snapshot_sha256"): v for v in versions}
     todo = []
     for path in paths:
-        done = kept.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        done = trained.get(hashlib.sha256(path.read_bytes()).hexdigest())
         if done is None:
             todo.append(path)
         else:
-            console.print(f"{path.name}: already trained on in this store (round {done.sequence}); skipped")
+            console.print(f"{path.name}: already trained on in this store ({name} v{done.version}); skipped")
     if not todo:
         console.print("Nothing new to train on: use another REWARM_HOME (or delete this one) for a fresh demo.")
     return todo
+
+
+def _registered(name: str) -> bool:
+    return bool(MlflowClient().search_registered_models(f"name = '{name}'"))
+
+
+def _save(summaries: list[dict]) -> Path:
+    """Merge this run's raw numbers into .rewarm/demo/summary.json, one entry per snapshot."""
+    raw = resolve_store().home / "demo" / "summary.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads(raw.read_text()) if raw.is_file() else []
+    merged = {r["snapshot"]: r for r in [*earlier, *summaries]}
+    raw.write_text(json.dumps(sorted(merged.values(), key=lambda r: r["round"]), indent=2))
+    return raw
 
 
 def score_next_month(settings: Settings, path: Path) -> str:

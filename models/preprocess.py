@@ -149,20 +149,23 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    """Categories as strings, value by value: a whole float is written as an integer ('1', never '1.0'),
+    """Categories as strings, value by value: a whole number is written as an integer ('1', never '1.0'),
     so a code reads the same whatever else is in the batch and however the file was read."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
     if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.notna() & (values == values.round())
+        whole = values.notna() & np.isfinite(values) & (values == values.round()) & (values.abs() < 2**53)
         text = values.astype("string")
         text[whole] = values[whole].astype("int64").astype("string")
         return text
     if pd.api.types.is_object_dtype(values.dtype):
-        return values.map(_one_text, na_action="ignore").astype("string")
-    return values.astype("string")
+        values = values.map(_one_text, na_action="ignore")
+    # "1.0" read as text from a CSV that pandas wrote for a float column is the code "1" ("007" stays "007").
+    return values.astype("string").str.replace(r"^([+-]?\d+)\.0+$", r"\1", regex=True)
 
 
 def _one_text(value: object) -> str:
-    if isinstance(value, float | np.floating) and float(value).is_integer():
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
     return str(value)
 

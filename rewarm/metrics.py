@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -30,8 +31,9 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
 
     Multiclass probabilities (N, K) give the macro average of the K one-vs-rest AUCs.
     """
-    if p.ndim == 2:
-        return float(np.mean([roc_auc((y == k).astype(np.int64), p[:, k]) for k in range(p.shape[1])]))
+    if p.ndim == 2:  # classes absent from Y are left out of the average, as in each bootstrap resample
+        per_class = [roc_auc((y == k).astype(np.int64), p[:, k]) for k in range(p.shape[1])]
+        return float(np.nanmean(per_class)) if not np.isnan(per_class).all() else float("nan")
     positives = y == 1
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
@@ -81,6 +83,8 @@ def paired_bootstrap(
         ]
     )
     deltas = deltas[~np.isnan(deltas)]
+    if deltas.size == 0:  # no resample could score both models (e.g. every one missed a rare class)
+        return float("nan"), float("nan")
     tail = (1.0 - confidence) / 2 * 100
     return float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail))
 
@@ -88,7 +92,10 @@ def paired_bootstrap(
 def _resampled(metric: str, y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
     """METRIC on each resample; row i of DRAWS holds the row indices of resample i."""
     if metric == "roc_auc" and p.ndim == 2:  # macro one-vs-rest
-        return np.mean([_resampled_auc((y == k).astype(np.int64), p[:, k], draws) for k in range(p.shape[1])], axis=0)
+        per_class = [_resampled_auc((y == k).astype(np.int64), p[:, k], draws) for k in range(p.shape[1])]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample may miss every class but one
+            return np.nanmean(per_class, axis=0)  # classes a resample missed are left out of its average
     if metric == "roc_auc":
         return _resampled_auc(y, p, draws)
     if metric == "rmse":

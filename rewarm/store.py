@@ -38,14 +38,14 @@ def resolve_store() -> Store:
 
 
 # mlflow.set_tracking_uri/set_registry_uri also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into the
-# environment; the default stores rewarm put there must not later pass for a user's own setting.
-_DEFAULTS_SET: set[str] = set()
+# environment; what rewarm put there itself must not later pass for a user's own setting.
+_WRITTEN: dict[str, set[str]] = {"MLFLOW_TRACKING_URI": set(), "MLFLOW_REGISTRY_URI": set()}
 
 
 def _users(variable: str) -> str | None:
     """The environment variable's value if the user set it, None if unset or set by rewarm itself."""
     value = os.environ.get(variable)
-    return None if not value or value in _DEFAULTS_SET else value
+    return None if not value or value in _WRITTEN[variable] else value
 
 
 def open_store(store: Store) -> Store:
@@ -55,9 +55,13 @@ def open_store(store: Store) -> Store:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     store.home.mkdir(parents=True, exist_ok=True)
     if store.local:
-        _DEFAULTS_SET.add(store.tracking_uri)
+        _WRITTEN["MLFLOW_TRACKING_URI"].add(store.tracking_uri)
     mlflow.set_tracking_uri(store.tracking_uri)
-    mlflow.set_registry_uri(_users("MLFLOW_REGISTRY_URI") or store.tracking_uri)
+    registry = _users("MLFLOW_REGISTRY_URI")
+    if registry is None:
+        registry = store.tracking_uri
+        _WRITTEN["MLFLOW_REGISTRY_URI"].add(registry)
+    mlflow.set_registry_uri(registry)
     _migrate(store.tracking_uri)
     return store
 
@@ -71,13 +75,14 @@ def _migrate(tracking_uri: str) -> None:
 
 
 def experiment_id(store: Store, name: str) -> str:
-    """Return the id of experiment NAME, creating it; on rewarm's own local store artifacts go under the home."""
+    """Return the id of experiment NAME, creating it; unless a tracking server owns them, artifacts go under
+    the home folder (MLflow's default would be ./mlruns in whatever folder the command ran from)."""
     import mlflow
 
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    if store.local:
-        return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())
-    return client.create_experiment(name)  # a tracking server decides where its artifacts live
+    if store.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks"):
+        return client.create_experiment(name)  # a tracking server decides where its artifacts live
+    return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())

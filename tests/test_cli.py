@@ -75,8 +75,9 @@ def test_demo_two_months(
     assert registry.current_version(MlflowClient(), "flight-delay", registry.CHAMPION) in (1, 2)
     raw = json.loads((home / "demo" / "summary.json").read_text())
     assert main(["demo", "--months", "2"]) == 0  # again: the store already holds both months
+    assert json.loads((home / "demo" / "summary.json").read_text()) == raw  # earlier numbers are kept
     again = capsys.readouterr().out
-    assert "flights-2013-01.parquet: already trained on in this store (round 1); skipped" in again
+    assert "flights-2013-01.parquet: already trained on in this store (flight-delay v1); skipped" in again
     assert "Nothing new to train on" in again
     assert [r["snapshot"] for r in raw] == ["flights-2013-01.parquet", "flights-2013-02.parquet"]
     assert raw[1]["strategies"]["cold"]["samples_seen"] > 0 and raw[1]["wall_seconds"] > 0

@@ -161,3 +161,12 @@ def test_bootstrap_in_chunks_gives_the_same_interval(monkeypatch: pytest.MonkeyP
     whole = metrics.paired_bootstrap("roc_auc", y, a, b, 500, 0.95, seed=4)
     monkeypatch.setattr(metrics, "_CHUNK_CELLS", 100_000)  # 33 resamples per chunk
     assert metrics.paired_bootstrap("roc_auc", y, a, b, 500, 0.95, seed=4) == whole
+
+
+def test_multiclass_auc_bootstrap_survives_classes_too_rare_for_most_resamples() -> None:
+    rng = np.random.default_rng(0)
+    y = np.r_[np.arange(25), rng.integers(0, 3, 175)]  # 22 classes appear once in 200 rows
+    p = rng.dirichlet(np.ones(25), 200)
+    q = rng.dirichlet(np.ones(25), 200)
+    low, high = metrics.paired_bootstrap("roc_auc", y, p, q, 200, 0.95)
+    assert np.isfinite(low) and np.isfinite(high) and low <= high

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -191,3 +192,15 @@ def test_csv_category_codes_keep_leading_zeros_and_whole_floats_read_as_integers
     alone = floats.features(pd.DataFrame({"g": [1.0]}))[1][0, 0]
     mixed = floats.features(pd.DataFrame({"g": [1.0, 1.5]}))[1][0, 0]
     assert alone == mixed == floats.categorical["g"].index("1") + 1
+
+
+def test_integer_codes_read_the_same_from_a_csv_pandas_wrote_with_floats() -> None:
+    from rewarm.snapshots import parse
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "gate": [1, 2, None, 1], "y": [0, 1, 0, 1]})
+    csv = frame.to_csv(index=False).encode()  # the gaps make pandas write 1.0, 2.0, ...
+    from_csv = Preprocessor.fit(parse(csv, "a.csv", ("gate",)), "binary", "y", ["x"], ["gate"])
+    from_frame = Preprocessor.fit(frame, "binary", "y", ["x"], ["gate"])
+    assert from_csv.categorical == from_frame.categorical == {"gate": ("1", "2")}
+    np.testing.assert_array_equal(from_csv.features(pd.read_csv(io.BytesIO(csv)))[1][:, 0], [1, 2, 0, 1])
+    assert from_csv.evolve(pd.DataFrame({"gate": [1, 2]})).categorical == from_csv.categorical

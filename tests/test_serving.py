@@ -138,3 +138,17 @@ def test_raw_rows_with_other_types_and_gaps_still_score(registered) -> None:
     odd["carrier"] = [None, "AA", "ZZ", "UA"]  # missing or unseen: the unknown bucket
     out = mlflow.pyfunc.load_model("models:/serve-test@champion").predict(odd)
     assert out["probability"].notna().all() and out["probability"].between(0, 1).all()
+
+
+def test_switching_from_a_users_store_back_to_the_default_moves_the_registry_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'team.db'}")
+    theirs = open_store(resolve_store())
+    name = experiment_id(theirs, "artifact-test")
+    location = MlflowClient().get_experiment(name).artifact_location
+    assert location.startswith(theirs.artifacts.as_uri())  # under the home, not ./mlruns
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("REWARM_HOME", str(tmp_path / "mine"))
+    mine = open_store(resolve_store())
+    assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == mine.tracking_uri
