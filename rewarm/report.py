@@ -6,6 +6,7 @@ import re
 
 from rewarm.gate import Decision
 from rewarm.snapshots import SnapshotInfo
+from rewarm.tracking import training_summary
 
 
 def model_key(name: str) -> str:
@@ -24,16 +25,7 @@ def round_summary(
     data,
 ) -> dict:
     """A JSON-friendly record of one retrain (the flow's return value)."""
-    strategies = {
-        n: {
-            **o.metrics,
-            "train_seconds": o.result.seconds,
-            "epochs": o.result.epochs,
-            "best_epoch": o.result.best_epoch,
-            "samples_seen": o.result.samples_seen,
-        }
-        for n, o in outcomes.items()
-    }
+    strategies = {n: {**o.metrics, **training_summary(o.result)} for n, o in outcomes.items()}
     parent = {f"holdout_{k}": v for k, v in outcomes[decision.winner].metrics.items()}
     parent |= {"rows_train": len(data.train) + len(data.val), "rows_holdout": len(data.holdout)}
     parent |= {f"unknown_{c}": n for c, n in data.unknown_categories().items()}
