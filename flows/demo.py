@@ -15,7 +15,7 @@ from prefect import flow
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewarm import metrics
+from rewarm import ledger, metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
 from rewarm.report import demo_table
@@ -53,7 +53,7 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
             progress.advance(bar)
     console.print(demo_table(summaries))
     console.print(f"Raw numbers per retrain: {_save(summaries)}")
-    if len(paths) > months and _registered(settings.model.name):
+    if len(paths) > months and ledger.processed(MlflowClient(), settings.model.name):
         console.print(score_next_month(settings, paths[months]))
     store = resolve_store()
     console.print(
@@ -66,22 +66,17 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
 def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) -> list[Path]:
     """Months no registered version was trained on yet, so running the demo again continues where it stopped."""
     name = settings.model.name
-    versions = MlflowClient().search_model_versions(f"name = '{name}'") if _registered(name) else []
-    trained = {v.tags.get("rewarm.snapshot_sha256"): v for v in versions}
+    trained = ledger.processed(MlflowClient(), name)
     todo = []
     for path in paths:
         done = trained.get(hashlib.sha256(path.read_bytes()).hexdigest())
         if done is None:
             todo.append(path)
         else:
-            console.print(f"{path.name}: already trained on in this store ({name} v{done.version}); skipped")
+            console.print(f"{path.name}: already trained on in this store ({name} v{done}); skipped")
     if not todo:
         console.print("Nothing new to train on: use another REWARM_HOME (or delete this one) for a fresh demo.")
     return todo
-
-
-def _registered(name: str) -> bool:
-    return bool(MlflowClient().search_registered_models(f"name = '{name}'"))
 
 
 def _save(summaries: list[dict]) -> Path:

@@ -9,49 +9,113 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from rewarm import gate, tracking
+from rewarm import gate, ledger, tracking
+from rewarm import landing as landing_files
 from rewarm.config import Settings, load_settings
+from rewarm.errors import SnapshotRejected
 from rewarm.models.strategies import COLD, Strategy, strategy
 from rewarm.registry import LoadedModel
 from rewarm.report import decision_markdown, round_summary
 from rewarm.rounds import RoundData
 from rewarm.snapshots import SnapshotInfo
-from rewarm.store import experiment_id, open_store, resolve_store
-from rewarm.tasks.data import keep_snapshot, prepare_round, read_snapshot
+from rewarm.store import Store, experiment_id, open_store, resolve_store
+from rewarm.tasks.data import fetch_snapshot, keep_snapshot, prepare_round, read_snapshot
 from rewarm.tasks.registry import load_champion, move_aliases, register_model
 from rewarm.tasks.training import Outcome, score_champion, train_candidate
 from rewarm.training import pick_device
 
 
 def _run_name() -> str:
-    return f"retrain-{Path(str(flow_run.parameters.get('snapshot', ''))).name}"
+    snapshot = flow_run.parameters.get("snapshot")
+    return f"retrain-{Path(str(snapshot)).name}" if snapshot else "retrain-pending"
 
 
 @flow(name="retrain", flow_run_name=_run_name, log_prints=True)
 def retrain(
-    snapshot: str,
+    snapshot: str | None = None,
     config: str | None = None,
     strategies: list[str] | None = None,
     window: int | None = None,
+    force: bool = False,
     settings: Settings | None = None,
+    in_order: bool = True,
 ) -> dict:
     """Admit SNAPSHOT, train challengers, score them and the champion on one holdout, promote the winner.
 
+    Without SNAPSHOT (the scheduled run), every pending snapshot in data.landing is retrained, oldest first.
+    A SNAPSHOT inside data.landing comes after every earlier pending one there, so queued runs keep landing
+    order whichever starts first. A snapshot whose content was already processed is skipped unless FORCE.
     Settings come from CONFIG (or ./rewarm.toml) unless given whole; STRATEGIES and WINDOW override them.
+    IN_ORDER=False skips the landing-order check (the caller already keeps the order).
     """
     settings = (settings or load_settings(config)).with_overrides(strategies, window)
-    return run_retrain(settings, snapshot)
+    store = open_store(resolve_store())
+    earlier = [_retrain_earlier(p, settings) for p in _pending_before(settings, store, snapshot)] if in_order else []
+    if snapshot is None:
+        return {"model": settings.model.name, "processed": earlier}
+    return run_retrain(settings, snapshot, force)
 
 
-def run_retrain(settings: Settings, snapshot: str) -> dict:
-    """The retrain itself, on validated settings."""
+def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> list[ledger.Pending]:
+    """Pending snapshots in the landing location that landed before SNAPSHOT (all of them when None)."""
+    landing = settings.data.landing
+    if snapshot is not None and not landing_files.contains(landing, snapshot):
+        return []  # a file from elsewhere, named on the command line: no landing order to keep
+    before = None
+    if snapshot is not None:
+        mine = [a for a in landing_files.scan(landing) if _same(a.uri, snapshot)]
+        if not mine:
+            return []
+        before = mine[0].order
+    name = settings.model.name
+    found = ledger.pending(
+        landing,
+        ledger.processed(MlflowClient(), name),
+        ledger.rejected(store.home, name),
+        settings.service.settle_seconds,
+        before,
+    )
+    if found:
+        get_run_logger().info(
+            "%d pending snapshot(s) to retrain first, oldest first: %s", len(found), [p.arrival.name for p in found]
+        )
+    return found
+
+
+def _same(a: str, b: str) -> bool:
+    if landing_files.is_remote(a) or landing_files.is_remote(b):
+        return a == b
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:
+    """Retrain one earlier snapshot as a subflow; a rejected one is reported and passed over, not fatal here."""
+    state = retrain(snapshot=pending.arrival.uri, settings=settings, in_order=False, return_state=True)
+    if state.is_failed():
+        get_run_logger().warning("%s was not retrained: %s", pending.arrival.name, state.message)
+        return {"snapshot": pending.arrival.name, "sha256": pending.sha256, "failed": True, "reason": state.message}
+    return state.result()
+
+
+def run_retrain(settings: Settings, snapshot: str, force: bool = False) -> dict:
+    """The retrain itself, on validated settings; content already processed is skipped unless FORCE."""
     store = open_store(resolve_store())
     client, name = MlflowClient(), settings.model.name
+    raw, sha = fetch_snapshot(snapshot)
+    done = ledger.processed(client, name).get(sha)
+    if done is not None and not force:
+        return _skipped(name, snapshot, sha, done)
     champion = load_champion(name)
     history = store.snapshots(name)
-    landed = read_snapshot(snapshot, settings.data, history, champion.preprocessor.classes if champion else ())
-    parent = (champion.preprocessor, champion.arch) if champion else None
-    data = prepare_round(settings, landed.info, landed.frame, history, parent, pick_device(settings.train.device))
+    try:
+        classes = champion.preprocessor.classes if champion else ()
+        landed = read_snapshot(snapshot, raw, settings.data, history, classes)
+        parent = (champion.preprocessor, champion.arch) if champion else None
+        device = pick_device(settings.train.device)
+        data = prepare_round(settings, landed.info, landed.frame, history, parent, device)
+    except SnapshotRejected as exc:  # remembered by content, so the same bytes are not retried by the service
+        ledger.record_rejection(store.home, name, sha, snapshot, str(exc))
+        raise
     info = keep_snapshot(landed)  # only a snapshot the round accepted joins the training history
     experiment = experiment_id(store, name)
     lineage = _lineage(info, champion, data)
@@ -83,6 +147,22 @@ def run_retrain(settings: Settings, snapshot: str) -> dict:
         summary = round_summary(name, info, decision, version, replaced, outcomes, champ, data)
         _report(client, run_id, summary, outcomes)
     return summary
+
+
+def _skipped(name: str, snapshot: str, sha: str, version: int) -> dict:
+    reason = (
+        f"{Path(snapshot).name}: content already processed as {name} v{version} (sha256 {sha[:12]}); "
+        "nothing retrained (pass force=True, or --force, to retrain on it again)"
+    )
+    get_run_logger().info(reason)
+    return {
+        "model": name,
+        "snapshot": Path(snapshot).name,
+        "sha256": sha,
+        "skipped": True,
+        "version": version,
+        "reason": reason,
+    }
 
 
 def _lineage(info: SnapshotInfo, champion: LoadedModel | None, data: RoundData) -> dict[str, object]:

@@ -103,11 +103,33 @@ class GateSection(_Section):
     require_significant: bool = False
 
 
+class ServiceSection(_Section):
+    # Hourly: a source that cannot announce its files is still picked up within the hour.
+    cron: str = "0 * * * *"
+    timezone: str = "UTC"
+    # A landed file counts as complete once nothing has changed it for this long; writers that write
+    # under a temporary name (.partial, .tmp, a leading dot) and rename into place can set 0.
+    settle_seconds: float = Field(default=5.0, ge=0)
+    # fsspec URLs (s3://, gs://...) cannot be watched for changes: they are listed this often.
+    poll_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cron_is_valid(self) -> ServiceSection:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.cron, timezone=self.timezone)
+        except ValidationError as exc:  # Prefect's own check, so a served schedule cannot fail later
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
+        return self
+
+
 class Settings(_Section):
     model: ModelSection
     data: DataSection
     train: TrainSection = TrainSection()
     gate: GateSection = GateSection()
+    service: ServiceSection = ServiceSection()
     source: str = "<built-in>"  # the file these came from, for messages
 
     @model_validator(mode="after")
@@ -149,7 +171,17 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         raw = tomllib.loads(file.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read TOML: {exc}") from exc
+    _anchor_landing(raw, file.resolve().parent)
     return parse_settings(raw, source=str(file))
+
+
+def _anchor_landing(raw: dict, folder: Path) -> None:
+    """A relative local data.landing means relative to the config file, wherever the command runs from
+    (a served deployment or a worker does not share the shell's working folder)."""
+    data = raw.get("data")
+    landing = data.get("landing") if isinstance(data, dict) else None
+    if isinstance(landing, str) and "://" not in landing and not Path(landing).is_absolute():
+        data["landing"] = str(folder / landing)
 
 
 def parse_settings(raw: dict, source: str = "<built-in>") -> Settings:
@@ -158,6 +190,7 @@ def parse_settings(raw: dict, source: str = "<built-in>") -> Settings:
         return Settings.model_validate({**raw, "source": source})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from exc

@@ -111,9 +111,9 @@ class Landed:
     kept: bool
 
 
-def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> Landed:
-    """Read and validate URI and give it its place in the history, without writing anything yet."""
-    data = read_bytes(uri)
+def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = (), data: bytes | None = None) -> Landed:
+    """Read (unless DATA holds its bytes) and validate URI and give it its place in the history, writing nothing yet."""
+    data = read_bytes(uri) if data is None else data
     df = parse(data, uri, spec.categorical)
     validate(df, spec, uri, classes)
     sha = hashlib.sha256(data).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +22,17 @@ from .policy import BACKOFF, retry_on
 IN_MEMORY = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="read-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError), **IN_MEMORY)
-def read_snapshot(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> snapshots.Landed:
-    """Read and validate the landed file; nothing is written until the round accepts it."""
-    landed = snapshots.inspect(uri, spec, history, classes)
+@task(name="fetch-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError), **IN_MEMORY)
+def fetch_snapshot(uri: str) -> tuple[bytes, str]:
+    """Read the landed file's bytes and their SHA-256, the snapshot's identity."""
+    data = snapshots.read_bytes(uri)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+@task(name="read-snapshot", **IN_MEMORY)
+def read_snapshot(uri: str, data: bytes, spec: DataSection, history: Path, classes: tuple = ()) -> snapshots.Landed:
+    """Parse and validate the landed bytes; nothing is written until the round accepts them."""
+    landed = snapshots.inspect(uri, spec, history, classes, data)
     info = landed.info
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)

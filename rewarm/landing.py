@@ -1,0 +1,124 @@
+"""The landing location: which files have landed, whether they are complete, and in what order.
+
+Completeness convention (README): a writer either writes under a temporary name (a leading `.`, `_` or
+`~`, or a `.partial`/`.tmp`/`.part`/`.crdownload`/`.inprogress` suffix) and renames into place, or writes in
+place and the file counts as complete once nothing has changed it for `service.settle_seconds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import fsspec
+
+from rewarm.snapshots import FORMATS
+
+TEMPORARY_PREFIXES = (".", "_", "~")
+TEMPORARY_SUFFIXES = (".partial", ".tmp", ".part", ".crdownload", ".inprogress", ".filepart")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A snapshot file seen in the landing location."""
+
+    uri: str
+    name: str
+    size: int
+    # Last change, in seconds since the epoch. Locally the inode change time: a rename or copy sets it
+    # (copy2 preserves mtime, not ctime), and so does every write of a file still being written.
+    changed_at: float
+
+    @property
+    def order(self) -> tuple[float, str]:
+        """Landing order: when the file last changed, then its name."""
+        return (self.changed_at, self.name)
+
+    def settled(self, settle_seconds: float, now: float | None = None) -> bool:
+        """True once nothing has changed the file for SETTLE_SECONDS."""
+        return (now if now is not None else time.time()) - self.changed_at >= settle_seconds
+
+
+def is_remote(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def is_snapshot_name(name: str) -> bool:
+    """A finished snapshot's name: a supported format and no temporary-file marker."""
+    lower = name.lower()
+    if lower.startswith(TEMPORARY_PREFIXES) or lower.endswith(TEMPORARY_SUFFIXES):
+        return False
+    return lower.endswith(tuple(FORMATS))
+
+
+def scan(location: str) -> list[Arrival]:
+    """Snapshot files in LOCATION, oldest first; a location that does not exist yet holds none."""
+    found = _scan_remote(location) if is_remote(location) else _scan_local(Path(location.removeprefix("file://")))
+    return sorted((a for a in found if is_snapshot_name(a.name)), key=lambda a: a.order)
+
+
+def _scan_local(folder: Path) -> list[Arrival]:
+    if not folder.is_dir():
+        return []
+    out = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # renamed or removed while listing
+                continue
+            if entry.is_file():
+                out.append(
+                    Arrival(str(Path(entry.path).resolve()), entry.name, st.st_size, max(st.st_mtime, st.st_ctime))
+                )
+    return out
+
+
+def _scan_remote(location: str) -> list[Arrival]:
+    fs, path = fsspec.core.url_to_fs(location)
+    if not fs.exists(path):
+        return []
+    protocol = location.split("://", 1)[0]
+    out = []
+    for info in fs.ls(path, detail=True):
+        if info.get("type") != "file":
+            continue
+        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+        out.append(Arrival(f"{protocol}://{info['name'].lstrip('/')}", name, int(info.get("size") or 0), _when(info)))
+    return out
+
+
+def _when(info: dict) -> float:
+    """Modification time from an fsspec listing; object stores name it differently."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+def fingerprint(uri: str) -> str:
+    """SHA-256 of a file's content, streamed (the same digest the retrain records)."""
+    digest = hashlib.sha256()
+    with fsspec.open(uri, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def contains(location: str, uri: str) -> bool:
+    """True when URI is a file directly inside the landing LOCATION."""
+    if is_remote(location) or is_remote(uri):
+        return uri.rstrip("/").rsplit("/", 1)[0] == location.rstrip("/")
+    return Path(uri.removeprefix("file://")).resolve().parent == Path(location.removeprefix("file://")).resolve()
