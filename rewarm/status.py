@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from rewarm import ledger
+from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
 
@@ -76,4 +81,50 @@ def render(status: dict) -> str:
     lines.append("last decisions (newest first):")
     for d in status["decisions"]:
         lines.append(f"  {d['snapshot']}: {d['decision']} [{d['status']}] {d['reason']}")
+    return "\n".join(lines)
+
+
+def service(settings: Settings, home: Path, last: int = 5) -> dict:
+    """The service side: snapshots waiting in the landing location, rejected ones, the last Prefect runs."""
+    name = settings.model.name
+    refused = ledger.rejected(home, name)
+    waiting = ledger.pending(
+        settings.data.landing, ledger.processed(MlflowClient(), name), refused, settings.service.settle_seconds
+    )
+    return {
+        "landing": settings.data.landing,
+        "pending": [p.arrival.name for p in waiting],
+        "rejected": [{"uri": r["uri"], "reason": r["reason"]} for r in refused.values()],
+        "runs": _flow_runs(name, last) if os.environ.get("PREFECT_API_URL") else None,
+    }
+
+
+def _flow_runs(name: str, last: int) -> list[dict]:
+    """The retrain deployment's last flow runs, newest first (needs a running Prefect server)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=last,
+        )
+    return [
+        {"name": r.name, "state": r.state_name, "start": str(r.start_time or r.expected_start_time)[:19]} for r in runs
+    ]
+
+
+def render_service(service: dict) -> str:
+    """Plain-text service status for the terminal."""
+    pending = service["pending"]
+    lines = [f"landing {service['landing']}: {len(pending)} pending snapshot(s)" + (f": {pending}" if pending else "")]
+    for r in service["rejected"]:
+        lines.append(f"  rejected {r['uri']}: {r['reason']} (fix it and land it again, or retrain it with --force)")
+    if service["runs"] is None:
+        lines.append("last runs: set PREFECT_API_URL to the service's Prefect server to list them")
+    else:
+        lines.append("last runs (newest first):")
+        lines += [f"  {r['start']} {r['name']}: {r['state']}" for r in service["runs"]] or ["  (none yet)"]
     return "\n".join(lines)

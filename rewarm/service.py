@@ -1,0 +1,142 @@
+"""`rewarm serve`: a Prefect server on 127.0.0.1 (unless PREFECT_API_URL names one), the watcher, and the
+served retrain deployments, all in one command; Ctrl-C stops what it started."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from rewarm.config import Settings
+from rewarm.errors import RewarmError
+
+log = logging.getLogger("rewarm.service")
+DEFAULT_PORT = 4200
+# Queued retrains ask for their slot again this often (Prefect's default is 30 s).
+SLOT_WAIT_SECONDS = "5"
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """True when a Prefect server answers at API_URL."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> Iterator[str]:
+    """Yield the API URL of a Prefect server: PREFECT_API_URL's if set, else one started here and stopped after."""
+    given = os.environ.get("PREFECT_API_URL")
+    if given:
+        if not healthy(given):
+            raise RewarmError(f"PREFECT_API_URL={given} does not answer; start that server or unset the variable")
+        yield given
+        return
+    url = f"http://{host}:{port}/api"
+    if port_in_use(host, port):
+        if healthy(url):
+            log.info("using the Prefect server already running at %s", url)
+            yield url
+            return
+        raise RewarmError(
+            f"port {port} on {host} is taken by something that is not a Prefect server: pass --port N, or start "
+            f"one yourself (`prefect server start --host 127.0.0.1 --port N`) and set PREFECT_API_URL"
+        )
+    process, logfile = _start_server(home, host, port)
+    try:
+        _wait_healthy(url, process, logfile)
+        yield url
+    finally:
+        stop(process, "Prefect server")
+
+
+def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, Path]:
+    home.mkdir(parents=True, exist_ok=True)
+    logfile = home / "prefect-server.log"
+    env = dict(os.environ)
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", SLOT_WAIT_SECONDS)
+    prefect = Path(sys.executable).with_name("prefect")
+    command = [str(prefect), "server", "start", "--host", host, "--port", str(port)]
+    log.info("starting the Prefect server: %s (log: %s)", " ".join(command), logfile)
+    with logfile.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return process, logfile
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, logfile: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy(url):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    stop(process, "Prefect server")
+    tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
+    raise RewarmError(
+        f"the Prefect server did not come up at {url} (log {logfile}):\n{tail}\n"
+        "Start it yourself with `prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+    )
+
+
+def stop(process: subprocess.Popen, what: str, grace: float = 15.0) -> None:
+    """SIGTERM PROCESS's group, SIGKILL it after GRACE seconds."""
+    if process.poll() is not None:
+        return
+    log.info("stopping the %s (pid %d)", what, process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def serve(settings: list[Settings], home: Path, port: int = DEFAULT_PORT, watch: bool = True) -> None:
+    """Run the service until Ctrl-C (or SIGTERM): server if needed, watchers, served deployments."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from rewarm.deployments.service import retrain_deployment, watcher
+
+    with prefect_server(home, port) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
+        os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
+        deployments = [retrain_deployment(s) for s in settings]
+        stop_watching = threading.Event()
+        # Each watcher thread runs in a copy of this context, so it sees the temporary API URL too.
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(watcher(s, home).run, stop_watching),
+                name=f"watch-{s.model.name}",
+            )
+            for s in (settings if watch else [])
+        ]
+        for t in threads:
+            t.start()
+        try:
+            prefect_serve(*deployments)
+        finally:
+            stop_watching.set()
+            for t in threads:
+                t.join(timeout=10)
