@@ -1,0 +1,234 @@
+"""The service end to end: a real Prefect server, `rewarm serve` (served deployment + watcher) in a subprocess,
+snapshots copied into the landing folder, results read back from Prefect and MLflow."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm.service import healthy
+from rewarm.store import open_store, resolve_store
+
+pytestmark = pytest.mark.slow
+MODEL = "served-model"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 180.0) -> object:
+    """Poll CHECK until it returns something truthy; fail naming WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Kill whatever is left of a process group this test started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server on a free loopback port, stopped after the module."""
+    folder = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(folder),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Queued runs ask for their slot again after 1 s instead of 30, to keep the test short.
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).with_name("prefect")
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for(lambda: healthy(url) or process.poll() is not None, "the Prefect server", timeout=120)
+        assert process.poll() is None, (folder / "server.log").read_text()[-3000:]
+        yield url
+    finally:
+        stop_group(process)
+        log.close()
+
+
+class Service:
+    """`rewarm serve` in its own process group, with its output in a file the test can read."""
+
+    def __init__(self, config: Path, env: dict[str, str], *extra: str) -> None:
+        self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
+        self._out = self.log.open("wb")
+        command = [sys.executable, "-m", "rewarm.cli", "serve", "--config", str(config), *extra]
+        out, err = self._out, subprocess.STDOUT
+        self.process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_line(self, text: str, timeout: float = 120.0) -> None:
+        wait_for(lambda: text in self.output() or self.process.poll() is not None, repr(text), timeout)
+        assert text in self.output(), f"rewarm serve exited ({self.process.returncode}):\n{self.output()[-4000:]}"
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a user would; return the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(60)
+
+    def close(self) -> None:
+        stop_group(self.process)
+        self._out.close()
+
+
+@pytest.fixture
+def service_env(server: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("PREFECT_API_URL", server)
+    open_store(resolve_store())  # this test process reads the same MLflow store the service writes
+    return {
+        **os.environ,
+        "REWARM_HOME": str(home),
+        "PREFECT_API_URL": server,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # the runner looks for scheduled runs every second
+    }
+
+
+def versions(client: MlflowClient) -> list[dict[str, str]]:
+    """Registered versions of the served model, oldest first, with their rewarm tags."""
+    found = client.search_model_versions(f"name = '{MODEL}'")
+    return [{"version": v.version, **v.tags} for v in sorted(found, key=lambda v: int(v.version))]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flow_runs(server: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server}), get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])))
+
+
+def months(flights: pd.DataFrame, folder: Path) -> dict[int, Path]:
+    folder.mkdir()
+    out = {}
+    for month in range(1, 7):
+        out[month] = folder / f"m{month}.parquet"
+        small_month(flights, month, rows=800).to_parquet(out[month], index=False)
+    return out
+
+
+def test_served_deployment_and_watcher(
+    tmp_path: Path, server: str, service_env: dict[str, str], flights: pd.DataFrame
+) -> None:
+    config = write_config(tmp_path, name=MODEL)
+    config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 1\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    files = months(flights, tmp_path / "source")
+    client = MlflowClient()
+
+    # The cron path, fired on demand: without a watcher, two landed snapshots wait until the scheduled
+    # deployment runs, which retrains every pending one, oldest first.
+    service = Service(config, service_env, "--no-watch")
+    try:
+        service.wait_for_line("retrain/" + MODEL)
+        for month in (1, 2):
+            shutil.copy(files[month], landing / files[month].name)
+        time.sleep(1.5)  # past settle_seconds, so both count as complete
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: server}):
+            run = run_deployment(f"retrain/{MODEL}", timeout=240)
+        assert run.state.is_completed(), run.state
+        assert [v["rewarm.snapshot"] for v in versions(client)] == ["m1.parquet", "m2.parquet"]
+        assert service.interrupt() == 0
+    finally:
+        service.close()
+
+    # The event path. Restarted, the watcher sees m1 and m2 again: their content is processed, so no retrain.
+    service = Service(config, service_env)
+    try:
+        service.wait_for_line("watching")
+        service.wait_for_line("m2.parquet: same content")
+        shutil.copy(files[3], landing / "m3.parquet")
+        wait_for(lambda: len(versions(client)) == 3, "a version trained on m3")
+        v3 = versions(client)[-1]
+        assert v3["rewarm.snapshot"] == "m3.parquet" and v3["rewarm.snapshot_sha256"] == sha(files[3])
+        wait_for(
+            lambda: any(r.name == "retrain-m3.parquet" and r.state.is_completed() for r in flow_runs(server)),
+            "a completed flow run for m3",
+        )
+
+        # The same bytes under another name: the watcher recognises the content and starts nothing.
+        shutil.copy(files[3], landing / "m3-copy.parquet")
+        service.wait_for_line("m3-copy.parquet: same content")
+        assert len(versions(client)) == 3
+        assert not [r for r in flow_runs(server) if r.name == "retrain-m3-copy.parquet"]
+
+        # Three at once: each retrained exactly once, one at a time, in landing order.
+        for month in (4, 5, 6):
+            shutil.copy(files[month], landing / files[month].name)
+        wait_for(lambda: len(versions(client)) == 6, "versions for m4, m5 and m6", timeout=300)
+        wait_for(lambda: all(r.state.is_final() for r in flow_runs(server)), "every flow run to finish")
+        found = versions(client)
+        assert [v["rewarm.snapshot"] for v in found] == [f"m{m}.parquet" for m in range(1, 7)]
+        assert [v["rewarm.snapshot_sha256"] for v in found] == [sha(files[m]) for m in range(1, 7)]
+        assert all(r.state.is_completed() for r in flow_runs(server))
+        rounds = client.search_runs(
+            [client.get_experiment_by_name(MODEL).experiment_id],
+            "tags.`rewarm.kind` = 'retrain'",
+            order_by=["attributes.start_time ASC"],
+        )
+        spans = [(r.info.start_time, r.info.end_time) for r in rounds]
+        assert len(spans) == 6 and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+        assert service.interrupt() == 0
+        assert "shutting down" in service.output()
+    finally:
+        service.close()
+
+
+def test_serve_starts_and_stops_its_own_server(tmp_path: Path, home: Path) -> None:
+    config = write_config(tmp_path, name="self-served")
+    port = free_port()
+    env = {**os.environ, "REWARM_HOME": str(home), "PREFECT_HOME": str(tmp_path / "prefect")}
+    service = Service(config, env, "--port", str(port), "--no-watch")
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        service.wait_for_line("retrain/self-served", timeout=180)
+        assert healthy(url)
+        assert service.interrupt() == 0
+        assert not healthy(url)  # the server it started is gone, not left behind
+        assert "stopping the Prefect server" in service.output()
+    finally:
+        service.close()
+    leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
+    assert not leftover.strip(), f"processes left behind: {leftover}"
