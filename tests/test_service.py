@@ -232,3 +232,44 @@ def test_serve_starts_and_stops_its_own_server(tmp_path: Path, home: Path) -> No
         service.close()
     leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
     assert not leftover.strip(), f"processes left behind: {leftover}"
+
+
+def test_work_pool_worker_runs_the_deployment(
+    tmp_path: Path, server: str, service_env: dict[str, str], flights: pd.DataFrame
+) -> None:
+    """`rewarm deploy --pool` then a real `prefect worker start --pool`: how a GPU machine takes retrains."""
+    config = write_config(tmp_path, name="pooled-model")
+    snapshot = tmp_path / "landing" / "m1.parquet"
+    snapshot.parent.mkdir()
+    small_month(flights, 1, rows=800).to_parquet(snapshot, index=False)
+    deployed = subprocess.run(
+        [sys.executable, "-m", "rewarm.cli", "deploy", "--pool", "gpu-pool", "--config", str(config)],
+        env=service_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert "prefect worker start --pool gpu-pool" in deployed.stdout
+    prefect = Path(sys.executable).with_name("prefect")
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [str(prefect), "worker", "start", "--pool", "gpu-pool", "--prefetch-seconds", "5"],
+        env={**service_env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        cwd=tmp_path,  # not the checkout: the worker imports the flow from the installed package
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: server}):
+            run = run_deployment("retrain/pooled-model", parameters={"snapshot": str(snapshot)}, timeout=240)
+        assert run.state.is_completed(), (tmp_path / "worker.log").read_text()[-4000:]
+        [version] = MlflowClient().search_model_versions("name = 'pooled-model'")
+        assert version.tags["rewarm.snapshot_sha256"] == sha(snapshot)
+    finally:
+        stop_group(worker)
+        log.close()
