@@ -178,7 +178,7 @@ def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -
 def test_bad_snapshot_fails_the_run_and_leaves_the_champion(tmp_path: Path, home: Path, months: list[Path]) -> None:
     config = write_config(tmp_path, name="bad-test")
     retrain(str(months[0]), config=str(config))
-    broken = tmp_path / "landing" / "broken.parquet"
+    broken = tmp_path / "broken.parquet"  # outside the landing folder: only this file is retrained
     pd.read_parquet(months[1]).drop(columns="carrier").to_parquet(broken)
     with pytest.raises(SnapshotRejected, match=r"broken.parquet.*carrier"):
         retrain(str(broken), config=str(config))
@@ -191,7 +191,7 @@ def test_a_snapshot_rejected_by_the_round_never_joins_the_history(
     tmp_path: Path, home: Path, months: list[Path]
 ) -> None:
     config = write_config(tmp_path, name="three-class-test")
-    odd = tmp_path / "landing" / "odd.parquet"
+    odd = tmp_path / "odd.parquet"
     frame = pd.read_parquet(months[0])
     frame.loc[:5, "late"] = 2  # a third label in a binary task: readable, but no model can train on it
     frame.to_parquet(odd)
@@ -201,3 +201,35 @@ def test_a_snapshot_rejected_by_the_round_never_joins_the_history(
     assert not history.exists() or not any(history.iterdir())
     first = retrain(str(months[0]), config=str(config))  # the next good snapshot bootstraps normally
     assert first["decision"] == "first_model" and first["round"] == 1
+
+
+def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months: list[Path]) -> None:
+    config = write_config(tmp_path, name="order-test", min_delta="-1.0")
+    config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 0\n")
+    broken = months[0].with_name("flights-2013-00-broken.parquet")
+    pd.read_parquet(months[0]).drop(columns="carrier").to_parquet(broken)  # lands after the three months
+
+    # Retraining March first retrains the earlier pending months, oldest first, each as a subflow.
+    march = retrain(str(months[2]), config=str(config))
+    client = MlflowClient()
+    found = sorted(client.search_model_versions("name = 'order-test'"), key=lambda v: int(v.version))
+    assert [v.tags["rewarm.snapshot"] for v in found] == [p.name for p in months]
+    assert march["round"] == 3 and march["version"] == 3
+
+    # The scheduled path: every pending snapshot; the broken one is rejected, remembered and passed over.
+    caught_up = retrain(config=str(config))
+    [failed] = caught_up["processed"]
+    assert failed["failed"] and "carrier" in failed["reason"]
+    assert (home / "rejected" / "order-test").is_dir()
+    assert retrain(config=str(config))["processed"] == []  # the same bytes are not tried again
+
+    # Exactly once by content: a copy under another name is skipped, unless forced.
+    copy = tmp_path / "march-again.parquet"
+    copy.write_bytes(months[2].read_bytes())
+    skipped = retrain(str(copy), config=str(config))
+    assert skipped["skipped"] and skipped["version"] == 3 and "already processed" in skipped["reason"]
+    forced = retrain(str(copy), config=str(config), force=True)
+    assert forced["version"] == 4 and forced["round"] == 3
+    with pytest.raises(SnapshotRejected, match="later rounds"):  # an older month cannot be redone after newer
+        retrain(str(months[0]), config=str(config), force=True)
+    assert len(client.search_model_versions("name = 'order-test'")) == 4

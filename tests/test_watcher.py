@@ -429,7 +429,8 @@ def test_run_keeps_going_when_an_event_cannot_be_sent(
 ) -> None:
     settings = remote_settings(tmp_path, memory_landing)
     emit = FailsFirst(failures=2)
-    thread, stop, errors = start(Watcher(settings, store.home, emit=emit))
+    watcher = Watcher(settings, store.home, emit=emit)
+    thread, stop, errors = start(watcher)
     try:
         fsspec.filesystem("memory").pipe(f"{memory_landing}/2013-01.parquet", parquet_bytes(flights, 1))
         wait_for(lambda: emit.delivered, "the event, once Prefect takes it")
@@ -440,4 +441,5 @@ def test_run_keeps_going_when_an_event_cannot_be_sent(
     assert not thread.is_alive()
     assert errors == []
     assert emit.failures == 0
+    assert watcher.check(now=time.time() + LATER) == []  # delivered, so not looked at again
     assert names(emit.delivered) == ["2013-01.parquet"]
