@@ -105,6 +105,7 @@ def _log_to_console() -> None:
     logger = logging.getLogger("rewarm")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # Prefect's root handler would print every line a second time
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -81,9 +81,7 @@ def test_service_section_is_read(tmp_path: Path) -> None:
         ('colour = "blue"', ["service.colour", "not permitted"]),
     ],
 )
-def test_bad_service_settings_are_config_errors_naming_service(
-    tmp_path: Path, line: str, fragments: list[str]
-) -> None:
+def test_bad_service_settings_are_config_errors_naming_service(tmp_path: Path, line: str, fragments: list[str]) -> None:
     path = config_with(tmp_path, line + "\n")
 
     with pytest.raises(ConfigError) as caught:
