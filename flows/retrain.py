@@ -63,7 +63,7 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
         return []  # a file from elsewhere, named on the command line: no landing order to keep
     before = None
     if snapshot is not None:
-        mine = [a for a in landing_files.scan(landing) if _same(a.uri, snapshot)]
+        mine = [a for a in landing_files.scan(landing) if landing_files.same_file(a.uri, snapshot)]
         if not mine:
             return []
         before = mine[0].order
@@ -80,12 +80,6 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
             "%d pending snapshot(s) to retrain first, oldest first: %s", len(found), [p.arrival.name for p in found]
         )
     return found
-
-
-def _same(a: str, b: str) -> bool:
-    if landing_files.is_remote(a) or landing_files.is_remote(b):
-        return a == b
-    return Path(a).resolve() == Path(b).resolve()
 
 
 def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:

@@ -106,7 +106,7 @@ class GateSection(_Section):
 class ServiceSection(_Section):
     # Hourly: a source that cannot announce its files is still picked up within the hour.
     cron: str = "0 * * * *"
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", min_length=1)
     # A landed file counts as complete once nothing has changed it for this long; writers that write
     # under a temporary name (.partial, .tmp, a leading dot) and rename into place can set 0.
     settle_seconds: float = Field(default=5.0, ge=0)
@@ -179,7 +179,7 @@ def _anchor_landing(raw: dict, folder: Path) -> None:
     """A relative local data.landing means relative to the config file, wherever the command runs from
     (a served deployment or a worker does not share the shell's working folder)."""
     data = raw.get("data")
-    landing = data.get("landing") if isinstance(data, dict) else None
+    landing = data.get("landing", DataSection.model_fields["landing"].default) if isinstance(data, dict) else None
     if isinstance(landing, str) and "://" not in landing and not Path(landing).is_absolute():
         data["landing"] = str(folder / landing)
 

@@ -82,13 +82,12 @@ def _scan_remote(location: str) -> list[Arrival]:
     fs, path = fsspec.core.url_to_fs(location)
     if not fs.exists(path):
         return []
-    protocol = location.split("://", 1)[0]
     out = []
     for info in fs.ls(path, detail=True):
         if info.get("type") != "file":
             continue
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        out.append(Arrival(f"{protocol}://{info['name'].lstrip('/')}", name, int(info.get("size") or 0), _when(info)))
+        out.append(Arrival(fs.unstrip_protocol(info["name"]), name, int(info.get("size") or 0), _when(info)))
     return out
 
 
@@ -117,8 +116,21 @@ def fingerprint(uri: str) -> str:
     return digest.hexdigest()
 
 
+def canonical(uri: str) -> str:
+    """One spelling per file: an absolute local path, or the URL as fsspec writes it back."""
+    if is_remote(uri):
+        try:
+            fs, path = fsspec.core.url_to_fs(uri)
+        except ImportError:  # that filesystem's package is not installed here: compare the text
+            return uri.rstrip("/")
+        return fs.unstrip_protocol(path.rstrip("/"))
+    return str(Path(uri.removeprefix("file://")).resolve())
+
+
 def contains(location: str, uri: str) -> bool:
     """True when URI is a file directly inside the landing LOCATION."""
-    if is_remote(location) or is_remote(uri):
-        return uri.rstrip("/").rsplit("/", 1)[0] == location.rstrip("/")
-    return Path(uri.removeprefix("file://")).resolve().parent == Path(location.removeprefix("file://")).resolve()
+    return canonical(uri).rsplit("/", 1)[0] == canonical(location)
+
+
+def same_file(a: str, b: str) -> bool:
+    return canonical(a) == canonical(b)

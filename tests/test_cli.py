@@ -104,3 +104,16 @@ def test_retrain_in_ephemeral_mode_without_a_server(tmp_path: Path, flights: pd.
     assert "ephemeral-model v1: first model" in done.stdout
     assert (tmp_path / "home" / "mlflow.db").is_file()
     assert any((tmp_path / "home" / "snapshots" / "ephemeral-model").glob("*-jan.parquet"))
+
+
+def test_status_lists_pending_snapshots(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, name="pending-model")
+    config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 0\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("late,distance\n0,100\n")
+    (landing / "b.csv.partial").write_text("late,distance\n")  # still being written: not pending yet
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "1 pending snapshot(s): ['a.csv']" in out
+    assert "set PREFECT_API_URL" in out  # no server named: says how to see the last runs

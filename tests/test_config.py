@@ -54,7 +54,7 @@ def test_load_settings_reads_the_issue_keys(tmp_path: Path) -> None:
     s = load_settings(path)
     assert s.source == str(path)
     assert s.model.name == "flight-delay"
-    assert s.data.landing == "data/landing" and s.data.target == "late" and s.data.task == "binary"
+    assert s.data.landing == str(tmp_path / "data/landing") and s.data.target == "late" and s.data.task == "binary"
     assert s.data.numeric == ("distance", "sched_dep_hour", "temp")
     assert s.data.categorical == ("carrier", "origin", "dest")
     assert s.data.window == 3
@@ -79,7 +79,8 @@ def test_the_repository_demo_config_is_valid() -> None:
 def test_defaults_are_applied(tmp_path: Path) -> None:
     s = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary")))
     assert s.model.hidden == (128, 64) and s.model.embedding_dim == 8
-    assert s.data.landing == "data/landing" and s.data.categorical == () and s.data.window == 0
+    # a landing left out is the default, relative to the config file's folder like a given one
+    assert s.data.landing == str(tmp_path / "data/landing") and s.data.categorical == () and s.data.window == 0
     assert (s.data.holdout_fraction, s.data.validation_fraction, s.data.min_rows) == (0.2, 0.1, 50)
     assert s.train.strategies == ("shrink_perturb", "cold")
     assert (s.train.shrink, s.train.perturb) == (0.6, 0.01)

@@ -76,6 +76,7 @@ def test_service_section_is_read(tmp_path: Path) -> None:
         ('cron = "61 * * * *"', ["service", "cron", "61 * * * *"]),
         ('cron = ""', ["service", "cron"]),
         ('timezone = "Mars/Olympus"', ["service", "timezone", "Mars/Olympus"]),
+        ('timezone = ""', ["service.timezone", "at least 1 character"]),
         ("settle_seconds = -1", ["service.settle_seconds", "greater than or equal to 0"]),
         ("poll_seconds = 0", ["service.poll_seconds", "greater than 0"]),
         ('colour = "blue"', ["service.colour", "not permitted"]),

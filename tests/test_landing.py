@@ -15,7 +15,7 @@ import fsspec
 import pytest
 
 from rewarm import ledger
-from rewarm.landing import Arrival, contains, fingerprint, is_snapshot_name, scan
+from rewarm.landing import Arrival, contains, fingerprint, is_snapshot_name, same_file, scan
 
 CSV = b"carrier,distance,late\nUA,1400,1\nAA,760,0\n"
 
@@ -331,3 +331,11 @@ def test_pending_in_an_fsspec_folder(memory_folder: str) -> None:
     found = ledger.pending(memory_folder, {}, {}, settle_seconds=0)
 
     assert [(p.arrival.name, p.sha256) for p in found] == [("jan.csv", sha(b"jan"))]
+
+
+def test_url_spellings_of_one_file_are_the_same_file() -> None:
+    # fsspec lists memory:///landing as /landing; the configured spelling may have two slashes or three.
+    assert same_file("memory://landing/a.parquet", "memory:///landing/a.parquet")
+    assert contains("memory://landing", "memory:///landing/a.parquet")
+    assert contains("memory:///landing/", "memory://landing/a.parquet")
+    assert not same_file("memory:///landing/a.parquet", "memory:///landing/b.parquet")

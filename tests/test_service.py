@@ -210,6 +210,14 @@ def test_served_deployment_and_watcher(
         )
         spans = [(r.info.start_time, r.info.end_time) for r in rounds]
         assert len(spans) == 6 and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+        shown = subprocess.run(
+            [sys.executable, "-m", "rewarm.cli", "status", "--config", str(config)],
+            env=service_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "0 pending snapshot(s)" in shown.stdout and "retrain-m6.parquet: Completed" in shown.stdout
         assert service.interrupt() == 0
         assert "shutting down" in service.output()
     finally:
