@@ -25,12 +25,12 @@ def deployment_name(settings: Settings) -> str:
 
 
 def landed_trigger(settings: Settings) -> DeploymentEventTrigger:
-    """Start a retrain for each snapshot-landed event of this model, with the snapshot's URI."""
+    """Start a retrain for each snapshot-landed event of this model, with the snapshot's URI and content hash."""
     return DeploymentEventTrigger(
         name=f"{settings.model.name}: snapshot landed",
         expect={LANDED},
         match={"prefect.resource.id": RESOURCE_PREFIX + "*", MODEL_LABEL: settings.model.name},
-        parameters={"snapshot": "{{ event.payload.uri }}"},
+        parameters={"snapshot": "{{ event.payload.uri }}", "sha256": "{{ event.payload.sha256 }}"},
     )
 
 

@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from rewarm import gate, ledger, tracking
 from rewarm import landing as landing_files
 from rewarm.config import Settings, load_settings
-from rewarm.errors import SnapshotRejected
+from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.models.strategies import COLD, Strategy, strategy
 from rewarm.registry import LoadedModel
 from rewarm.report import decision_markdown, round_summary
@@ -39,6 +39,7 @@ def retrain(
     force: bool = False,
     settings: Settings | None = None,
     in_order: bool = True,
+    sha256: str | None = None,
 ) -> dict:
     """Admit SNAPSHOT, train challengers, score them and the champion on one holdout, promote the winner.
 
@@ -46,14 +47,15 @@ def retrain(
     A SNAPSHOT inside data.landing comes after every earlier pending one there, so queued runs keep landing
     order whichever starts first. A snapshot whose content was already processed is skipped unless FORCE.
     Settings come from CONFIG (or ./rewarm.toml) unless given whole; STRATEGIES and WINDOW override them.
-    IN_ORDER=False skips the landing-order check (the caller already keeps the order).
+    IN_ORDER=False skips the landing-order check (the caller already keeps the order). SHA256, when given
+    (the landed event's), is the content expected: a file rewritten since is left to its own event.
     """
     settings = (settings or load_settings(config)).with_overrides(strategies, window)
     store = open_store(resolve_store())
     earlier = [_retrain_earlier(p, settings) for p in _pending_before(settings, store, snapshot)] if in_order else []
     if snapshot is None:
         return {"model": settings.model.name, "processed": earlier}
-    return run_retrain(settings, snapshot, force)
+    return run_retrain(settings, snapshot, force, sha256)
 
 
 def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> list[ledger.Pending]:
@@ -83,19 +85,24 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
 
 
 def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:
-    """Retrain one earlier snapshot as a subflow; a rejected one is reported and passed over, not fatal here."""
+    """Retrain one earlier snapshot as a subflow. A rejected one (bad data, remembered by content) is passed
+    over; any other failure stops this run, so nothing later is trained before that snapshot."""
     state = retrain(snapshot=pending.arrival.uri, settings=settings, in_order=False, return_state=True)
-    if state.is_failed():
-        get_run_logger().warning("%s was not retrained: %s", pending.arrival.name, state.message)
-        return {"snapshot": pending.arrival.name, "sha256": pending.sha256, "failed": True, "reason": state.message}
-    return state.result()
+    if not state.is_failed():
+        return state.result()
+    if pending.sha256 not in ledger.rejected(resolve_store().home, settings.model.name):
+        raise RewarmError(f"{pending.arrival.name} failed and comes first in landing order: {state.message}")
+    get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, state.message)
+    return {"snapshot": pending.arrival.name, "sha256": pending.sha256, "failed": True, "reason": state.message}
 
 
-def run_retrain(settings: Settings, snapshot: str, force: bool = False) -> dict:
+def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected: str | None = None) -> dict:
     """The retrain itself, on validated settings; content already processed is skipped unless FORCE."""
     store = open_store(resolve_store())
     client, name = MlflowClient(), settings.model.name
     raw, sha = fetch_snapshot(snapshot)
+    if expected is not None and sha != expected:
+        return _changed(name, snapshot, expected, sha)
     done = ledger.processed(client, name).get(sha)
     if done is not None and not force:
         return _skipped(name, snapshot, sha, done)
@@ -157,6 +164,15 @@ def _skipped(name: str, snapshot: str, sha: str, version: int) -> dict:
         "version": version,
         "reason": reason,
     }
+
+
+def _changed(name: str, snapshot: str, expected: str, found: str) -> dict:
+    reason = (
+        f"{Path(snapshot).name}: rewritten since it landed (sha256 {expected[:12]} announced, {found[:12]} now); "
+        "nothing retrained here: the watcher announces the new content once it is complete"
+    )
+    get_run_logger().warning(reason)
+    return {"model": name, "snapshot": Path(snapshot).name, "sha256": found, "skipped": True, "reason": reason}
 
 
 def _lineage(info: SnapshotInfo, champion: LoadedModel | None, data: RoundData) -> dict[str, object]:

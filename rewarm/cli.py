@@ -78,7 +78,8 @@ def _retrain(args: argparse.Namespace) -> int:
 def _outcome_line(summary: dict) -> str:
     if summary.get("failed"):
         return f"{summary['snapshot']}: not retrained: {summary['reason']}"
-    return f"{summary['model']} v{summary['version']}: {summary['reason']}"
+    version = f" v{summary['version']}" if "version" in summary else ""
+    return f"{summary['model']}{version}: {summary['reason']}"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from rewarm.landing import Arrival, fingerprint, scan
 from rewarm.registry import TAG
@@ -20,10 +19,8 @@ SHA_TAG = TAG + "snapshot_sha256"
 
 def processed(client: MlflowClient, name: str) -> dict[str, int]:
     """Content hash -> the first complete version registered from it (the record that survives restarts)."""
-    try:
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return {}
+    # An unknown model has no versions ([]); any other MLflow error propagates: "not processed" must be known.
+    versions = client.search_model_versions(f"name = '{name}'")
     done: dict[str, int] = {}
     for v in sorted(versions, key=lambda v: int(v.version)):
         sha = v.tags.get(SHA_TAG)

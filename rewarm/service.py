@@ -3,6 +3,7 @@ served retrain deployments, all in one command; Ctrl-C stops what it started."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -52,7 +53,7 @@ def prefect_server(home: Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1"
     url = f"http://{host}:{port}/api"
     if port_in_use(host, port):
         if healthy(url):
-            log.info("using the Prefect server already running at %s", url)
+            log.warning("using the Prefect server already running at %s; not started here, so it keeps running", url)
             yield url
             return
         raise RewarmError(
@@ -73,8 +74,7 @@ def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, P
     env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", SLOT_WAIT_SECONDS)
-    prefect = Path(sys.executable).with_name("prefect")
-    command = [str(prefect), "server", "start", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     log.info("starting the Prefect server: %s (log: %s)", " ".join(command), logfile)
     with logfile.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -83,17 +83,16 @@ def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, P
 
 def _wait_healthy(url: str, process: subprocess.Popen, logfile: Path, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if healthy(url):
+    while time.monotonic() < deadline and process.poll() is None:
+        if healthy(url) and process.poll() is None:  # ours answering, not another server that took the port
             return
-        if process.poll() is not None:
-            break
         time.sleep(0.5)
     stop(process, "Prefect server")
     tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
     raise RewarmError(
         f"the Prefect server did not come up at {url} (log {logfile}):\n{tail}\n"
-        "Start it yourself with `prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        f"Start one yourself with `prefect server start --host 127.0.0.1 --port {url.rsplit(':', 1)[1].split('/')[0]}` "
+        f"and set PREFECT_API_URL={url}"
     )
 
 
@@ -113,15 +112,21 @@ def stop(process: subprocess.Popen, what: str, grace: float = 15.0) -> None:
 
 
 def serve(settings: list[Settings], home: Path, port: int = DEFAULT_PORT, watch: bool = True) -> None:
-    """Run the service until Ctrl-C (or SIGTERM): server if needed, watchers, served deployments."""
-    from prefect import serve as prefect_serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Run the service until Ctrl-C (or SIGTERM): server if needed, deployments, then the watchers."""
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from rewarm.deployments.service import retrain_deployment, watcher
+    from rewarm.deployments.service import deployment_name, retrain_deployment, watcher
 
     with prefect_server(home, port) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
         os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
-        deployments = [retrain_deployment(s) for s in settings]
+        runner = Runner(pause_on_shutdown=True)
+        for s in settings:
+            # Applied now, triggers included, so that no event a watcher sends can arrive before its trigger.
+            runner.add_deployment(retrain_deployment(s))
+            ui = PREFECT_UI_URL.value() or api_url.removesuffix("/api")
+            print(f"serving {deployment_name(s)}: Prefect UI {ui}", flush=True)
         stop_watching = threading.Event()
         # Each watcher thread runs in a copy of this context, so it sees the temporary API URL too.
         threads = [
@@ -135,7 +140,9 @@ def serve(settings: list[Settings], home: Path, port: int = DEFAULT_PORT, watch:
         for t in threads:
             t.start()
         try:
-            prefect_serve(*deployments)
+            asyncio.run(runner.start())
+        except (KeyboardInterrupt, TerminationSignal):
+            log.info("shutting down")
         finally:
             stop_watching.set()
             for t in threads:

@@ -121,7 +121,7 @@ def render_service(service: dict) -> str:
     pending = service["pending"]
     lines = [f"landing {service['landing']}: {len(pending)} pending snapshot(s)" + (f": {pending}" if pending else "")]
     for r in service["rejected"]:
-        lines.append(f"  rejected {r['uri']}: {r['reason']} (fix it and land it again, or retrain it with --force)")
+        lines.append(f"  rejected {r['uri']}: {r['reason']} (fix it and land it again, or `rewarm retrain` it by hand)")
     if service["runs"] is None:
         lines.append("last runs: set PREFECT_API_URL to the service's Prefect server to list them")
     else:

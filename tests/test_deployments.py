@@ -156,7 +156,7 @@ def test_each_landed_snapshot_of_this_model_triggers_a_retrain(settings: Setting
     assert isinstance(trigger, DeploymentEventTrigger)
     assert trigger.expect == {LANDED} == {"rewarm.snapshot.landed"}
     assert trigger.match[MODEL_LABEL] == [MODEL]
-    assert trigger.parameters == {"snapshot": "{{ event.payload.uri }}"}
+    assert trigger.parameters == {"snapshot": "{{ event.payload.uri }}", "sha256": "{{ event.payload.sha256 }}"}
     # Reactive, one event each: every landed snapshot fires its own run.
     assert trigger.posture == Posture.Reactive
     assert trigger.threshold == 1
@@ -180,7 +180,7 @@ def test_the_trigger_passes_the_landed_uri_as_the_snapshot(settings: Settings) -
 
     rendered = {k: render_user_template_sync(v, {"event": event}) for k, v in trigger.parameters.items()}
 
-    assert rendered == {"snapshot": "s3://bucket/landing/2013-01.parquet"}
+    assert rendered == {"snapshot": "s3://bucket/landing/2013-01.parquet", "sha256": SHA}
 
 
 def test_retrains_of_one_model_run_one_at_a_time_and_queue(settings: Settings) -> None:

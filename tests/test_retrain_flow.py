@@ -123,6 +123,7 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
 
 def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home: Path, months: list[Path]) -> None:
     config = write_config(tmp_path, name="vocab-test")
+    months[1].rename(tmp_path / months[1].name)  # February never lands: March follows January directly
     retrain(str(months[0]), config=str(config))
     first = registry.load_alias(MlflowClient(), "vocab-test")
     summary = retrain(str(months[2]), config=str(config), strategies=["warm"])
@@ -208,6 +209,11 @@ def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months
     config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 0\n")
     broken = months[0].with_name("flights-2013-00-broken.parquet")
     pd.read_parquet(months[0]).drop(columns="carrier").to_parquet(broken)  # lands after the three months
+
+    # An event's hash that no longer matches the file (rewritten since it landed): nothing is trained.
+    stale = retrain(str(months[0]), config=str(config), sha256="0" * 64)
+    assert stale["skipped"] and "rewritten since it landed" in stale["reason"]
+    assert not MlflowClient().search_model_versions("name = 'order-test'")
 
     # Retraining March first retrains the earlier pending months, oldest first, each as a subflow.
     march = retrain(str(months[2]), config=str(config))
