@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -42,4 +43,14 @@ def write_config(folder: Path, name: str = "flights-test", **extra: str) -> Path
     text += "".join(f"{k} = {v}\n" for k, v in extra.items())
     path = folder / "rewarm.toml"
     path.write_text(text)
+    return path
+
+
+def land(path: Path, data: bytes) -> Path:
+    """Write DATA to PATH, then wait until the clock has moved past the file's change time, so that the
+    next file landed has a later one (the kernel stamps files from a clock that ticks every few ms)."""
+    path.write_bytes(data)
+    stamp = path.stat().st_ctime
+    while time.time() < stamp + 0.05:
+        time.sleep(0.01)
     return path

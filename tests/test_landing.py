@@ -13,21 +13,12 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from flight_snapshots import land
 
 from rewarm import ledger
 from rewarm.landing import Arrival, contains, fingerprint, is_snapshot_name, same_file, scan
 
 CSV = b"carrier,distance,late\nUA,1400,1\nAA,760,0\n"
-
-
-def land(path: Path, data: bytes) -> Path:
-    """Write DATA to PATH, then wait until the clock has moved past the file's change time, so that the
-    next file landed has a later one (the kernel stamps files from a clock that ticks every few ms)."""
-    path.write_bytes(data)
-    stamp = path.stat().st_ctime
-    while time.time() < stamp + 0.05:
-        time.sleep(0.01)
-    return path
 
 
 def sha(data: bytes) -> str:

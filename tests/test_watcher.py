@@ -16,7 +16,7 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 import pytest
-from flight_snapshots import small_month, write_config
+from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
 from prefect.events import Event
 
@@ -45,16 +45,6 @@ def parquet_bytes(flights: pd.DataFrame, month: int, rows: int = 300) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def land(path: Path, data: bytes) -> Path:
-    """Write DATA to PATH, then wait until the clock has moved past the file's change time, so that the
-    next file landed has a later one (the kernel stamps files from a clock that ticks every few ms)."""
-    path.write_bytes(data)
-    stamp = path.stat().st_ctime
-    while time.time() < stamp + 0.05:
-        time.sleep(0.01)
-    return path
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
