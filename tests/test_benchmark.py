@@ -1,0 +1,129 @@
+"""The benchmark's bookkeeping: every arm sees the same data and seeds; totals and ratios come from the raw rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm.benchmarks import summary
+from rewarm.benchmarks.replay import replay, stage
+from rewarm.benchmarks.report import markdown, write
+from rewarm.benchmarks.run import Options, arms
+from rewarm.cli import main
+from rewarm.config import load_settings
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, flights: pd.DataFrame) -> tuple:
+    settings = load_settings(write_config(tmp_path, name="bench-test"))
+    settings = settings.model_copy(update={"train": settings.train.model_copy(update={"max_epochs": 3})})
+    stream = [(f"2013-{m:02d}", small_month(flights, m, rows=500, seed=m)) for m in (1, 2, 3)]
+    return settings, stage(stream, tmp_path / "snapshots")
+
+
+def test_every_arm_sees_the_same_rows_and_seeds(tiny: tuple) -> None:
+    settings, staged = tiny
+    chosen = arms(settings, Options())
+    rows = pd.DataFrame(r.to_dict() for r in replay(settings, "tiny", staged, chosen, [7, 8], torch.device("cpu")))
+    assert len(rows) == 3 * len(chosen) * 2  # rounds x arms x seeds, the bootstrap recorded for every arm
+    assert set(rows["arm"]) == {"cold", "warm", "shrink_perturb"}
+    # The same training rows (count and snapshots) reach every arm and seed in a round.
+    assert (rows.groupby("round")["rows_train"].nunique() == 1).all()
+    assert rows.groupby("round")["rows_train"].first().is_monotonic_increasing  # cumulative history grows
+    for _, cell in rows.groupby(["round", "arm"]):
+        assert sorted(cell["seed"]) == [7, 8]
+    # Round 1 is one cold start per seed, shared: identical numbers under every arm.
+    first = rows[rows["round"] == 1]
+    assert (first.groupby("seed")["value"].nunique() == 1).all()
+    # After it the lineages differ: a warm start does not reproduce cold's model.
+    later = rows[(rows["round"] == 2) & (rows["seed"] == 7)].set_index("arm")
+    assert later.loc["warm", "value"] != later.loc["cold", "value"]
+    sp = rows[(rows["arm"] == "shrink_perturb") & (rows["round"] > 1)]
+    assert set(sp["shrink"]) == {settings.train.shrink} and set(sp["perturb"]) == {settings.train.perturb}
+
+
+def test_a_seed_reproduces_its_numbers(tiny: tuple) -> None:
+    settings, staged = tiny
+    chosen = arms(settings, Options())[:2]
+    once, twice = ([r.value for r in replay(settings, "t", staged, chosen, [3], torch.device("cpu"))] for _ in range(2))
+    assert once == twice
+
+
+def _row(arm: str, seed: int, rnd: int, value: float, seconds: float, samples: int) -> dict:
+    return {
+        "stream": "s",
+        "arm": arm,
+        "seed": seed,
+        "round": rnd,
+        "snapshot": f"m{rnd}",
+        "metric": "roc_auc",
+        "value": value,
+        "seconds": seconds,
+        "epochs": 1,
+        "samples_seen": samples,
+    }
+
+
+def test_totals_and_ratios_are_computed_from_the_raw_rows() -> None:
+    rows = [
+        # round 1 (the shared bootstrap) is left out of the totals whatever it cost
+        *[_row(a, s, 1, 0.60, 100.0, 1000) for a in ("cold", "sp") for s in (0, 1)],
+        _row("cold", 0, 2, 0.70, 10.0, 400),
+        _row("cold", 1, 2, 0.72, 14.0, 600),
+        _row("cold", 0, 3, 0.80, 20.0, 800),
+        _row("cold", 1, 3, 0.80, 16.0, 800),
+        _row("sp", 0, 2, 0.705, 3.0, 100),
+        _row("sp", 1, 2, 0.70, 5.0, 100),
+        _row("sp", 0, 3, 0.70, 6.0, 200),
+        _row("sp", 1, 3, 0.70, 4.0, 200),
+    ]
+    tot = summary.totals(pd.DataFrame(rows)).set_index("arm")
+    # cold: per-seed sums 30 and 30 -> 30 s; sp: 9 and 9 -> 9 s; ratio 0.3
+    assert tot.loc["cold", "cum_seconds"] == pytest.approx(30.0) and tot.loc["sp", "cum_seconds"] == pytest.approx(9.0)
+    assert tot.loc["sp", "seconds_vs_cold"] == pytest.approx(0.3)
+    assert tot.loc["sp", "samples_vs_cold"] == pytest.approx(300 / 1300)
+    assert tot.loc["sp", "metric_mean"] == pytest.approx((0.705 + 0.70 + 0.70 + 0.70) / 4)
+    # round 2: cold 0.71 ± 0.01, sp 0.7025 >= 0.70 -> within; round 3: cold 0.80 ± 0, sp 0.70 -> not
+    assert tot.loc["sp", "rounds_within_cold_1std"] == 1 and tot.loc["sp", "rounds"] == 2
+    per = summary.per_round(pd.DataFrame(rows)).set_index(["arm", "round"])
+    assert per.loc[("cold", 2), "value_mean"] == pytest.approx(0.71)
+    assert per.loc[("cold", 2), "value_std"] == pytest.approx(0.01)
+    text = markdown(pd.DataFrame(rows), "t")
+    assert tot.loc["sp", "metric_std"] == pytest.approx(0.00125)  # seeds' means 0.7025 and 0.70
+    assert "| 9.0 (± 0.0) | 0.30 | 0.23 | 1/2 |" in text and "| sp | 0.7012 ± 0.001" in text
+
+
+def test_the_sweep_adds_one_arm_per_grid_point(tiny: tuple) -> None:
+    settings, _ = tiny
+    chosen = arms(settings, Options(sweep=True, shrink_grid=(0.3, 0.6), perturb_grid=(0.0, 0.01, 0.1)))
+    assert [a.label for a in chosen[:2]] == ["cold", "warm"] and len(chosen) == 2 + 6
+    assert {(a.strategy.shrink, a.strategy.perturb) for a in chosen[2:]} == {
+        (s, p) for s in (0.3, 0.6) for p in (0.0, 0.01, 0.1)
+    }
+
+
+def test_outputs_are_written(tiny: tuple, tmp_path: Path) -> None:
+    settings, staged = tiny
+    rows = replay(settings, "tiny", staged, arms(settings, Options())[:2], [0], torch.device("cpu"))
+    files = write(pd.DataFrame(r.to_dict() for r in rows), tmp_path / "out", "t", {"seeds": [0]})
+    assert {f.name for f in files} == {"rows.csv", "rows.json", "report.md", "tiny.png"}
+    assert len(pd.read_csv(tmp_path / "out" / "rows.csv")) == len(rows)
+    assert (tmp_path / "out" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_benchmark_command_logs_to_mlflow(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, name="bench-cli")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--config", str(config), "--months", "2", "--seeds", "1", "--small-rows", "200"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "## monthly" in capsys.readouterr().out and (out / "small-200.png").is_file()
+    client = MlflowClient()
+    [run] = client.search_runs([client.get_experiment_by_name("rewarm-benchmark").experiment_id])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"rows.csv", "report.md", "monthly.png"}
+    assert "monthly.shrink_perturb.seconds_vs_cold" in run.data.metrics
