@@ -32,7 +32,7 @@ def markdown(df: pd.DataFrame, title: str) -> str:
         for r in t.itertuples():
             lines.append(
                 f"| {r.arm} | {r.metric_mean:.4f} ± {r.metric_std:.4f} | "
-                f"{r.cum_seconds:.1f} (± {r.cum_seconds_std:.1f}) | "
+                f"{r.cum_seconds:.2f} (± {r.cum_seconds_std:.2f}) | "
                 f"{r.seconds_vs_cold:.2f} | {r.samples_vs_cold:.2f} | {r.rounds_within_cold_1std}/{r.rounds} |"
             )
         lines += ["", f"Per round: holdout {metric} mean ± std over seeds / mean training seconds:", ""]
@@ -48,7 +48,7 @@ def markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def _cell(r: pd.Series) -> str:
-    return f"{r['value_mean']:.4f} ± {r['value_std']:.4f} / {r['seconds']:.1f}s"
+    return f"{r['value_mean']:.4f} ± {r['value_std']:.4f} / {r['seconds']:.2f}s"
 
 
 def plots(df: pd.DataFrame) -> dict[str, Figure]:

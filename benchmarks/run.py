@@ -36,7 +36,7 @@ class Options:
 
     @classmethod
     def quick(cls, **kw: object) -> Options:
-        return cls(months=4, rows_per_month=6000, **kw)
+        return cls(months=6, rows_per_month=10000, **kw)
 
 
 def arms(settings: Settings, options: Options) -> list[Arm]:

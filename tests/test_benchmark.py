@@ -95,7 +95,7 @@ def test_totals_and_ratios_are_computed_from_the_raw_rows() -> None:
     assert per.loc[("cold", 2), "value_std"] == pytest.approx(0.01)
     text = markdown(pd.DataFrame(rows), "t")
     assert tot.loc["sp", "metric_std"] == pytest.approx(0.00125)  # seeds' means 0.7025 and 0.70
-    assert "| 9.0 (± 0.0) | 0.30 | 0.23 | 1/2 |" in text and "| sp | 0.7012 ± 0.001" in text
+    assert "| 9.00 (± 0.00) | 0.30 | 0.23 | 1/2 |" in text and "| sp | 0.7012 ± 0.001" in text
 
 
 def test_the_sweep_adds_one_arm_per_grid_point(tiny: tuple) -> None:
