@@ -83,7 +83,7 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
     assert s.data.landing == str(tmp_path / "data/landing") and s.data.categorical == () and s.data.window == 0
     assert (s.data.holdout_fraction, s.data.validation_fraction, s.data.min_rows) == (0.2, 0.1, 50)
     assert s.train.strategies == ("shrink_perturb", "cold")
-    assert (s.train.shrink, s.train.perturb) == (0.6, 0.01)
+    assert (s.train.shrink, s.train.perturb) == (0.8, 0.01)
     assert (s.train.max_epochs, s.train.patience, s.train.batch_size) == (30, 3, 1024)
     assert (s.train.lr, s.train.weight_decay, s.train.warmup_fraction) == (3e-3, 1e-4, 0.05)
     assert (s.train.seed, s.train.device) == (0, "auto")

@@ -90,7 +90,7 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
         assert child.info.status == "FINISHED"
     sp = next(c for c in children if c.info.run_name == "shrink_perturb")
     assert sp.data.params["strategy"] == "shrink_perturb"
-    assert float(sp.data.params["shrink"]) == 0.6 and float(sp.data.params["perturb"]) == 0.01
+    assert float(sp.data.params["shrink"]) == 0.8 and float(sp.data.params["perturb"]) == 0.01
     assert {"max_epochs", "seed", "batch_size"} <= set(sp.data.params)
     curve = client.get_metric_history(sp.info.run_id, "val_loss")
     assert [m.step for m in curve] == list(range(1, int(sp.data.metrics["epochs"]) + 1))
