@@ -112,6 +112,10 @@ class ServiceSection(_Section):
     settle_seconds: float = Field(default=5.0, ge=0)
     # fsspec URLs (s3://, gs://...) cannot be watched for changes: they are listed this often.
     poll_seconds: float = Field(default=30.0, gt=0)
+    # A snapshot still neither processed nor rejected this long after its event is announced again: the event
+    # may have found no trigger (sent before `rewarm deploy`, or while the server restarted). A repeat is
+    # harmless, since the retrain skips content already processed. 15 minutes outlasts a normal queue.
+    resend_seconds: float = Field(default=900.0, gt=0)
 
     @model_validator(mode="after")
     def _cron_is_valid(self) -> ServiceSection:

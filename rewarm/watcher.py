@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,19 +71,39 @@ class Watcher:
         self.emit = emit
         self.location = settings.data.landing
         self._looked_at: set[tuple[str, int, float]] = set()  # (uri, size, changed_at) already judged
-        self._sent: set[str] = set()  # content hashes sent by this process
+        self._sent: dict[str, tuple[Arrival, float]] = {}  # content hash -> (snapshot, when its event went out)
 
     def check(self, now: float | None = None) -> list[dict]:
-        """Look once: emit events for complete, new snapshots, oldest first; return them."""
+        """Look once: emit events for complete, new snapshots, oldest first, and again for any whose event
+        brought no retrain within `service.resend_seconds`; return the events sent."""
+        now = time.time() if now is None else now
         fresh = [a for a in scan(self.location) if (a.uri, a.size, a.changed_at) not in self._looked_at]
         ready = [a for a in fresh if a.settled(self.settings.service.settle_seconds, now)]
-        if not ready:
+        overdue = [sha for sha, (_, sent) in self._sent.items() if now - sent >= self.settings.service.resend_seconds]
+        if not ready and not overdue:
             return []
         name = self.settings.model.name
         done, refused = ledger.processed(MlflowClient(), name), ledger.rejected(self.home, name)
-        return [e for a in ready if (e := self._judge(a, done, refused)) is not None]
+        events = [e for a in ready if (e := self._judge(a, done, refused, now)) is not None]
+        return events + [e for sha in overdue if (e := self._resend(sha, done, refused, now)) is not None]
 
-    def _judge(self, arrival: Arrival, done: dict[str, int], refused: dict[str, dict]) -> dict | None:
+    def _resend(self, sha: str, done: dict[str, int], refused: dict[str, dict], now: float) -> dict | None:
+        """Announce a snapshot again if it is still there, unchanged, and neither processed nor rejected."""
+        arrival, sent = self._sent[sha]
+        try:
+            unchanged = sha not in done and sha not in refused and fingerprint(arrival.uri) == sha
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            del self._sent[sha]  # done with, or gone: the retrain flow or a new event covers it
+            return None
+        event = landed_event(self.settings.model.name, arrival, sha)
+        self.emit(event)
+        self._sent[sha] = (arrival, now)
+        log.warning("%s: no retrain %.0f s after its event; event sent again", arrival.name, now - sent)
+        return event
+
+    def _judge(self, arrival: Arrival, done: dict[str, int], refused: dict[str, dict], now: float) -> dict | None:
         try:
             sha = fingerprint(arrival.uri)
         except FileNotFoundError:  # moved away before it could be read
@@ -94,7 +115,7 @@ class Watcher:
             return None
         event = landed_event(self.settings.model.name, arrival, sha)
         self.emit(event)  # raises if Prefect cannot take it: the file is looked at again on the next check
-        self._sent.add(sha)
+        self._sent[sha] = (arrival, now)
         self._looked_at.add((arrival.uri, arrival.size, arrival.changed_at))
         log.info("%s landed (sha256 %s, %d bytes): event %s sent", arrival.name, sha[:12], arrival.size, LANDED)
         return event

@@ -34,7 +34,8 @@ LATER = 3600.0  # a `now` this far after every change: everything has settled
 def settings_for(folder: Path, name: str = MODEL, **service: object) -> Settings:
     """A tiny-model rewarm.toml in FOLDER (landing: FOLDER/landing) with a [service] section."""
     path = write_config(folder, name=name)
-    service = {"settle_seconds": SETTLE, **service}
+    # No resend inside the LATER jumps the other tests make; resending has a test of its own.
+    service = {"settle_seconds": SETTLE, "resend_seconds": 10 * LATER, **service}
     path.write_text(path.read_text() + "\n[service]\n" + "".join(f"{k} = {v}\n" for k, v in service.items()))
     return load_settings(path)
 
@@ -433,3 +434,23 @@ def test_run_keeps_going_when_an_event_cannot_be_sent(
     assert emit.failures == 0
     assert watcher.check(now=time.time() + LATER) == []  # delivered, so not looked at again
     assert names(emit.delivered) == ["2013-01.parquet"]
+
+
+def test_an_event_that_brought_no_retrain_is_sent_again(
+    tmp_path: Path, store: Store, flights: pd.DataFrame, events: list[dict]
+) -> None:
+    settings = settings_for(tmp_path, resend_seconds=600)
+    watcher = Watcher(settings, store.home, emit=events.append)
+    landing = Path(settings.data.landing)
+    landing.mkdir(parents=True)
+    data = parquet_bytes(flights, 1)
+    path = land(landing / "2013-01.parquet", data)
+    start = path.stat().st_ctime + SETTLE
+    [first] = watcher.check(now=start)
+    assert watcher.check(now=start + 599) == []  # not yet overdue
+    [again] = watcher.check(now=start + 600)  # no version and no rejection: announced again
+    assert again["payload"]["sha256"] == first["payload"]["sha256"] == sha(data)
+    assert watcher.check(now=start + 900) == []  # the clock restarted at the resend
+    ledger.record_rejection(store.home, settings.model.name, sha(data), str(path), "bad")
+    assert watcher.check(now=start + 1300) == []  # rejected meanwhile: never again
+    assert len(events) == 2
