@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rewarm import metrics, rounds
+from rewarm import rounds
 from rewarm.config import Settings
 from rewarm.models.network import ArchConfig, TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.snapshots import SnapshotInfo
-from rewarm.training import predict, train
+from rewarm.training import score_holdout, train
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,7 @@ def _train(
     cfg = settings.train.model_copy(update={"seed": seed})
     module = initialise(arm.strategy, data.arch, parent, seed + data.snapshot.sequence)
     result = train(module, data.train, data.val, data.preprocessor.task, cfg)
-    outputs = data.preprocessor.metric_outputs(
-        predict(module, data.holdout.x_num, data.holdout.x_cat, data.preprocessor.task)
-    )
-    value = metrics.score(data.preprocessor.task, data.y_holdout, outputs)[settings.metric]
+    _, scores = score_holdout(module, data.holdout, data.y_holdout, data.preprocessor)
     row = Row(
         stream=stream,
         arm=arm.label,
@@ -120,7 +117,7 @@ def _train(
         snapshot=data.snapshot.name,
         rows_train=len(data.train) + len(data.val),
         metric=settings.metric,
-        value=float(value),
+        value=float(scores[settings.metric]),
         seconds=result.seconds,
         epochs=result.epochs,
         best_epoch=result.best_epoch,

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rewarm import metrics
 from rewarm.config import TrainSection
 from rewarm.models.network import activate
+from rewarm.models.preprocess import Preprocessor
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,12 @@ def predict(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, task: st
     with autocast(x_num.device):
         out = model(x_num, x_cat).float()
     return activate(out, task).cpu().numpy()
+
+
+def score_holdout(model: nn.Module, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> tuple[np.ndarray, dict]:
+    """Predict the holdout and compute every metric of the task, on the scale of Y (target units for regression)."""
+    outputs = pre.metric_outputs(predict(model, holdout.x_num, holdout.x_cat, pre.task))
+    return outputs, metrics.score(pre.task, y, outputs)
 
 
 def train(

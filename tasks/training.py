@@ -9,13 +9,13 @@ import torch
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import metrics, tracking
+from rewarm import tracking
 from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
 from rewarm.rounds import RoundData
-from rewarm.training import Tensors, TrainResult, predict, train
+from rewarm.training import Tensors, TrainResult, score_holdout, train
 
 from .data import IN_MEMORY
 
@@ -76,9 +76,9 @@ def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_i
 
 
 def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> Outcome:
-    """Predict the holdout and compute every metric, on the scale of Y (target units for regression)."""
-    p = pre.metric_outputs(predict(module, holdout.x_num, holdout.x_cat, pre.task))
-    return Outcome(name, module.cpu(), p, metrics.score(pre.task, y, p))
+    """Score MODULE on the holdout and keep it, on the CPU, with its predictions and metrics."""
+    p, scores = score_holdout(module, holdout, y, pre)
+    return Outcome(name, module.cpu(), p, scores)
 
 
 def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
