@@ -123,6 +123,10 @@ def versions(client: MlflowClient) -> list[dict[str, str]]:
     return [{"version": v.version, **v.tags} for v in sorted(found, key=lambda v: int(v.version))]
 
 
+def complete(client: MlflowClient) -> list[dict[str, str]]:
+    return [v for v in versions(client) if v.get("rewarm.complete") == "true"]
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -180,7 +184,8 @@ def test_served_deployment_and_watcher(
         service.wait_for_line("watching")
         service.wait_for_line("m2.parquet: same content")
         shutil.copy(files[3], landing / "m3.parquet")
-        wait_for(lambda: len(versions(client)) == 3, "a version trained on m3")
+        # A version exists a moment before its tags; it counts once tagged complete (the tags are written first).
+        wait_for(lambda: len(complete(client)) == 3, "a complete version trained on m3")
         v3 = versions(client)[-1]
         assert v3["rewarm.snapshot"] == "m3.parquet" and v3["rewarm.snapshot_sha256"] == sha(files[3])
         wait_for(
@@ -197,7 +202,7 @@ def test_served_deployment_and_watcher(
         # Three at once: each retrained exactly once, one at a time, in landing order.
         for month in (4, 5, 6):
             shutil.copy(files[month], landing / files[month].name)
-        wait_for(lambda: len(versions(client)) == 6, "versions for m4, m5 and m6", timeout=300)
+        wait_for(lambda: len(complete(client)) == 6, "complete versions for m4, m5 and m6", timeout=300)
         wait_for(lambda: all(r.state.is_final() for r in flow_runs(server)), "every flow run to finish")
         found = versions(client)
         assert [v["rewarm.snapshot"] for v in found] == [f"m{m}.parquet" for m in range(1, 7)]
