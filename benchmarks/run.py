@@ -64,8 +64,7 @@ def streams(settings: Settings, options: Options) -> dict[str, list[tuple[str, p
         found = scan(settings.data.landing)
         if len(found) < 2:
             raise ValueError(f"{settings.data.landing}: {len(found)} snapshot(s); a replay needs at least 2")
-        cats = settings.data.categorical
-        return {"landing": [(a.name, parse(read_bytes(a.uri), a.uri, cats)) for a in found]}
+        return {"landing": [(a.name, parse(read_bytes(a.uri), a.uri, settings.data)) for a in found]}
     from rewarm.demo_data import flights
 
     df = flights()

@@ -52,6 +52,21 @@ class DataSection(_Section):
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.9)
     # Fewer rows than this cannot give a holdout, a validation split and a training set.
     min_rows: int = Field(default=50, ge=10)
+    # Feature columns that may hold nulls: a missing number takes the training mean, a missing category the
+    # unknown bucket. Any other null (and every NaN or infinite number) rejects the snapshot.
+    nullable: tuple[str, ...] = ()
+    # Columns in a snapshot that the spec does not name: "reject" the snapshot (a renamed or misplaced
+    # column shows up here) or "ignore" them (wide tables from which the spec picks its features).
+    extra_columns: Literal["reject", "ignore"] = "reject"
+    # Real data repeats rows (two flights on one route in one hour: 0.2-0.6% of the demo's months); a file
+    # landed twice over, or a join gone wrong, repeats far more.
+    max_duplicate_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    # The labels a classification target may take; empty: any, learned from the first snapshot
+    # (a binary target still takes at most two).
+    classes: tuple[str | int, ...] = ()
+    # Where rejected snapshots are moved, each beside a JSON file saying why; empty: a folder named
+    # "quarantine" next to data.landing.
+    quarantine: str = ""
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> DataSection:
@@ -63,7 +78,24 @@ class DataSection(_Section):
             raise ValueError(f"columns listed twice in data.numeric/data.categorical: {dupes}")
         if self.target in features:
             raise ValueError(f"target column {self.target!r} is also listed as a feature")
+        stray = sorted(set(self.nullable) - set(features))
+        if stray:
+            raise ValueError(f"data.nullable names {stray}, which are not features (the target is never nullable)")
+        if self.classes and self.task == "regression":
+            raise ValueError("data.classes is for classification targets; remove it for a regression task")
+        if self.task == "binary" and self.classes and len(set(self.classes)) != 2:
+            raise ValueError(f"a binary task takes exactly two data.classes, got {list(self.classes)}")
         return self
+
+    @property
+    def quarantine_location(self) -> str:
+        """data.quarantine, or a folder named quarantine next to data.landing."""
+        if self.quarantine:
+            return self.quarantine
+        landing = self.landing.rstrip("/")
+        if "://" in landing:
+            return landing.rsplit("/", 1)[0] + "/quarantine"
+        return str(Path(landing).parent / "quarantine")
 
 
 class TrainSection(_Section):
@@ -180,12 +212,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def _anchor_landing(raw: dict, folder: Path) -> None:
-    """A relative local data.landing means relative to the config file, wherever the command runs from
-    (a served deployment or a worker does not share the shell's working folder)."""
+    """A relative local data.landing (or data.quarantine) means relative to the config file, wherever the
+    command runs from (a served deployment or a worker does not share the shell's working folder)."""
     data = raw.get("data")
-    landing = data.get("landing", DataSection.model_fields["landing"].default) if isinstance(data, dict) else None
-    if isinstance(landing, str) and "://" not in landing and not Path(landing).is_absolute():
-        data["landing"] = str(folder / landing)
+    if not isinstance(data, dict):
+        return
+    for key in ("landing", "quarantine"):
+        value = data.get(key, DataSection.model_fields[key].default)
+        if isinstance(value, str) and value and "://" not in value and not Path(value).is_absolute():
+            data[key] = str(folder / value)
 
 
 def parse_settings(raw: dict, source: str = "<built-in>") -> Settings:

@@ -59,7 +59,7 @@ def prepare(
     spec = settings.data
     columns = [spec.target, *spec.numeric, *spec.categorical]
     used = window(history, current, spec.window)
-    frames = [load(i, spec.categorical)[columns] for i in used[:-1]]
+    frames = [load(i, spec)[columns] for i in used[:-1]]
     newest = current_frame[columns].reset_index(drop=True)
     held = holdout_mask(newest, spec.holdout_fraction, spec.holdout_split)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)

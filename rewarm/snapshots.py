@@ -14,6 +14,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
+from rewarm import schema
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 
@@ -56,49 +57,63 @@ def read_bytes(uri: str) -> bytes:
         raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder") from exc
 
 
-def parse(data: bytes, uri: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Parse snapshot bytes as Parquet or CSV, reporting corrupt files by name.
+# Text a CSV cell may hold for "no value". For numeric columns the NaN spellings are left out, so that a
+# written-out NaN is reported as a NaN and not as a missing value.
+NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]
+NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
 
-    CSV categoricals are read as text, so codes such as "007" keep their leading zeros.
+
+def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
+    """Parse snapshot bytes as Parquet or CSV without converting anything the schema must still judge.
+
+    Parquet floats stay Arrow-backed, so a null and a NaN remain different values. With SPEC, CSV feature
+    columns are read as text: codes such as "007" keep their leading zeros, and numbers are checked before
+    they are converted (an empty cell is a null, the text "nan" a NaN).
     """
     fmt = snapshot_format(uri)
     if not data:
         raise SnapshotRejected(f"{uri}: the file is empty (0 bytes); land it again once it is fully written")
     try:
         if fmt == "parquet":
-            return pd.read_parquet(io.BytesIO(data))
-        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in categorical})
+            import pyarrow
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(io.BytesIO(data))
+            return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pyarrow.types.is_floating(t) else None)
+        if spec is None:
+            return pd.read_csv(io.BytesIO(data))
+        features = [*spec.numeric, *spec.categorical]
+        na = {c: NULL_TEXT for c in features} | {spec.target: NULL_TEXT + NAN_TEXT}
+        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        raise SnapshotRejected(f"{uri}: cannot be read as {fmt}: {exc}") from exc
+        raise SnapshotRejected(f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file") from exc
+
+
+def normalise(df: pd.DataFrame, numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A frame as training reads it: NUMERIC columns (and any Arrow-backed float) as float64."""
+    out = df.copy()
+    for col in out.columns:
+        if col in numeric or isinstance(out[col].dtype, pd.ArrowDtype):
+            out[col] = schema.as_numbers(out[col])
+    return out
+
+
+def _numbers(spec: DataSection) -> tuple[str, ...]:
+    return (*spec.numeric, *([spec.target] if spec.task == "regression" else []))
+
+
+def parse(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
+    """Parse snapshot bytes (a snapshot already validated, such as a kept copy) ready for training."""
+    if spec is None:
+        return normalise(read_raw(data, uri))
+    return normalise(read_raw(data, uri, spec), _numbers(spec))
 
 
 def validate(df: pd.DataFrame, spec: DataSection, uri: str, classes: tuple = ()) -> None:
-    """Reject a snapshot that cannot be trained on; each message names the file, column and count."""
-    needed = [spec.target, *spec.numeric, *spec.categorical]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise SnapshotRejected(
-            f"{uri}: missing column(s) {missing} named in the [data] spec; file has {list(df.columns)}"
-        )
-    if len(df) < spec.min_rows:
-        raise SnapshotRejected(f"{uri}: {len(df)} rows, fewer than data.min_rows={spec.min_rows} needed to split")
-    for col in [*spec.numeric] + ([spec.target] if spec.task == "regression" else []):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = int((~np.isfinite(values.to_numpy(np.float64))).sum())
-        if bad:
-            raise SnapshotRejected(f"{uri}: column {col!r} has {bad} missing, non-numeric or infinite value(s)")
-    nulls = int(df[spec.target].isna().sum())
-    if nulls:
-        raise SnapshotRejected(f"{uri}: target column {spec.target!r} has {nulls} missing value(s)")
-    if classes and spec.task != "regression":
-        known = {str(c) for c in classes}
-        unseen = df[spec.target].astype(str).map(lambda v: v not in known)
-        if unseen.any():
-            raise SnapshotRejected(
-                f"{uri}: target {spec.target!r} has {int(unseen.sum())} row(s) with label(s) "
-                f"{sorted(df.loc[unseen, spec.target].astype(str).unique())} the model has never seen "
-                f"(known: {sorted(known)}); relabel them or start a new model name"
-            )
+    """Reject a snapshot that cannot be trained on, naming the file, the column and the count of rows."""
+    found = schema.problems(df, spec, classes)
+    if found:
+        raise SnapshotRejected.of(uri, found)
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,9 @@ class Landed:
 def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = (), data: bytes | None = None) -> Landed:
     """Read (unless DATA holds its bytes) and validate URI and give it its place in the history, writing nothing yet."""
     data = read_bytes(uri) if data is None else data
-    df = parse(data, uri, spec.categorical)
-    validate(df, spec, uri, classes)
+    raw = read_raw(data, uri, spec)
+    validate(raw, spec, uri, classes)
+    df = normalise(raw, _numbers(spec))
     sha = hashlib.sha256(data).hexdigest()
     kept = list_history(history)
     for info in kept:
@@ -167,9 +183,9 @@ def list_history(history: Path) -> list[SnapshotInfo]:
     return [i for i in infos if Path(i.stored).is_file()]
 
 
-def load(info: SnapshotInfo, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:
     """Read a kept snapshot back."""
-    return parse(Path(info.stored).read_bytes(), info.stored, categorical)
+    return parse(Path(info.stored).read_bytes(), info.stored, spec)
 
 
 def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:

@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rewarm.config import DataSection
 from rewarm.models.preprocess import UNKNOWN, Preprocessor
+
+# CSV readers keep categorical codes as text; x is the one numeric feature.
+GATE_SPEC = DataSection(target="y", task="binary", numeric=("x",), categorical=("gate",), nullable=("gate",))
 
 
 @pytest.fixture
@@ -186,7 +190,7 @@ def test_csv_category_codes_keep_leading_zeros_and_whole_floats_read_as_integers
 
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "gate": ["007", "012", "030", "007"], "y": [0, 1, 0, 1]})
     pre = Preprocessor.fit(frame, "binary", "y", ["x"], ["gate"])
-    as_csv = parse(frame.to_csv(index=False).encode(), "rows.csv", ("gate",))
+    as_csv = parse(frame.to_csv(index=False).encode(), "rows.csv", GATE_SPEC)
     np.testing.assert_array_equal(pre.features(as_csv)[1][:, 0], [1, 2, 3, 1])
     floats = Preprocessor.fit(pd.DataFrame({"g": [1.0, 1.5, 2.0], "y": [0, 1, 0]}), "binary", "y", [], ["g"])
     alone = floats.features(pd.DataFrame({"g": [1.0]}))[1][0, 0]
@@ -199,7 +203,7 @@ def test_integer_codes_read_the_same_from_a_csv_pandas_wrote_with_floats() -> No
 
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "gate": [1, 2, None, 1], "y": [0, 1, 0, 1]})
     csv = frame.to_csv(index=False).encode()  # the gaps make pandas write 1.0, 2.0, ...
-    from_csv = Preprocessor.fit(parse(csv, "a.csv", ("gate",)), "binary", "y", ["x"], ["gate"])
+    from_csv = Preprocessor.fit(parse(csv, "a.csv", GATE_SPEC), "binary", "y", ["x"], ["gate"])
     from_frame = Preprocessor.fit(frame, "binary", "y", ["x"], ["gate"])
     assert from_csv.categorical == from_frame.categorical == {"gate": ("1", "2")}
     np.testing.assert_array_equal(from_csv.features(pd.read_csv(io.BytesIO(csv)))[1][:, 0], [1, 2, 0, 1])

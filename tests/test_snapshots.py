@@ -133,7 +133,7 @@ def _write_bad(tmp_path: Path, case: str) -> tuple[Path, tuple]:
         return _parquet(tmp_path / "inf.parquet", df), ()
     if case == "non_numeric":
         df["temp"] = df["temp"].astype(object)
-        df.loc[[0, 5], "temp"] = "n/a"
+        df.loc[[0, 5], "temp"] = "twelve"
         return _csv(tmp_path / "text.csv", df), ()
     if case == "null_target":
         df["late"] = df["late"].astype("float64")
@@ -154,11 +154,11 @@ def _write_bad(tmp_path: Path, case: str) -> tuple[Path, tuple]:
         ("empty", ["empty", "0 bytes"]),
         ("corrupt", ["cannot be read as parquet"]),
         ("missing_column", ["missing column(s) ['temp']"]),
-        ("infinite", ["column 'dist'", "has 3 missing, non-numeric or infinite"]),
-        ("non_numeric", ["column 'temp'", "has 2 missing, non-numeric or infinite"]),
-        ("null_target", ["target column 'late'", "has 4 missing value(s)"]),
+        ("infinite", ["column 'dist' has 1 null", "column 'dist' has 2 infinite value(s) ('inf', '-inf')"]),
+        ("non_numeric", ["column 'temp' must hold numbers but 2 row(s) hold other values ('twelve')"]),
+        ("null_target", ["target column 'late' has 4 null (missing) value(s)"]),
         ("few_rows", ["9 rows", "data.min_rows=10"]),
-        ("unseen_label", ["target 'late'", "3 row(s)", "['2']", "never seen"]),
+        ("unseen_label", ["target 'late'", "3 row(s)", "['2']", "outside the binary model's two classes"]),
     ],
 )
 def test_bad_snapshots_are_rejected_with_the_file_named(tmp_path: Path, case: str, fragments: list[str]) -> None:
@@ -182,11 +182,11 @@ def test_known_labels_are_admitted(tmp_path: Path) -> None:
 
 
 def test_regression_target_must_be_finite(tmp_path: Path) -> None:
-    spec = DataSection(target="temp", task="regression", numeric=("dist",), min_rows=10)
+    spec = DataSection(target="temp", task="regression", numeric=("dist",), min_rows=10, extra_columns="ignore")
     df = _frame()
     df.loc[0, "temp"] = np.inf
     path = _parquet(tmp_path / "reg.parquet", df)
-    with pytest.raises(SnapshotRejected, match="column 'temp' has 1 missing, non-numeric or infinite"):
+    with pytest.raises(SnapshotRejected, match=r"column 'temp' has 1 infinite value\(s\)"):
         admit(str(path), spec, tmp_path / "history")
 
 
