@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -9,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from rewarm import gate, ledger, tracking
+from rewarm import gate, ledger, quarantine, tracking
 from rewarm import landing as landing_files
 from rewarm.config import Settings, load_settings
 from rewarm.errors import RewarmError, SnapshotRejected
@@ -19,8 +21,8 @@ from rewarm.report import decision_markdown, round_summary
 from rewarm.rounds import RoundData
 from rewarm.snapshots import SnapshotInfo
 from rewarm.store import Store, experiment_id, open_store, resolve_store
-from rewarm.tasks.data import fetch_snapshot, keep_snapshot, prepare_round, read_snapshot
-from rewarm.tasks.registry import load_champion, move_aliases, register_model
+from rewarm.tasks.data import fetch_snapshot, keep_snapshot, prepare_round, quarantine_snapshot, read_snapshot
+from rewarm.tasks.registry import load_champion, move_aliases, recover_round, register_model
 from rewarm.tasks.training import Outcome, score_champion, train_candidate
 from rewarm.training import pick_device
 
@@ -70,13 +72,7 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
             return []
         before = mine[0].order
     name = settings.model.name
-    found = ledger.pending(
-        landing,
-        ledger.processed(MlflowClient(), name),
-        ledger.rejected(store.home, name),
-        settings.service.settle_seconds,
-        before,
-    )
+    found = ledger.pending(landing, ledger.processed(MlflowClient(), name), settings.service.settle_seconds, before)
     if found:
         get_run_logger().info(
             "%d pending snapshot(s) to retrain first, oldest first: %s", len(found), [p.arrival.name for p in found]
@@ -85,43 +81,64 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
 
 
 def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:
-    """Retrain one earlier snapshot as a subflow. A rejected one (bad data, remembered by content) is passed
-    over; any other failure stops this run, so nothing later is trained before that snapshot."""
+    """Retrain one earlier snapshot as a subflow. A rejected one (moved to the quarantine) is passed over;
+    any other failure stops this run, so nothing later is trained before that snapshot."""
     state = retrain(snapshot=pending.arrival.uri, settings=settings, in_order=False, return_state=True)
     if not state.is_failed():
         return state.result()
-    if pending.sha256 not in ledger.rejected(resolve_store().home, settings.model.name):
+    if not quarantine.holds(settings.data.quarantine_location, pending.sha256):
         raise RewarmError(f"{pending.arrival.name} failed and comes first in landing order: {state.message}")
     get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, state.message)
     return {"snapshot": pending.arrival.name, "sha256": pending.sha256, "failed": True, "reason": state.message}
 
 
 def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected: str | None = None) -> dict:
-    """The retrain itself, on validated settings; content already processed is skipped unless FORCE."""
+    """The retrain itself, on validated settings; content already processed is skipped unless FORCE.
+
+    Crash safety comes from the order of writes and from recovery here, on the next run of the same
+    content (no hook runs when a process is killed): runs a dead process left open are closed; a version
+    registered but whose aliases never moved has its recorded decision applied, with no retraining; a
+    training that was cut short resumes from its epoch checkpoint.
+    """
     store = open_store(resolve_store())
     client, name = MlflowClient(), settings.model.name
-    raw, sha = fetch_snapshot(snapshot)
+    if expected is not None:  # announced by an event or a deployment parameter: only files in data.landing
+        landing_files.check_announced(snapshot, settings.data.landing)
+    try:
+        raw, sha = fetch_snapshot(snapshot)
+    except SnapshotRejected:
+        if expected is not None and (gone := _gone(settings, client, snapshot, expected)) is not None:
+            return gone
+        raise
     if expected is not None and sha != expected:
         return _changed(name, snapshot, expected, sha)
+    experiment = experiment_id(store, name)
+    closed = tracking.close_abandoned(client, experiment, sha, f"its process died; closed by a rerun at {_now()}")
+    if closed:
+        get_run_logger().warning(
+            "closed %d run(s) a killed retrain of this snapshot left open: %s", len(closed), closed
+        )
+    checkpoints = store.home / "checkpoints" / name / sha[:16]
+    for version in ledger.unapplied(client, name, sha):
+        return _recovered(name, snapshot, sha, int(version.version), checkpoints)
     done = ledger.processed(client, name).get(sha)
     if done is not None and not force:
         return _skipped(name, snapshot, sha, done)
     champion = load_champion(name)
     history = store.snapshots(name)
     try:
+        _check_name(snapshot)
         classes = champion.preprocessor.classes if champion else ()
         landed = read_snapshot(snapshot, raw, settings.data, history, classes)
         parent = (champion.preprocessor, champion.arch) if champion else None
         device = pick_device(settings.train.device)
         data = prepare_round(settings, landed.info, landed.frame, history, parent, device)
-    except SnapshotRejected as exc:  # remembered by content, so the same bytes are not retried by the service
-        ledger.record_rejection(store.home, name, sha, snapshot, str(exc))
-        raise
+    except SnapshotRejected as exc:
+        raise _quarantine(settings, snapshot, sha, exc) from exc
     info = keep_snapshot(landed)  # only a snapshot the round accepted joins the training history
-    experiment = experiment_id(store, name)
     lineage = _lineage(info, champion, data)
     with tracking.run(client, experiment, f"retrain {info.name}", {tracking.KIND_TAG: "retrain", **lineage}) as run_id:
-        tracking.log(client, run_id, params=_round_params(settings), tags=lineage)
+        tracking.log(client, run_id, params=_round_params(settings), tags=lineage, metrics=_unseen(champion, landed))
         tracking.log_dataset(
             client,
             run_id,
@@ -131,7 +148,7 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
             settings.data.target,
             [u.sha256 for u in data.used],
         )
-        outcomes = _train_all(client, experiment, run_id, settings, data, champion)
+        outcomes = _train_all(client, experiment, run_id, settings, data, champion, checkpoints)
         champ = _score_champion(client, experiment, run_id, champion, data, lineage)
         decision = gate.decide(
             settings.gate,
@@ -147,7 +164,78 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
         replaced = move_aliases(name, version, decision)
         summary = round_summary(name, info, decision, version, replaced, outcomes, champ, data)
         _report(client, run_id, summary, outcomes)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return summary
+
+
+def _check_name(snapshot: str) -> None:
+    name = snapshot.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    try:
+        landing_files.safe_name(name)
+    except RewarmError as exc:
+        raise SnapshotRejected(f"{snapshot}: {exc}; rename the file", kind="unsafe_name") from exc
+
+
+def _quarantine(settings: Settings, snapshot: str, sha: str, exc: SnapshotRejected) -> SnapshotRejected:
+    """Move a rejected snapshot from the landing location to the quarantine; return the error to raise.
+    A file named from elsewhere on the command line stays where it is: the user sees the error at once."""
+    if not landing_files.contains(settings.data.landing, snapshot):
+        return exc
+    record = quarantine_snapshot(settings.data.quarantine_location, snapshot, sha, settings.model.name, exc)
+    return SnapshotRejected(
+        f"{exc}; moved to {record.location} (fix it, then `rewarm quarantine retry {record.name}`)",
+        exc.problems,
+        exc.kind,
+    )
+
+
+def _unseen(champion: LoadedModel | None, landed) -> dict[str, float]:
+    """Rows (and distinct values) of the new snapshot whose category the champion never saw: they reach its
+    unknown bucket, not an error. Logged with the round."""
+    if champion is None:
+        return {}
+    counts = champion.preprocessor.unseen(landed.frame)
+    out = {f"unseen_rows_{c}": float(rows) for c, (rows, _) in counts.items()}
+    return out | {f"unseen_values_{c}": float(values) for c, (_, values) in counts.items()}
+
+
+def _gone(settings: Settings, client: MlflowClient, snapshot: str, expected: str) -> dict | None:
+    """A skip record when the announced file is gone because its content was dealt with already."""
+    name = settings.model.name
+    done = ledger.processed(client, name).get(expected)
+    if done is not None:
+        return _skipped(name, snapshot, expected, done)
+    if quarantine.holds(settings.data.quarantine_location, expected):
+        reason = f"{Path(snapshot).name}: already quarantined (see `rewarm quarantine list`); nothing retrained"
+        get_run_logger().info(reason)
+        return {"model": name, "snapshot": Path(snapshot).name, "sha256": expected, "skipped": True, "reason": reason}
+    return None
+
+
+def _recovered(name: str, snapshot: str, sha: str, version: int, checkpoints: Path) -> dict:
+    """Finish a round that a killed process left registered but unapplied: no retraining, no new version."""
+    done, previous = recover_round(name, version)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    reason = {
+        "promoted": f"v{version} made champion",
+        "challenger": f"v{version} kept as challenger",
+        "stale": f"v{version} left as it is: the champion moved since its round compared against it",
+    }[done]
+    reason = f"{Path(snapshot).name}: finished the round a killed run left at v{version} registered: {reason}"
+    get_run_logger().warning(reason)
+    return {
+        "model": name,
+        "snapshot": Path(snapshot).name,
+        "sha256": sha,
+        "version": version,
+        "recovered": done,
+        "replaced": previous,
+        "reason": reason,
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _skipped(name: str, snapshot: str, sha: str, version: int) -> dict:
@@ -223,12 +311,14 @@ def _train_all(
     settings: Settings,
     data: RoundData,
     champion: LoadedModel | None,
+    checkpoints: Path | None = None,
 ) -> dict[str, Outcome]:
     """Train every strategy in its own nested run; the first model is always a cold start."""
     outcomes: dict[str, Outcome] = {}
+    parent, parent_version = (champion.module, champion.version) if champion else (None, None)
     for choice in _strategies(settings, champion is not None):
         with tracking.run(client, experiment, choice.name, {tracking.KIND_TAG: "candidate"}, parent=run_id) as child:
-            outcome = train_candidate(choice, data, champion.module if champion else None, settings.train, child)
+            outcome = train_candidate(choice, data, parent, settings.train, child, checkpoints, parent_version)
             outcome.run_id = child
             outcomes[choice.name] = outcome
     return outcomes

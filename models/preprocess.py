@@ -73,6 +73,16 @@ class Preprocessor:
         _, x_cat = self.features(df)
         return {col: int((x_cat[:, j] == UNKNOWN).sum()) for j, col in enumerate(self.categorical)}
 
+    def unseen(self, df: pd.DataFrame) -> dict[str, tuple[int, int]]:
+        """Per categorical column: (rows, distinct values) of DF with a category this vocabulary lacks; such
+        rows go to the unknown bucket (missing values are not counted)."""
+        out = {}
+        for col, vocab in self.categorical.items():
+            text = _as_text(df[col])
+            new = text.notna() & ~text.isin(set(vocab))
+            out[col] = (int(new.sum()), int(text[new].nunique()))
+        return out
+
     def labels(self, y: pd.Series) -> np.ndarray:
         """Encode target values: class indices (int64) or a standardised float32 regression target."""
         if self.task == "regression":

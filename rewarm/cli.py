@@ -1,4 +1,4 @@
-"""The `rewarm` command: retrain, serve, watch, deploy, demo, status, rollback."""
+"""The `rewarm` command: retrain, serve, watch, deploy, demo, benchmark, status, rollback, quarantine."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="train on the last N snapshots only (0 = all, the default)")
     p.add_argument("--force", action="store_true", help="retrain even if this content was already processed")
     p = sub.add_parser("serve", parents=[common], help="run the service: Prefect server, watcher, deployments")
-    p.add_argument("--port", type=int, default=4200, help="port of the Prefect server started on 127.0.0.1")
+    p.add_argument("--port", type=int, default=4200, help="port of the Prefect server it starts (default 4200)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address that server binds (default 127.0.0.1: this machine only)"
+    )
     p.add_argument("--no-watch", action="store_true", help="serve the deployments without the landing watcher")
     sub.add_parser("watch", parents=[common], help="watch data.landing and emit an event per landed snapshot")
     p = sub.add_parser("deploy", parents=[common], help="register the retrain deployment with a work pool")
@@ -50,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where results go (default .rewarm/benchmarks/<time>)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the results to MLflow")
     sub.add_parser("status", parents=[common], help="champion, lineage, last decisions, pending snapshots, last runs")
+    p = sub.add_parser("quarantine", help="rejected snapshots: list them, or send a fixed one back")
+    q = p.add_subparsers(dest="action", required=True)
+    p = q.add_parser("list", parents=[common], help="quarantined snapshots and why")
+    p.add_argument("--json", action="store_true", help="the reason records as JSON")
+    p = q.add_parser("retry", parents=[common], help="move a (fixed) snapshot back to data.landing to retrain")
+    p.add_argument("name", help="its name as `rewarm quarantine list` shows it")
     p = sub.add_parser("rollback", parents=[common], help="point champion back at the version it replaced")
     return parser
 
@@ -104,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_store(resolve_store())
     _log_to_console()
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM stops it as cleanly as Ctrl-C
-    service.serve([settings], store.home, port=args.port, watch=not args.no_watch)
+    service.serve([settings], store.home, port=args.port, watch=not args.no_watch, host=args.host)
     return 0
 
 
@@ -259,9 +268,9 @@ def _status(args: argparse.Namespace) -> int:
     from rewarm.store import open_store, resolve_store
 
     settings = load_settings(args.config)
-    store = open_store(resolve_store())
+    open_store(resolve_store())
     print(status.render(status.collect(MlflowClient(), settings.model.name)))
-    print(status.render_service(status.service(settings, store.home)))
+    print(status.render_service(status.service(settings)))
     return 0
 
 
@@ -279,6 +288,32 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace) -> int:
+    import json
+
+    from rewarm import quarantine
+    from rewarm.config import load_settings
+
+    settings = load_settings(args.config)
+    location = settings.data.quarantine_location
+    if args.action == "retry":
+        target = quarantine.retry(location, settings.data.landing, args.name)
+        print(f"{args.name} is back in the landing location as {target}; it is retrained like any new snapshot")
+        return 0
+    held = quarantine.records(location)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in held], indent=2))
+        return 0
+    if not held:
+        print(f"quarantine {location}: empty")
+        return 0
+    print(f"quarantine {location}: {len(held)} snapshot(s), oldest first")
+    for r in held:
+        print(f"{r.name}  [{r.kind}]  {r.quarantined_at}  {r.size} bytes\n  {r.reason}")
+    print("fix a file where it lies (or fix rewarm.toml), then: rewarm quarantine retry NAME")
+    return 0
+
+
 COMMANDS = {
     "retrain": _retrain,
     "benchmark": _benchmark,
@@ -288,6 +323,7 @@ COMMANDS = {
     "demo": _demo,
     "status": _status,
     "rollback": _rollback,
+    "quarantine": _quarantine,
 }
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ class SnapshotRejected(RewarmError):
     PROBLEMS holds each reason found (rewarm.schema.Problem) when the schema check raised it.
     """
 
-    def __init__(self, message: str, problems: tuple = ()) -> None:
+    def __init__(self, message: str, problems: tuple = (), kind: str = "") -> None:
         super().__init__(message)
         self.problems = tuple(problems)
+        self._kind = kind
 
     @classmethod
     def of(cls, uri: str, problems: list) -> SnapshotRejected:
@@ -30,7 +31,7 @@ class SnapshotRejected(RewarmError):
 
     @property
     def kind(self) -> str:
-        return self.problems[0].kind if self.problems else "unreadable"
+        return self._kind or (self.problems[0].kind if self.problems else "unreadable")
 
 
 class RegistryError(RewarmError):

@@ -107,6 +107,29 @@ def _when(info: dict) -> float:
     return 0.0
 
 
+def safe_name(name: str) -> str:
+    """NAME if it is a plain file name; a name with a path separator or ".." in it is refused."""
+    from rewarm.errors import RewarmError
+
+    if name in ("", ".") or ".." in name or any(c in name for c in "/\\\0"):
+        raise RewarmError(f"{name!r}: not a plain file name (no '/', '\\' or '..'); give the name as listed")
+    return name
+
+
+def check_announced(uri: str, location: str) -> str:
+    """URI if an announced snapshot (an event's, a deployment parameter) names a file directly inside the
+    landing LOCATION, with no '..' in its path; anything else is refused, whatever the sender claims."""
+    from rewarm.errors import RewarmError
+
+    parts = uri.replace("\\", "/").split("/")
+    if ".." in parts or not contains(location, uri):
+        raise RewarmError(
+            f"{uri}: announced snapshots must be files directly inside data.landing ({location}); not retrained"
+        )
+    safe_name(parts[-1])
+    return uri
+
+
 def fingerprint(uri: str) -> str:
     """SHA-256 of a file's content, streamed (the same digest the retrain records)."""
     digest = hashlib.sha256()

@@ -1,61 +1,51 @@
-"""What became of each snapshot, by content hash: processed (a complete registered version, in MLflow)
-or rejected (a record under the home folder). A snapshot in neither is pending."""
+"""What became of each snapshot, by content hash: processed (a registered version whose decision was
+applied, in MLflow). A rejected snapshot leaves the landing location for the quarantine; a complete file
+still in the landing location and not processed is pending."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
 from mlflow import MlflowClient
 
 from rewarm.landing import Arrival, fingerprint, scan
-from rewarm.registry import TAG
+from rewarm.registry import APPLIED_TAG, NOT_APPLIED, TAG
 
 SHA_TAG = TAG + "snapshot_sha256"
 
 
-def processed(client: MlflowClient, name: str) -> dict[str, int]:
-    """Content hash -> the first complete version registered from it (the record that survives restarts)."""
+def _versions(client: MlflowClient, name: str) -> list:
     # An unknown model has no versions ([]); any other MLflow error propagates: "not processed" must be known.
     versions = client.search_model_versions(f"name = '{name}'")
+    return sorted(versions, key=lambda v: int(v.version))
+
+
+def processed(client: MlflowClient, name: str) -> dict[str, int]:
+    """Content hash -> the first complete version registered from it whose decision was applied (the record
+    that survives restarts). Versions registered before rewarm wrote the applied tag count as applied."""
     done: dict[str, int] = {}
-    for v in sorted(versions, key=lambda v: int(v.version)):
+    for v in _versions(client, name):
         sha = v.tags.get(SHA_TAG)
-        if sha and v.tags.get(TAG + "complete") == "true":
+        if sha and v.tags.get(TAG + "complete") == "true" and v.tags.get(APPLIED_TAG) != NOT_APPLIED:
             done.setdefault(sha, int(v.version))
     return done
 
 
-def rejections_folder(home: Path, name: str) -> Path:
-    return home / "rejected" / name
-
-
-def record_rejection(home: Path, name: str, sha256: str, uri: str, reason: str) -> Path:
-    """Remember that this content was rejected and why, so it is not retried until it changes (or --force)."""
-    folder = rejections_folder(home, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sha256}.json"
-    record = {"sha256": sha256, "uri": uri, "reason": reason, "rejected_at": datetime.now(UTC).isoformat()}
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
-    return path
-
-
-def rejected(home: Path, name: str) -> dict[str, dict]:
-    """Content hash -> rejection record."""
-    folder = rejections_folder(home, name)
-    if not folder.is_dir():
-        return {}
-    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+def unapplied(client: MlflowClient, name: str, sha256: str) -> list:
+    """Complete versions registered from SHA256 whose decision was never applied (a crash before the
+    aliases moved), oldest first."""
+    return [
+        v
+        for v in _versions(client, name)
+        if v.tags.get(SHA_TAG) == sha256
+        and v.tags.get(TAG + "complete") == "true"
+        and v.tags.get(APPLIED_TAG) == NOT_APPLIED
+    ]
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A landed snapshot not yet processed nor rejected."""
+    """A landed snapshot not yet processed."""
 
     arrival: Arrival
     sha256: str
@@ -64,12 +54,11 @@ class Pending:
 def pending(
     location: str,
     done: dict[str, int],
-    refused: dict[str, dict],
     settle_seconds: float,
     before: tuple[float, str] | None = None,
 ) -> list[Pending]:
-    """Complete snapshots in LOCATION whose content is neither DONE nor REFUSED, oldest first, one per
-    content (a second copy under another name is not pending twice); only those landed before BEFORE if given."""
+    """Complete snapshots in LOCATION whose content is not DONE, oldest first, one per content (a second
+    copy under another name is not pending twice); only those landed before BEFORE if given."""
     out: list[Pending] = []
     seen: set[str] = set()
     for arrival in scan(location):
@@ -79,7 +68,7 @@ def pending(
             sha = fingerprint(arrival.uri)
         except FileNotFoundError:  # moved away while listing
             continue
-        if sha in done or sha in refused or sha in seen:
+        if sha in done or sha in seen:
             continue
         seen.add(sha)
         out.append(Pending(arrival, sha))

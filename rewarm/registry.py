@@ -28,6 +28,8 @@ from rewarm.models.preprocess import Preprocessor
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TAG = "rewarm."  # prefix of every tag rewarm writes
+# Written "no" with the version; set once the round's decision is applied to the aliases (or found stale).
+APPLIED_TAG, NOT_APPLIED = TAG + "applied", "no"
 SERVING_PACKAGE = "rewarm_models"  # the name models/ is shipped under inside each logged model
 
 
@@ -70,10 +72,14 @@ def _find(root: Path, filename: str) -> Path:
     return hits[0]
 
 
-def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, name: str) -> int:
-    """Log MODULE as a pyfunc model in run RUN_ID and register it under NAME; return the version.
+def log_model(
+    run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, name: str, tags: dict[str, object] | None = None
+) -> int:
+    """Log MODULE as a pyfunc model in run RUN_ID, then register it under NAME with TAGS; return the version.
 
-    Idempotent per run: a retry after the version was registered returns that version.
+    The version is created with every tag at once, 'complete' and 'applied: no' included, in one registry
+    write: there is never a version without its snapshot hash, metrics and decision. Idempotent per run: a
+    retry after the version was registered returns that version.
     """
     done = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if done:
@@ -93,9 +99,20 @@ def log_model(run_id: str, module: TabularMLP, pre: Preprocessor, meta: dict, na
                 code_paths=[str(package_dir)],
                 signature=signature(pre),
                 pip_requirements=pip_requirements(),  # explicit: inference took 4-8 s per model here
-                registered_model_name=name,
             )
-    return int(info.registered_model_version)
+    version = mlflow.register_model(info.model_uri, name, tags=version_tags(tags or {}))
+    return int(version.version)
+
+
+def version_tags(tags: dict[str, object]) -> dict[str, str]:
+    """A new version's tags, each under the rewarm. prefix, with the completeness and applied markers."""
+    out = {TAG + key: str(value) for key, value in tags.items()}
+    return out | {APPLIED_TAG: NOT_APPLIED, TAG + "complete": "true"}
+
+
+def mark_applied(client: MlflowClient, name: str, version: int, note: str = "") -> None:
+    """The last write of a round: its decision is in the aliases (NOTE says otherwise, when it is stale)."""
+    client.set_model_version_tag(name, str(version), APPLIED_TAG, note or _now())
 
 
 def pip_requirements() -> list[str]:
@@ -166,6 +183,35 @@ def promote(client: MlflowClient, name: str, version: int, reason: str) -> int |
         client.delete_registered_model_alias(name, CHALLENGER)
     client.set_registered_model_tag(name, TAG + "last_event", f"{_now()} champion v{version}: {reason}")
     return previous
+
+
+def recover(client: MlflowClient, name: str, version: int) -> tuple[str, int | None]:
+    """Apply the decision recorded on VERSION, whose round died before its aliases moved (or between two
+    alias moves); return (what was done, the champion it replaced).
+
+    The decision compared VERSION with the champion of its day (its parent_version tag). Applied only while
+    the champion is still that version (or VERSION itself: the crash came after the champion moved);
+    otherwise someone moved the champion since (a rollback, a later round) and the stale decision is only
+    recorded as not applied.
+    """
+    tags = client.get_model_version(name, str(version)).tags
+    parent = tags.get(TAG + "parent_version", "none")
+    compared_with = None if parent == "none" else int(parent)
+    champion = current_version(client, name, CHAMPION)
+    reason = tags.get(TAG + "reason", "")
+    if champion not in (compared_with, version):
+        note = f"{_now()} not applied: champion is v{champion}, not v{compared_with} that this round was scored against"
+        mark_applied(client, name, version, note)
+        return "stale", None
+    previous = None
+    if tags.get(TAG + "decision") in ("first_model", "promote"):
+        previous = promote(client, name, version, reason)
+        done = "promoted"
+    else:
+        mark_challenger(client, name, version)
+        done = "challenger"
+    mark_applied(client, name, version)
+    return done, previous
 
 
 def mark_challenger(client: MlflowClient, name: str, version: int) -> None:

@@ -111,15 +111,18 @@ def stop(process: subprocess.Popen, what: str, grace: float = 15.0) -> None:
         process.wait()
 
 
-def serve(settings: list[Settings], home: Path, port: int = DEFAULT_PORT, watch: bool = True) -> None:
-    """Run the service until Ctrl-C (or SIGTERM): server if needed, deployments, then the watchers."""
+def serve(
+    settings: list[Settings], home: Path, port: int = DEFAULT_PORT, watch: bool = True, host: str = "127.0.0.1"
+) -> None:
+    """Run the service until Ctrl-C (or SIGTERM): server if needed, deployments, then the watchers.
+    A server started here binds HOST: 127.0.0.1 unless the user asks for another address."""
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from rewarm.deployments.service import deployment_name, retrain_deployment, watcher
 
-    with prefect_server(home, port) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
+    with prefect_server(home, port, host) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
         os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
         runner = Runner(pause_on_shutdown=True)
         for s in settings:

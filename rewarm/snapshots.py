@@ -45,7 +45,7 @@ def snapshot_format(path: str) -> str:
     for suffix, fmt in FORMATS.items():
         if name.endswith(suffix):
             return fmt
-    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files")
+    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files", kind="format")
 
 
 def read_bytes(uri: str) -> bytes:
@@ -54,7 +54,7 @@ def read_bytes(uri: str) -> bytes:
         with fsspec.open(uri, "rb") as fh:
             return fh.read()
     except FileNotFoundError as exc:
-        raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder") from exc
+        raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder", kind="missing") from exc
 
 
 # Text a CSV cell may hold for "no value". For numeric columns the NaN spellings are left out, so that a
@@ -72,7 +72,9 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
     """
     fmt = snapshot_format(uri)
     if not data:
-        raise SnapshotRejected(f"{uri}: the file is empty (0 bytes); land it again once it is fully written")
+        raise SnapshotRejected(
+            f"{uri}: the file is empty (0 bytes); land it again once it is fully written", kind="empty"
+        )
     try:
         if fmt == "parquet":
             import pyarrow
@@ -86,7 +88,8 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         na = {c: NULL_TEXT for c in features} | {spec.target: NULL_TEXT + NAN_TEXT}
         return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        raise SnapshotRejected(f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file") from exc
+        message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file"
+        raise SnapshotRejected(message, kind="unreadable") from exc
 
 
 def normalise(df: pd.DataFrame, numeric: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -171,7 +174,8 @@ def _check_newest(info: SnapshotInfo, newest: SnapshotInfo, uri: str) -> None:
         raise SnapshotRejected(
             f"{uri}: same content as {info.name}, admitted as round {info.sequence} (sha256 {info.sha256[:12]}); "
             f"later rounds (up to {newest.name}) trained on its holdout rows, so a new comparison on them would "
-            "flatter the champion; land new data instead"
+            "flatter the champion; land new data instead",
+            kind="already_trained",
         )
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rewarm import ledger
+from rewarm import ledger, quarantine
 from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
@@ -84,17 +83,18 @@ def render(status: dict) -> str:
     return "\n".join(lines)
 
 
-def service(settings: Settings, home: Path, last: int = 5) -> dict:
-    """The service side: snapshots waiting in the landing location, rejected ones, the last Prefect runs."""
+def service(settings: Settings, last: int = 5) -> dict:
+    """The service side: snapshots waiting in the landing location, quarantined ones, the last Prefect runs."""
     name = settings.model.name
-    refused = ledger.rejected(home, name)
     waiting = ledger.pending(
-        settings.data.landing, ledger.processed(MlflowClient(), name), refused, settings.service.settle_seconds
+        settings.data.landing, ledger.processed(MlflowClient(), name), settings.service.settle_seconds
     )
+    held = quarantine.records(settings.data.quarantine_location)
     return {
         "landing": settings.data.landing,
         "pending": [p.arrival.name for p in waiting],
-        "rejected": [{"uri": r["uri"], "reason": r["reason"]} for r in refused.values()],
+        "quarantine": settings.data.quarantine_location,
+        "quarantined": [{"name": r.name, "reason": r.reason} for r in held],
         "runs": _flow_runs(name, last) if os.environ.get("PREFECT_API_URL") else None,
     }
 
@@ -120,8 +120,12 @@ def render_service(service: dict) -> str:
     """Plain-text service status for the terminal."""
     pending = service["pending"]
     lines = [f"landing {service['landing']}: {len(pending)} pending snapshot(s)" + (f": {pending}" if pending else "")]
-    for r in service["rejected"]:
-        lines.append(f"  rejected {r['uri']}: {r['reason']} (fix it and land it again, or `rewarm retrain` it by hand)")
+    if service["quarantined"]:
+        lines.append(f"quarantine {service['quarantine']}: {len(service['quarantined'])} snapshot(s)")
+    for r in service["quarantined"]:
+        lines.append(f"  {r['name']}: {r['reason']}")
+    if service["quarantined"]:
+        lines.append("  fix a file in place, then: rewarm quarantine retry NAME")
     if service["runs"] is None:
         lines.append("last runs: set PREFECT_API_URL to the service's Prefect server to list them")
     else:

@@ -6,6 +6,7 @@ run, by run id (MLflow's active run is thread-local, and Prefect tasks may run i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from rewarm.training import TrainResult
 KIND_TAG = "rewarm.kind"  # retrain | candidate | champion
 PARENT_TAG = "mlflow.parentRunId"
 
+log_ = logging.getLogger("rewarm.tracking")
+
 
 @contextmanager
 def run(
@@ -30,9 +33,25 @@ def run(
     try:
         yield run_id
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        try:
+            client.set_terminated(run_id, "FAILED")
+        except Exception as exc:  # the store may be what failed; the next retrain closes this run
+            log_.warning("could not mark run %s FAILED (%s); the next retrain of this snapshot will", run_id, exc)
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def close_abandoned(client: MlflowClient, experiment_id: str, sha256: str, note: str) -> list[str]:
+    """Mark KILLED the runs a dead process left RUNNING for snapshot SHA256 (parents and their nested runs);
+    no hook runs when a process is killed, so the next retrain of the snapshot does it. Returns the parents."""
+    query = f"tags.`rewarm.snapshot_sha256` = '{sha256}' and attributes.status = 'RUNNING'"
+    parents = [r.info.run_id for r in client.search_runs([experiment_id], query, max_results=100)]
+    for parent in parents:
+        children = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent}'", max_results=100)
+        for run_id in [parent, *(c.info.run_id for c in children if c.info.status == "RUNNING")]:
+            client.set_tag(run_id, "rewarm.abandoned", note)
+            client.set_terminated(run_id, "KILLED")
+    return parents
 
 
 def log(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,6 +49,39 @@ class TrainResult:
     seconds: float
     train_loss: list[float] = field(default_factory=list)  # per epoch
     val_loss: list[float] = field(default_factory=list)  # per epoch
+    resumed_at: int = 0  # the epoch a checkpoint brought this training back to (0: started fresh)
+
+
+log = logging.getLogger("rewarm.training")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An epoch checkpoint: everything train() needs to go on where a killed process stopped.
+
+    KEY names what the training depends on (snapshot, strategy, parent, settings, data sizes); a file
+    written under another key is not resumed from. Written under a temporary name and renamed, so a kill
+    mid-write leaves the previous epoch's file; loaded with weights_only=True (tensors and plain values).
+    """
+
+    path: Path
+    key: str
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a torn or foreign file: start over rather than fail
+            log.warning("checkpoint %s unreadable (%s); training from the start", self.path, exc)
+            return None
+        return state if isinstance(state, dict) and state.get("key") == self.key else None
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".partial")
+        torch.save({**state, "key": self.key}, tmp)
+        os.replace(tmp, self.path)
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -116,8 +152,13 @@ def train(
     task: str,
     cfg: TrainSection,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
-    """Train MODEL in place until validation loss stops improving or the epoch budget runs out."""
+    """Train MODEL in place until validation loss stops improving or the epoch budget runs out.
+
+    With CHECKPOINT, the state is saved after every epoch and a saved state is resumed from (a finished
+    training is not run again).
+    """
     device = train_set.y.device
     model.to(device)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
@@ -129,10 +170,22 @@ def train(
     group, step = optimizer.param_groups[0], 0
     criterion = loss_fn(task)
     shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
-    best = (evaluate_loss(model, val_set, task), 0, _cpu_copy(model))  # (loss, epoch, state)
     result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle"].to(shuffle.get_state().device))
+        step, best = saved["step"], (saved["best_loss"], saved["best_epoch"], saved["best_state"])
+        result.train_loss, result.val_loss = list(saved["train_loss"]), list(saved["val_loss"])
+        result.epochs, result.samples_seen, result.resumed_at = saved["epoch"], saved["samples_seen"], saved["epoch"]
+        log.info("resuming from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
+    else:
+        best = (evaluate_loss(model, val_set, task), 0, _cpu_copy(model))  # (loss, epoch, state)
+    done = bool(saved and saved["done"])
+    earlier = float(saved["seconds"]) if saved else 0.0
     started = time.perf_counter()
-    for epoch in range(1, cfg.max_epochs + 1):
+    for epoch in range(result.epochs + 1, 0 if done else cfg.max_epochs + 1):
         model.train()
         order = torch.randperm(len(train_set), generator=shuffle, device=device)
         running = torch.zeros((), device=device)  # summed on-device: no host sync per step
@@ -154,11 +207,25 @@ def train(
             on_epoch(epoch, result.train_loss[-1], val)
         if val < best[0] - 1e-4:
             best = (val, epoch, _cpu_copy(model))
-        elif epoch - best[1] >= cfg.patience:
+        stop = epoch - best[1] >= cfg.patience or epoch == cfg.max_epochs
+        if checkpoint is not None:
+            state = {"model": _cpu_copy(model), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state()}
+            checkpoint.save(
+                state
+                | {"epoch": epoch, "step": step, "done": stop, "seconds": earlier + time.perf_counter() - started}
+                | {
+                    "best_loss": best[0],
+                    "best_epoch": best[1],
+                    "best_state": best[2],
+                    "samples_seen": result.samples_seen,
+                }
+                | {"train_loss": result.train_loss, "val_loss": result.val_loss}
+            )
+        if stop:
             break
     if device.type == "cuda":
         torch.cuda.synchronize()
-    result.seconds = time.perf_counter() - started
+    result.seconds = earlier + time.perf_counter() - started
     result.best_epoch, result.state_dict = best[1], best[2]
     model.load_state_dict(best[2])
     return result

@@ -3,9 +3,10 @@
 Prefect has no file-arrival trigger, so this small process turns arrivals into events; a deployment
 trigger turns each event into a retrain. Local folders are watched with watchfiles; fsspec URLs
 (s3://...) are listed every `service.poll_seconds`. A file is handed on once it is complete (see
-rewarm.landing) and its content has been neither processed (MLflow) nor rejected, nor sent already by
-this process; everything else about exactly-once is the retrain flow's own check, under its
-one-at-a-time limit.
+rewarm.landing) and its content has not been processed (MLflow) nor sent already by this process
+(while the file it was sent for is still there); everything else about exactly-once is the retrain
+flow's own check, under its one-at-a-time limit. A rejected snapshot leaves the landing location for
+the quarantine, so the same bad bytes landed again are announced, rejected and quarantined again.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def send_to_prefect(event: dict) -> None:
     asyncio.run(_send())
 
 
+def _exists(uri: str) -> bool:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        return bool(fs.exists(path))
+    except OSError:
+        return True  # cannot tell: assume it is still there (no second event)
+
+
 class Watcher:
     """Watches one model's landing location and emits an event per new complete snapshot."""
 
@@ -83,15 +94,15 @@ class Watcher:
         if not ready and not overdue:
             return []
         name = self.settings.model.name
-        done, refused = ledger.processed(MlflowClient(), name), ledger.rejected(self.home, name)
-        events = [e for a in ready if (e := self._judge(a, done, refused, now)) is not None]
-        return events + [e for sha in overdue if (e := self._resend(sha, done, refused, now)) is not None]
+        done = ledger.processed(MlflowClient(), name)
+        events = [e for a in ready if (e := self._judge(a, done, now)) is not None]
+        return events + [e for sha in overdue if (e := self._resend(sha, done, now)) is not None]
 
-    def _resend(self, sha: str, done: dict[str, int], refused: dict[str, dict], now: float) -> dict | None:
-        """Announce a snapshot again if it is still there, unchanged, and neither processed nor rejected."""
+    def _resend(self, sha: str, done: dict[str, int], now: float) -> dict | None:
+        """Announce a snapshot again if it is still there, unchanged, and not processed."""
         arrival, sent = self._sent[sha]
         try:
-            unchanged = sha not in done and sha not in refused and fingerprint(arrival.uri) == sha
+            unchanged = sha not in done and fingerprint(arrival.uri) == sha
         except FileNotFoundError:
             unchanged = False
         if not unchanged:
@@ -103,13 +114,15 @@ class Watcher:
         log.warning("%s: no retrain %.0f s after its event; event sent again", arrival.name, now - sent)
         return event
 
-    def _judge(self, arrival: Arrival, done: dict[str, int], refused: dict[str, dict], now: float) -> dict | None:
+    def _judge(self, arrival: Arrival, done: dict[str, int], now: float) -> dict | None:
         try:
             sha = fingerprint(arrival.uri)
         except FileNotFoundError:  # moved away before it could be read
             return None
-        if sha in done or sha in refused or sha in self._sent:
-            why = f"processed as v{done[sha]}" if sha in done else "rejected" if sha in refused else "sent already"
+        if sha in self._sent and not _exists(self._sent[sha][0].uri):
+            del self._sent[sha]  # the file it was sent for is gone (quarantined, moved): this copy is new
+        if sha in done or sha in self._sent:
+            why = f"processed as v{done[sha]}" if sha in done else "sent already"
             log.info("%s: same content as a snapshot %s (sha256 %s); no new retrain", arrival.name, why, sha[:12])
             self._looked_at.add((arrival.uri, arrival.size, arrival.changed_at))
             return None

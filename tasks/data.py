@@ -10,8 +10,9 @@ import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rewarm import rounds, snapshots
+from rewarm import quarantine, rounds, snapshots
 from rewarm.config import DataSection, Settings
+from rewarm.errors import SnapshotRejected
 from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
 from rewarm.snapshots import SnapshotInfo
@@ -45,6 +46,22 @@ def keep_snapshot(landed: snapshots.Landed) -> SnapshotInfo:
     info = snapshots.keep(landed)
     get_run_logger().info("kept %s as %s", info.name, info.stored)
     return info
+
+
+@task(
+    name="quarantine-snapshot",
+    retries=3,
+    retry_delay_seconds=BACKOFF,
+    retry_condition_fn=retry_on(OSError),
+    **IN_MEMORY,
+)
+def quarantine_snapshot(location: str, uri: str, sha256: str, model: str, error: SnapshotRejected) -> quarantine.Record:
+    """Move a rejected snapshot out of the landing location into LOCATION, its reason beside it."""
+    from prefect.runtime import flow_run
+
+    record = quarantine.put(location, uri, sha256, model, error, flow_run.get_id())
+    get_run_logger().error("quarantined %s as %s: %s", uri, record.location, error)
+    return record
 
 
 @task(name="prepare-round", **IN_MEMORY)

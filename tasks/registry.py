@@ -42,25 +42,38 @@ def register_model(
     meta: dict,
     tags: dict[str, object],
 ) -> int:
-    """Log the winner as a pyfunc model, register it, tag it complete; no alias moves here."""
+    """Log the winner as a pyfunc model and register it with its tags (complete, not yet applied) in one
+    write; no alias moves here."""
     client = MlflowClient()
-    version = registry.log_model(run_id, module, pre, meta, name)
+    version = registry.log_model(run_id, module, pre, meta, name, tags)
     client.update_model_version(name, str(version), description=str(tags.get("reason", "")))
-    registry.tag_version(client, name, version, tags)
     get_run_logger().info("registered %s v%d from run %s", name, version, run_id)
     return version
 
 
 @task(name="move-aliases", **REGISTRY)
 def move_aliases(name: str, version: int, decision: Decision) -> int | None:
-    """Promote VERSION to champion, or mark it challenger; return the champion it replaced, if any."""
+    """Promote VERSION to champion, or mark it challenger, then mark the decision applied (the round's last
+    write); return the champion it replaced, if any."""
     client = MlflowClient()
     if decision.promoted:
         previous = registry.promote(client, name, version, decision.reason)
         get_run_logger().info(
             "champion %s -> v%d: %s", f"v{previous}" if previous else "(none)", version, decision.reason
         )
-        return previous
-    registry.mark_challenger(client, name, version)
-    get_run_logger().info("challenger -> v%d: %s", version, decision.reason)
-    return None
+    else:
+        previous = None
+        registry.mark_challenger(client, name, version)
+        get_run_logger().info("challenger -> v%d: %s", version, decision.reason)
+    registry.mark_applied(client, name, version)
+    return previous
+
+
+@task(name="recover-round", **REGISTRY)
+def recover_round(name: str, version: int) -> tuple[str, int | None]:
+    """Apply the decision a crashed round recorded on VERSION (registered, aliases never moved)."""
+    done, previous = registry.recover(MlflowClient(), name, version)
+    get_run_logger().warning(
+        "recovered %s v%d, registered by a run that died before its aliases moved: %s", name, version, done
+    )
+    return done, previous

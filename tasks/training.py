@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
 from rewarm.rounds import RoundData
-from rewarm.training import Tensors, TrainResult, score_holdout, train
+from rewarm.training import Checkpoint, Tensors, TrainResult, score_holdout, train
 
 from .data import IN_MEMORY
 
@@ -34,17 +36,33 @@ class Outcome:
 
 @task(name="train-candidate", task_run_name="train-{choice.name}", **IN_MEMORY)
 def train_candidate(
-    choice: Strategy, data: RoundData, parent: TabularMLP | None, cfg: TrainSection, run_id: str
+    choice: Strategy,
+    data: RoundData,
+    parent: TabularMLP | None,
+    cfg: TrainSection,
+    run_id: str,
+    checkpoints: Path | None = None,
+    parent_version: int | None = None,
 ) -> Outcome:
-    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
+    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID.
+
+    With CHECKPOINTS (a folder for this snapshot), every epoch is saved there and a rerun after a crash
+    resumes from the last one.
+    """
     logger = get_run_logger()
     init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
     module = initialise(choice, data.arch, parent, init_seed)
-    result = train(module, data.train, data.val, data.preprocessor.task, cfg)
+    saved = None
+    if checkpoints is not None:
+        saved = Checkpoint(checkpoints / f"{choice.name}.pt", _checkpoint_key(choice, data, cfg, parent_version))
+    result = train(module, data.train, data.val, data.preprocessor.task, cfg, checkpoint=saved)
+    if result.resumed_at:
+        logger.warning("%s: resumed from the epoch-%d checkpoint of an earlier run", choice.name, result.resumed_at)
     outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor)
     outcome.result = result
     client = MlflowClient()
-    tracking.log(client, run_id, params={**choice.params(), **_train_params(cfg, data.train), "init_seed": init_seed})
+    params = {**choice.params(), **_train_params(cfg, data.train), "init_seed": init_seed}
+    tracking.log(client, run_id, params=params, tags={"rewarm.resumed_from_epoch": result.resumed_at})
     tracking.log_training(client, run_id, result)
     tracking.log(client, run_id, metrics=_holdout_keys(outcome.metrics))
     logger.info(
@@ -79,6 +97,19 @@ def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: 
     """Score MODULE on the holdout and keep it, on the CPU, with its predictions and metrics."""
     p, scores = score_holdout(module, holdout, y, pre)
     return Outcome(name, module.cpu(), p, scores)
+
+
+def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent_version: int | None) -> str:
+    """Everything a candidate's training depends on: a checkpoint from other inputs is never resumed."""
+    parts = [
+        data.snapshot.sha256,
+        repr(choice.params()),
+        str(parent_version),
+        cfg.model_dump_json(),
+        f"{len(data.train)}/{len(data.val)}/{len(data.holdout)}",
+        repr(data.arch.to_dict()),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:

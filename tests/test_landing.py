@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -227,39 +226,6 @@ def test_fingerprint_of_a_missing_file_raises_file_not_found(tmp_path: Path) -> 
         fingerprint(str(tmp_path / "gone.csv"))
 
 
-# --- ledger: rejections ---------------------------------------------------------------------------------
-
-
-def test_a_rejection_is_recorded_and_read_back(tmp_path: Path) -> None:
-    digest = sha(CSV)
-
-    path = ledger.record_rejection(tmp_path, "m", digest, "/l/jan.csv", "column 'late' missing")
-
-    assert path.is_file()
-    record = ledger.rejected(tmp_path, "m")[digest]
-    assert record["sha256"] == digest
-    assert record["uri"] == "/l/jan.csv"
-    assert record["reason"] == "column 'late' missing"
-    assert json.loads(path.read_text())["rejected_at"] == record["rejected_at"]
-    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
-
-
-def test_rejections_belong_to_one_model(tmp_path: Path) -> None:
-    ledger.record_rejection(tmp_path, "m", sha(CSV), "/l/jan.csv", "bad")
-
-    assert ledger.rejected(tmp_path, "other") == {}
-    assert ledger.rejected(tmp_path / "no-home-yet", "m") == {}
-
-
-def test_rejecting_the_same_content_again_keeps_the_latest_reason(tmp_path: Path) -> None:
-    ledger.record_rejection(tmp_path, "m", sha(CSV), "/l/jan.csv", "first")
-    ledger.record_rejection(tmp_path, "m", sha(CSV), "/l/copy.csv", "second")
-
-    assert {k: (v["uri"], v["reason"]) for k, v in ledger.rejected(tmp_path, "m").items()} == {
-        sha(CSV): ("/l/copy.csv", "second")
-    }
-
-
 # --- ledger: pending ------------------------------------------------------------------------------------
 
 
@@ -278,27 +244,26 @@ def names(found: list[ledger.Pending]) -> list[str]:
 
 
 def test_everything_settled_and_unseen_is_pending_oldest_first(tmp_path: Path, landed: dict[str, bytes]) -> None:
-    found = ledger.pending(str(tmp_path / "landing"), {}, {}, settle_seconds=0)
+    found = ledger.pending(str(tmp_path / "landing"), {}, settle_seconds=0)
 
     assert names(found) == ["jan.csv", "feb.csv", "mar.csv"]
     assert [p.sha256 for p in found] == [sha(landed[n]) for n in names(found)]
 
 
-def test_processed_and_rejected_content_is_not_pending(tmp_path: Path, landed: dict[str, bytes]) -> None:
-    done = {sha(b"jan"): 1}
-    refused = {sha(b"mar"): {"reason": "bad"}}
+def test_processed_content_is_not_pending(tmp_path: Path, landed: dict[str, bytes]) -> None:
+    done = {sha(b"jan"): 1, sha(b"mar"): 3}
 
-    assert names(ledger.pending(str(tmp_path / "landing"), done, refused, settle_seconds=0)) == ["feb.csv"]
+    assert names(ledger.pending(str(tmp_path / "landing"), done, settle_seconds=0)) == ["feb.csv"]
 
 
 def test_files_still_settling_are_not_pending(tmp_path: Path, landed: dict[str, bytes]) -> None:
-    assert ledger.pending(str(tmp_path / "landing"), {}, {}, settle_seconds=3600) == []
+    assert ledger.pending(str(tmp_path / "landing"), {}, settle_seconds=3600) == []
 
 
 def test_a_second_copy_of_the_same_content_is_pending_once(tmp_path: Path, landed: dict[str, bytes]) -> None:
     land(tmp_path / "landing" / "jan-again.csv", b"jan")
 
-    found = ledger.pending(str(tmp_path / "landing"), {}, {}, settle_seconds=0)
+    found = ledger.pending(str(tmp_path / "landing"), {}, settle_seconds=0)
 
     assert names(found) == ["jan.csv", "feb.csv", "mar.csv"]
 
@@ -306,20 +271,20 @@ def test_a_second_copy_of_the_same_content_is_pending_once(tmp_path: Path, lande
 def test_before_keeps_only_snapshots_that_landed_earlier(tmp_path: Path, landed: dict[str, bytes]) -> None:
     feb = next(a for a in scan(str(tmp_path / "landing")) if a.name == "feb.csv")
 
-    found = ledger.pending(str(tmp_path / "landing"), {}, {}, settle_seconds=0, before=feb.order)
+    found = ledger.pending(str(tmp_path / "landing"), {}, settle_seconds=0, before=feb.order)
 
     assert names(found) == ["jan.csv"]
 
 
 def test_pending_in_a_missing_folder_is_empty(tmp_path: Path) -> None:
-    assert ledger.pending(str(tmp_path / "nowhere"), {}, {}, settle_seconds=0) == []
+    assert ledger.pending(str(tmp_path / "nowhere"), {}, settle_seconds=0) == []
 
 
 def test_pending_in_an_fsspec_folder(memory_folder: str) -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe(f"{memory_folder}/jan.csv", b"jan")
 
-    found = ledger.pending(memory_folder, {}, {}, settle_seconds=0)
+    found = ledger.pending(memory_folder, {}, settle_seconds=0)
 
     assert [(p.arrival.name, p.sha256) for p in found] == [("jan.csv", sha(b"jan"))]
 

@@ -246,18 +246,21 @@ def test_processed_maps_content_to_its_first_complete_version(store: Store, tmp_
     assert ledger.processed(MlflowClient(), "never-registered") == {}
 
 
-def test_rejected_content_is_not_sent(
-    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame, store: Store
+def test_content_landed_again_after_its_file_left_is_sent_again(
+    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame, tmp_path: Path
 ) -> None:
-    jan, feb = parquet_bytes(flights, 1), parquet_bytes(flights, 2)
-    land(landing / "2013-01.parquet", jan)
-    land(landing / "2013-02.parquet", feb)
-    ledger.record_rejection(store.home, MODEL, sha(jan), str(landing / "2013-01.parquet"), "column missing")
-    ledger.record_rejection(store.home, "another-model", sha(feb), str(landing / "2013-02.parquet"), "other")
+    jan = parquet_bytes(flights, 1)
+    first = land(landing / "2013-01.parquet", jan)
+    watcher.check(now=time.time() + LATER)
+    land(landing / "2013-01-copy.parquet", jan)
+    watcher.check(now=time.time() + LATER)
+    assert names(events) == ["2013-01.parquet"]  # the first file is still there: its event covers the copy
 
+    first.rename(tmp_path / "quarantined.parquet")  # rejected and moved to the quarantine, say
+    land(landing / "2013-01-again.parquet", jan)
     watcher.check(now=time.time() + LATER)
 
-    assert names(events) == ["2013-02.parquet"]
+    assert names(events) == ["2013-01.parquet", "2013-01-again.parquet"]
 
 
 # --- delivery -------------------------------------------------------------------------------------------
@@ -451,6 +454,7 @@ def test_an_event_that_brought_no_retrain_is_sent_again(
     [again] = watcher.check(now=start + 600)  # no version and no rejection: announced again
     assert again["payload"]["sha256"] == first["payload"]["sha256"] == sha(data)
     assert watcher.check(now=start + 900) == []  # the clock restarted at the resend
-    ledger.record_rejection(store.home, settings.model.name, sha(data), str(path), "bad")
-    assert watcher.check(now=start + 1300) == []  # rejected meanwhile: never again
+    path.rename(tmp_path / "quarantined.parquet")  # rejected and moved to the quarantine meanwhile
+    assert watcher.check(now=start + 1300) == []  # gone: never again
+    assert len(events) == 2
     assert len(events) == 2
