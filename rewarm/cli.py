@@ -74,6 +74,35 @@ def main(argv: list[str] | None = None) -> int:
     except RewarmError as exc:
         print(f"rewarm: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not _tracking_unreachable(exc):
+            raise
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "the MLflow store")
+        print(
+            f"rewarm: error: {uri} did not answer ({_first_line(exc)}); nothing was promoted, and a snapshot being "
+            "retrained stays pending: the next run (the schedule, or `rewarm retrain`) picks it up",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def _tracking_unreachable(exc: BaseException) -> bool:
+    """True for an MLflow request that failed for want of a server (after its retries), not for bad input."""
+    from mlflow.exceptions import MlflowException
+
+    while exc is not None:
+        text = str(exc)
+        if isinstance(exc, MlflowException | ConnectionError | OSError) and any(
+            marker in text for marker in ("Max retries exceeded", "Connection refused", "Failed to establish")
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def _retrain(args: argparse.Namespace) -> int:

@@ -54,7 +54,10 @@ def safe_name(name: str) -> str:
 
 def sanitise(name: str) -> str:
     """A safe name for a file that landed under an unsafe one ('..' inside it)."""
-    return name.replace("..", "_").replace("\\", "_") or "unnamed"
+    name = name.replace("\\", "_")
+    while ".." in name:  # "jan..csv" -> "jan.csv": the format suffix stays, so a retried file is picked up
+        name = name.replace("..", ".")
+    return name.strip(".") or "unnamed"
 
 
 def _join(location: str, name: str) -> str:
@@ -92,7 +95,7 @@ def put(
         kind=error.kind,
         reason=str(error),
         problems=[p.to_dict() for p in error.problems],
-        quarantined_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        quarantined_at=datetime.now(UTC).isoformat(),  # microseconds: two in one second keep their order
         flow_run_id=flow_run_id,
     )
     _write_json(fs, f"{folder}/{name}{REASON}", record.to_dict())

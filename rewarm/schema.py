@@ -157,7 +157,7 @@ def problems(df: pd.DataFrame, spec: DataSection, classes: tuple = ()) -> list[P
         found: list[Problem] = []
     except pa.errors.SchemaErrors as exc:
         found = _explain(exc.failure_cases, df, spec, classes)
-    found += _whole_frame(df, spec, {p.kind for p in found})
+    found += _whole_frame(df, spec, {p.kind for p in found if p.column == spec.target})
     order = list(MESSAGES)
     return sorted(found, key=lambda p: order.index(p.kind) if p.kind in order else len(order))
 
@@ -188,7 +188,8 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
 
 
 def _whole_frame(df: pd.DataFrame, spec: DataSection, already: set[str]) -> list[Problem]:
-    """Checks on the snapshot as a whole: classes present, and enough rows to split."""
+    """Checks on the snapshot as a whole: classes present, and enough rows to split. ALREADY: the kinds of
+    problem found in the target column (a null or out-of-range label makes a class count meaningless)."""
     found = []
     if spec.task != "regression" and spec.target in df.columns and not already & {"null", "outside_binary"}:
         labels = pd.unique(_labels(df[spec.target]).dropna())

@@ -77,11 +77,10 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         )
     try:
         if fmt == "parquet":
-            import pyarrow
             import pyarrow.parquet as pq
 
             table = pq.read_table(io.BytesIO(data))
-            return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pyarrow.types.is_floating(t) else None)
+            return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
         if spec is None:
             return pd.read_csv(io.BytesIO(data))
         features = [*spec.numeric, *spec.categorical]
@@ -92,12 +91,26 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         raise SnapshotRejected(message, kind="unreadable") from exc
 
 
+def _keeps_nulls(arrow_type) -> bool:
+    """Parquet types read Arrow-backed: numbers and booleans, whose nulls numpy would turn into NaN."""
+    import pyarrow
+
+    return pyarrow.types.is_floating(arrow_type) or pyarrow.types.is_integer(arrow_type) or pyarrow.types.is_boolean(
+        arrow_type
+    )
+
+
 def normalise(df: pd.DataFrame, numeric: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A frame as training reads it: NUMERIC columns (and any Arrow-backed float) as float64."""
+    """A frame as training reads it: NUMERIC columns as float64, Arrow-backed columns back to numpy (as
+    pandas reads Parquet: floats, integers and booleans; integers or booleans with nulls as floats)."""
     out = df.copy()
     for col in out.columns:
-        if col in numeric or isinstance(out[col].dtype, pd.ArrowDtype):
-            out[col] = schema.as_numbers(out[col])
+        s = out[col]
+        if col in numeric:
+            out[col] = schema.as_numbers(s)
+        elif isinstance(s.dtype, pd.ArrowDtype):
+            whole = s.dtype.numpy_dtype.kind in "iub" and not s.isna().any()
+            out[col] = s.astype(s.dtype.numpy_dtype) if whole else schema.as_numbers(s)
     return out
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 HOME_ENV = "REWARM_HOME"
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 DEFAULT_HOME = ".rewarm"
 
 
@@ -53,6 +54,12 @@ def open_store(store: Store) -> Store:
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if store.tracking_uri.startswith(("http://", "https://")):
+        # MLflow's own default retries one request for about 4 minutes (7 retries, backoff factor 2); with
+        # the registry tasks' own 3 retries an outage would hold a retrain for a quarter of an hour. 4 retries
+        # at factor 1 wait about 15 s per request; a user's setting of either variable wins.
+        for variable, value in HTTP_RETRIES.items():
+            os.environ.setdefault(variable, value)
     store.home.mkdir(parents=True, exist_ok=True)
     if store.local:
         _WRITTEN["MLFLOW_TRACKING_URI"].add(store.tracking_uri)

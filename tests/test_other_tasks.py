@@ -24,6 +24,7 @@ target = "{target}"
 task = "{task}"
 numeric = {numeric}
 categorical = {categorical}
+extra_columns = "ignore"
 [train]
 max_epochs = 8
 patience = 3

@@ -1,0 +1,366 @@
+"""What a snapshot must look like (rewarm/schema.py): one problem per kind, read from real CSV and Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from rewarm.config import DataSection
+from rewarm.demo_data import DEMO_TOML
+from rewarm.errors import SnapshotRejected
+from rewarm.schema import Problem, problems
+from rewarm.snapshots import read_bytes, read_raw, validate
+
+SPEC = DataSection(target="late", task="binary", numeric=("dist", "temp"), categorical=("carrier",), min_rows=10)
+HEADER = "dist,temp,carrier,late"
+
+
+def spec(**changes: object) -> DataSection:
+    """SPEC with some keys changed, validated like a rewarm.toml would be."""
+    return DataSection(**{**SPEC.model_dump(), **changes})
+
+
+def good_lines(n: int = 12, label=lambda i: i % 2) -> list[str]:
+    """N distinct valid CSV rows; LABEL(i) gives row i's target (both classes by default)."""
+    return [f"{100 + 10 * i},{20 + i}.5,{'AA' if i % 2 else 'UA'},{label(i)}" for i in range(n)]
+
+
+def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def good_columns(n: int = 12) -> dict[str, pa.Array]:
+    """Columns of N distinct valid rows, typed as a Parquet writer would type them."""
+    return {
+        "dist": pa.array([100.0 + 10 * i for i in range(n)]),
+        "temp": pa.array([20.5 + i for i in range(n)]),
+        "carrier": pa.array(["AA" if i % 2 else "UA" for i in range(n)]),
+        "late": pa.array([i % 2 for i in range(n)], pa.int64()),
+    }
+
+
+def write_parquet(path: Path, **columns: pa.Array) -> Path:
+    """A Parquet file of good_columns() with COLUMNS replacing some of them."""
+    pq.write_table(pa.table({**good_columns(), **columns}), path)
+    return path
+
+
+def check(path: Path, spec: DataSection = SPEC, classes: tuple = ()) -> list[Problem]:
+    """The problems of the file at PATH, read the way a landed snapshot is read."""
+    return problems(read_raw(path.read_bytes(), str(path), spec), spec, classes)
+
+
+def summary(found: list[Problem]) -> list[tuple[str, str | None, int]]:
+    return [(p.kind, p.column, p.count) for p in found]
+
+
+def test_good_files_have_no_problems(tmp_path: Path) -> None:
+    assert check(write_csv(tmp_path / "ok.csv", good_lines())) == []
+    assert check(write_parquet(tmp_path / "ok.parquet")) == []
+
+
+# ---- numbers: dtype, null, nan, infinite --------------------------------------------------------------
+
+
+def test_words_in_a_numeric_column_are_a_dtype_problem_with_the_values_quoted(tmp_path: Path) -> None:
+    lines = good_lines()
+    lines[0], lines[3] = "100,warm,AA,1", "130,cold,AA,1"
+    [found] = check(write_csv(tmp_path / "words.csv", lines))
+    assert summary([found]) == [("dtype", "temp", 2)]
+    assert "column 'temp' must hold numbers but 2 row(s) hold other values ('warm', 'cold')" in found.message
+    assert "list 'temp' under data.categorical" in found.message
+
+
+def test_a_dtype_message_quotes_three_values_at_most(tmp_path: Path) -> None:
+    lines = good_lines()
+    for i, word in enumerate(["a", "b", "c", "d"]):
+        lines[i] = f"{100 + 10 * i},{word},AA,{i % 2}"
+    [found] = check(write_csv(tmp_path / "words.csv", lines))
+    assert found.count == 4
+    assert "('a', 'b', 'c', ...)" in found.message and "'d'" not in found.message
+
+
+@pytest.mark.parametrize(
+    ("line", "column"), [("100,,AA,1", "temp"), ("100,20.5,,1", "carrier")], ids=["numeric", "categorical"]
+)
+def test_an_empty_csv_cell_is_a_null(tmp_path: Path, line: str, column: str) -> None:
+    lines = good_lines()
+    lines[0] = line
+    [found] = check(write_csv(tmp_path / "gap.csv", lines))
+    assert summary([found]) == [("null", column, 1)]
+    assert f"column {column!r} has 1 null (missing) value(s)" in found.message
+    assert f"list {column!r} in data.nullable" in found.message
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("temp", pa.array([None, *[20.5 + i for i in range(11)]], pa.float64())),
+        ("dist", pa.array([None, *[100 + 10 * i for i in range(11)]], pa.int64())),
+        ("carrier", pa.array([None, *["AA", "UA"] * 5, "AA"])),
+    ],
+    ids=["float", "int", "string"],
+)
+def test_a_parquet_null_is_a_null(tmp_path: Path, column: str, values: pa.Array) -> None:
+    path = write_parquet(tmp_path / "gap.parquet", **{column: values})
+    assert summary(check(path)) == [("null", column, 1)]
+
+
+def test_the_text_nan_in_a_csv_numeric_column_is_a_nan_not_a_null(tmp_path: Path) -> None:
+    lines = good_lines()
+    lines[0], lines[2], lines[4] = "100,nan,AA,0", "120,NaN,AA,0", "140,-nan,UA,0"
+    [found] = check(write_csv(tmp_path / "nan.csv", lines))
+    assert summary([found]) == [("nan", "temp", 3)]
+    assert "column 'temp' has 3 NaN value(s)" in found.message
+
+
+def test_a_parquet_nan_and_a_parquet_null_are_told_apart(tmp_path: Path) -> None:
+    # from_pandas=False: pyarrow keeps the NaN a NaN instead of turning it into a null.
+    temp = pa.array([float("nan"), None, *[20.5 + i for i in range(10)]], from_pandas=False)
+    assert (temp.null_count, pc.is_nan(temp).true_count) == (1, 1)
+    found = check(write_parquet(tmp_path / "nan.parquet", temp=temp))
+    assert summary(found) == [("null", "temp", 1), ("nan", "temp", 1)]
+
+
+def test_csv_infinities_are_infinite(tmp_path: Path) -> None:
+    lines = good_lines()
+    lines[0], lines[1], lines[2] = "inf,20.5,AA,0", "-inf,21.5,AA,1", "Infinity,22.5,AA,0"
+    [found] = check(write_csv(tmp_path / "inf.csv", lines))
+    assert summary([found]) == [("infinite", "dist", 3)]
+    assert "column 'dist' has 3 infinite value(s) ('inf', '-inf', 'Infinity')" in found.message
+
+
+def test_parquet_infinities_are_infinite(tmp_path: Path) -> None:
+    dist = pa.array([float("inf"), float("-inf"), *[100.0 + 10 * i for i in range(10)]])
+    [found] = check(write_parquet(tmp_path / "inf.parquet", dist=dist))
+    assert summary([found]) == [("infinite", "dist", 2)]
+    assert "('inf', '-inf')" in found.message
+
+
+# ---- data.nullable ------------------------------------------------------------------------------------
+
+
+def test_nullable_lets_csv_nulls_through_for_that_column_only(tmp_path: Path) -> None:
+    lines = good_lines()
+    lines[0], lines[1], lines[2] = "100,,AA,1", "110,,UA,0", ",22.5,,0"
+    found = check(write_csv(tmp_path / "gaps.csv", lines), spec(nullable=("temp",)))
+    assert summary(found) == [("null", "dist", 1), ("null", "carrier", 1)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array([None, None, *[100.0 + 10 * i for i in range(10)]], pa.float64()),
+        pa.array([None, None, *[100 + 10 * i for i in range(10)]], pa.int64()),
+    ],
+    ids=["float", "int"],
+)
+def test_nullable_lets_parquet_nulls_through(tmp_path: Path, values: pa.Array) -> None:
+    path = write_parquet(tmp_path / "gaps.parquet", dist=values)
+    assert check(path, spec(nullable=("dist",))) == []
+
+
+def test_a_nullable_csv_column_still_rejects_nan_and_infinity(tmp_path: Path) -> None:
+    lines = good_lines()
+    lines[0], lines[1], lines[2] = "100,,AA,1", "110,nan,UA,0", "120,-inf,AA,0"
+    found = check(write_csv(tmp_path / "bad.csv", lines), spec(nullable=("temp",)))
+    assert summary(found) == [("nan", "temp", 1), ("infinite", "temp", 1)]
+
+
+def test_a_nullable_parquet_column_still_rejects_nan_and_infinity(tmp_path: Path) -> None:
+    temp = pa.array([None, float("nan"), float("inf"), *[20.5 + i for i in range(9)]], from_pandas=False)
+    found = check(write_parquet(tmp_path / "bad.parquet", temp=temp), spec(nullable=("temp",)))
+    assert summary(found) == [("nan", "temp", 1), ("infinite", "temp", 1)]
+
+
+# ---- columns ------------------------------------------------------------------------------------------
+
+
+def test_a_missing_column_is_named_with_the_columns_the_file_has(tmp_path: Path) -> None:
+    lines = [line.split(",", 1)[1] for line in good_lines()]
+    [found] = check(write_csv(tmp_path / "nodist.csv", lines, header="temp,carrier,late"))
+    assert summary([found]) == [("missing_columns", None, 1)]
+    assert "missing column(s) ['dist']" in found.message
+    assert "the file has ['temp', 'carrier', 'late']" in found.message
+
+
+def test_an_extra_column_is_rejected_unless_extra_columns_is_ignore(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "wide.csv", [f"{line},x" for line in good_lines()], header=f"{HEADER},note")
+    [found] = check(path)
+    assert summary([found]) == [("extra_columns", None, 1)]
+    assert "1 column(s) not in the [data] spec: ['note']" in found.message
+    assert check(path, spec(extra_columns="ignore")) == []
+
+
+def test_one_missing_and_one_extra_column_read_as_a_rename(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "renamed.csv", good_lines(), header="distance,temp,carrier,late")
+    [found] = check(path)
+    assert summary([found]) == [("renamed_columns", None, 1)]
+    assert "column(s) ['dist'] named in the [data] spec are missing and ['distance'] are not in it" in found.message
+
+
+# ---- the target ---------------------------------------------------------------------------------------
+
+
+def test_a_binary_target_with_three_values_and_no_known_classes(tmp_path: Path) -> None:
+    [found] = check(write_csv(tmp_path / "three.csv", good_lines(label=lambda i: i % 3)))
+    assert summary([found]) == [("outside_binary", "late", 12)]
+    assert "target 'late' takes 3 distinct values ('0' (4 rows), '1' (4 rows), '2' (4 rows))" in found.message
+
+
+def test_a_binary_target_value_outside_the_known_classes(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "three.csv", good_lines(label=lambda i: i % 3))
+    [found] = check(path, classes=(0, 1))
+    assert summary([found]) == [("outside_binary", "late", 4)]
+    assert "value(s) ['2'] outside the binary model's two classes ['0', '1']" in found.message
+
+
+def test_a_zero_one_target_stored_as_floats_matches_known_integer_classes(tmp_path: Path) -> None:
+    late = pa.array([float(i % 2) for i in range(12)])
+    assert check(write_parquet(tmp_path / "floats.parquet", late=late), classes=(0, 1)) == []
+
+
+def test_a_multiclass_label_the_model_has_never_seen(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "abcd.csv", good_lines(label=lambda i: "abcd"[i % 4]))
+    [found] = check(path, spec(task="multiclass"), classes=("a", "b"))
+    assert summary([found]) == [("unseen_label", "late", 6)]
+    assert "label(s) ['c', 'd'] the model has never seen (known: ['a', 'b'])" in found.message
+
+
+def test_a_multiclass_label_outside_data_classes(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "abcd.csv", good_lines(label=lambda i: "abcd"[i % 4]))
+    [found] = check(path, spec(task="multiclass", classes=("a", "b", "c")))
+    assert summary([found]) == [("outside_classes", "late", 3)]
+    assert "label(s) ['d'] outside data.classes ['a', 'b', 'c']" in found.message
+
+
+def test_a_binary_label_outside_data_classes(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "three.csv", good_lines(label=lambda i: i % 3))
+    [found] = check(path, spec(classes=(0, 1)))
+    assert summary([found]) == [("outside_classes", "late", 4)]
+    assert "label(s) ['2'] outside data.classes ['0', '1']" in found.message
+
+
+def test_a_single_class_cannot_be_trained_on(tmp_path: Path) -> None:
+    [found] = check(write_csv(tmp_path / "ones.csv", good_lines(label=lambda i: 1)))
+    assert summary([found]) == [("single_class", "late", 12)]
+    assert "target 'late' has a single class ('1') in all 12 rows" in found.message
+
+
+def test_a_null_feature_does_not_hide_a_single_class_target(tmp_path: Path) -> None:
+    lines = good_lines(label=lambda i: 1)
+    lines[0] = "100,,AA,1"
+    found = check(write_csv(tmp_path / "ones.csv", lines))
+    assert summary(found) == [("null", "temp", 1), ("single_class", "late", 12)]
+
+
+def test_unseen_categories_in_features_are_not_a_problem(tmp_path: Path) -> None:
+    lines = [line.replace(",AA,", ",ZZ-never-seen,") for line in good_lines()]
+    assert check(write_csv(tmp_path / "new.csv", lines), classes=(0, 1)) == []
+
+
+# ---- the whole file -----------------------------------------------------------------------------------
+
+
+def test_duplicates_are_rejected_only_above_max_duplicate_fraction(tmp_path: Path) -> None:
+    lines = good_lines(100)
+    lines[1] = lines[0]  # 1 repeat in 100 rows: 1%, not above the default 0.01
+    assert check(write_csv(tmp_path / "one.csv", lines)) == []
+    lines[3] = lines[2]
+    path = write_csv(tmp_path / "two.csv", lines)
+    [found] = check(path)
+    assert summary([found]) == [("duplicates", None, 2)]
+    assert "2 duplicate row(s), 2.0% of 100, above data.max_duplicate_fraction=0.01" in found.message
+    assert check(path, spec(max_duplicate_fraction=0.05)) == []
+
+
+def test_a_header_only_csv_is_empty(tmp_path: Path) -> None:
+    [found] = check(write_csv(tmp_path / "header.csv", []))
+    assert summary([found]) == [("empty", None, 0)]
+    assert "header but no rows" in found.message
+
+
+def test_too_few_rows(tmp_path: Path) -> None:
+    [found] = check(write_csv(tmp_path / "tiny.csv", good_lines(3)))
+    assert summary([found]) == [("too_small", None, 3)]
+    assert "3 rows, fewer than data.min_rows=10" in found.message
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("jan.xlsx", b"a,b\n1,2\n", "format"),
+        ("jan.csv", b"", "empty"),
+        ("jan.parquet", b"PAR1 not a parquet file PAR1", "unreadable"),
+    ],
+    ids=["format", "empty", "unreadable"],
+)
+def test_files_that_cannot_be_read_say_why_in_their_kind(tmp_path: Path, name: str, data: bytes, kind: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(SnapshotRejected) as info:
+        read_raw(path.read_bytes(), str(path), SPEC)
+    assert info.value.kind == kind
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_missing_file_has_kind_missing(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotRejected) as info:
+        read_bytes(str(tmp_path / "gone.csv"))
+    assert info.value.kind == "missing"
+    assert str(info.value).startswith(f"{tmp_path / 'gone.csv'}: ")
+
+
+# ---- reporting ----------------------------------------------------------------------------------------
+
+
+def broken_file(tmp_path: Path) -> Path:
+    """A CSV with a renamed column, a word, a null, an infinity and repeated rows, in that file order."""
+    lines = good_lines(20)
+    lines[0], lines[1], lines[2] = "100,20.5,AA,0", "100,20.5,AA,0", "100,20.5,AA,0"  # 2 repeats: 10%
+    lines[5], lines[6], lines[7] = "150,inf,UA,1", "160,,UA,0", "170,warm,AA,1"
+    return write_csv(tmp_path / "broken.csv", lines, header="distance,temp,carrier,late")
+
+
+def test_problems_come_most_fundamental_first(tmp_path: Path) -> None:
+    found = check(broken_file(tmp_path))
+    assert summary(found) == [
+        ("renamed_columns", None, 1),
+        ("dtype", "temp", 1),
+        ("null", "temp", 1),
+        ("infinite", "temp", 1),
+        ("duplicates", None, 2),
+    ]
+
+
+def test_a_rejection_names_the_file_first_then_three_problems(tmp_path: Path) -> None:
+    path = broken_file(tmp_path)
+    raw = read_raw(path.read_bytes(), str(path), SPEC)
+    with pytest.raises(SnapshotRejected) as info:
+        validate(raw, SPEC, str(path))
+    found = problems(raw, SPEC)
+    assert info.value.problems == tuple(found) and len(found) == 5
+    assert info.value.kind == "renamed_columns"
+    shown = "; ".join(p.message for p in found[:3])
+    assert str(info.value) == f"{path}: {shown} (and 2 more problem(s))"
+
+
+# ---- real data ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_real_demo_month_has_no_problems(tmp_path: Path, flights: pd.DataFrame, suffix: str) -> None:
+    month = flights[flights["month"] == 1].drop(columns="month")
+    assert 0 < month.duplicated().mean() < 0.01  # real repeats, under the default limit
+    path = tmp_path / f"2013-01{suffix}"
+    if suffix == ".csv":
+        month.to_csv(path, index=False)
+    else:
+        month.to_parquet(path, index=False)
+    assert check(path, DataSection(**DEMO_TOML["data"])) == []
