@@ -54,7 +54,10 @@ def retrain(
     """
     settings = (settings or load_settings(config)).with_overrides(strategies, window)
     store = open_store(resolve_store())
-    earlier = [_retrain_earlier(p, settings) for p in _pending_before(settings, store, snapshot)] if in_order else []
+    pending = _pending_before(settings, store, snapshot) if in_order else []
+    earlier = [_retrain_earlier(p, settings) for p in pending]
+    if pending:
+        _cancel_queued({p.sha256 for p in pending})
     if snapshot is None:
         return {"model": settings.model.name, "processed": earlier}
     return run_retrain(settings, snapshot, force, sha256)
@@ -78,6 +81,38 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
             "%d pending snapshot(s) to retrain first, oldest first: %s", len(found), [p.arrival.name for p in found]
         )
     return found
+
+
+def _cancel_queued(handled: set[str]) -> None:
+    """Cancel this deployment's queued runs for snapshots this run has just handled (in a burst, each landed
+    file queued its own run): otherwise each would start a process only to find its snapshot done."""
+    from prefect.runtime import deployment, flow_run
+
+    if deployment.id is None:
+        return  # not a deployment run: nothing is queued behind it
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    queued = FlowRunFilter(
+        deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+    )
+    note = f"its snapshot was handled by flow run {flow_run.name} ({flow_run.id}), which came first in landing order"
+    try:
+        with get_client(sync_client=True) as client:
+            for run in client.read_flow_runs(flow_run_filter=queued):
+                if run.parameters.get("sha256") in handled and str(run.id) != str(flow_run.id):
+                    client.set_flow_run_state(run.id, Cancelled(message=note), force=True)
+                    get_run_logger().info("cancelled queued run %s: %s", run.name, note)
+    except Exception as exc:  # an optimisation only: a run left queued skips its snapshot when it starts
+        get_run_logger().warning("could not cancel queued runs already handled here: %s", exc)
 
 
 def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:

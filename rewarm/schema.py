@@ -166,7 +166,8 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
     found: list[Problem] = []
     missing = sorted(cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].astype(str))
     extra = sorted(cases.loc[cases["check"] == "column_in_schema", "failure_case"].astype(str))
-    if missing and extra:
+    named = len([*spec.numeric, *spec.categorical, spec.target])
+    if missing and extra and len(missing) < named:  # some spec columns present, some replaced: a rename
         found.append(Problem("renamed_columns", MESSAGES["renamed_columns"](missing, extra, spec), None, len(missing)))
     elif missing:
         message = MESSAGES["missing_columns"](missing, list(df.columns))

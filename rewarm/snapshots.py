@@ -57,8 +57,8 @@ def read_bytes(uri: str) -> bytes:
         raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder", kind="missing") from exc
 
 
-# Text a CSV cell may hold for "no value". For numeric columns the NaN spellings are left out, so that a
-# written-out NaN is reported as a NaN and not as a missing value.
+# Text a CSV cell may hold for "no value" in a numeric column or the target. The NaN spellings are left out
+# for numeric columns, so that a written-out NaN is reported as a NaN and not as a missing value.
 NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]
 NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
 
@@ -84,7 +84,9 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         if spec is None:
             return pd.read_csv(io.BytesIO(data))
         features = [*spec.numeric, *spec.categorical]
-        na = {c: NULL_TEXT for c in features} | {spec.target: NULL_TEXT + NAN_TEXT}
+        # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
+        na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
+        na |= {spec.target: NULL_TEXT + NAN_TEXT}
         return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file"
@@ -95,8 +97,10 @@ def _keeps_nulls(arrow_type) -> bool:
     """Parquet types read Arrow-backed: numbers and booleans, whose nulls numpy would turn into NaN."""
     import pyarrow
 
-    return pyarrow.types.is_floating(arrow_type) or pyarrow.types.is_integer(arrow_type) or pyarrow.types.is_boolean(
-        arrow_type
+    return (
+        pyarrow.types.is_floating(arrow_type)
+        or pyarrow.types.is_integer(arrow_type)
+        or pyarrow.types.is_boolean(arrow_type)
     )
 
 

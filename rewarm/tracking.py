@@ -25,10 +25,12 @@ log_ = logging.getLogger("rewarm.tracking")
 
 @contextmanager
 def run(
-    client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None
+    client: MlflowClient, experiment_id: str, name: str, tags: dict[str, object], parent: str | None = None
 ) -> Iterator[str]:
     """Open a run (nested under PARENT if given) and close it FINISHED, or FAILED if the body raises."""
-    all_tags = {**tags, "mlflow.runName": name} | ({PARENT_TAG: parent} if parent else {})
+    # Text values: a tracking server (the REST store) refuses anything else, where SQLite would coerce.
+    all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": name}
+    all_tags |= {PARENT_TAG: parent} if parent else {}
     run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
     try:
         yield run_id

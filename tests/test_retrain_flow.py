@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from rewarm import registry, status
+from rewarm import quarantine, registry, status
 from rewarm.errors import RegistryError, SnapshotRejected
 from rewarm.flows.retrain import retrain
 from rewarm.snapshots import list_history
@@ -196,7 +196,7 @@ def test_a_snapshot_rejected_by_the_round_never_joins_the_history(
     frame = pd.read_parquet(months[0])
     frame.loc[:5, "late"] = 2  # a third label in a binary task: readable, but no model can train on it
     frame.to_parquet(odd)
-    with pytest.raises(SnapshotRejected, match=r"exactly 2 classes"):
+    with pytest.raises(SnapshotRejected, match=r"takes 3 distinct values .* a binary task allows two"):
         retrain(str(odd), config=str(config))
     history = home / "snapshots" / "three-class-test"
     assert not history.exists() or not any(history.iterdir())
@@ -222,12 +222,15 @@ def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months
     assert [v.tags["rewarm.snapshot"] for v in found] == [p.name for p in months]
     assert march["round"] == 3 and march["version"] == 3
 
-    # The scheduled path: every pending snapshot; the broken one is rejected, remembered and passed over.
+    # The scheduled path: every pending snapshot; the broken one is rejected, quarantined and passed over.
+    broken_bytes = broken.read_bytes()
     caught_up = retrain(config=str(config))
     [failed] = caught_up["processed"]
-    assert failed["failed"] and "carrier" in failed["reason"]
-    assert (home / "rejected" / "order-test").is_dir()
-    assert retrain(config=str(config))["processed"] == []  # the same bytes are not tried again
+    assert failed["failed"] and "carrier" in failed["reason"] and "moved to" in failed["reason"]
+    [held] = quarantine.records(str(tmp_path / "quarantine"))
+    assert held.landed_as == broken.name and held.kind == "missing_columns" and "carrier" in held.reason
+    assert not broken.exists() and Path(held.location).read_bytes() == broken_bytes  # moved, never deleted
+    assert retrain(config=str(config))["processed"] == []  # out of the landing folder: nothing pending
 
     # Exactly once by content: a copy under another name is skipped, unless forced.
     copy = tmp_path / "march-again.parquet"

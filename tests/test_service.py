@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from flight_snapshots import small_month, write_config
+from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
 
+from rewarm import quarantine
 from rewarm.service import healthy
 from rewarm.store import open_store, resolve_store
 
@@ -117,14 +118,14 @@ def service_env(server: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     }
 
 
-def versions(client: MlflowClient) -> list[dict[str, str]]:
-    """Registered versions of the served model, oldest first, with their rewarm tags."""
-    found = client.search_model_versions(f"name = '{MODEL}'")
+def versions(client: MlflowClient, name: str = MODEL) -> list[dict[str, str]]:
+    """Registered versions of model NAME, oldest first, with their rewarm tags."""
+    found = client.search_model_versions(f"name = '{name}'")
     return [{"version": v.version, **v.tags} for v in sorted(found, key=lambda v: int(v.version))]
 
 
-def complete(client: MlflowClient) -> list[dict[str, str]]:
-    return [v for v in versions(client) if v.get("rewarm.complete") == "true"]
+def complete(client: MlflowClient, name: str = MODEL) -> list[dict[str, str]]:
+    return [v for v in versions(client, name) if v.get("rewarm.complete") == "true"]
 
 
 def sha(path: Path) -> str:
@@ -287,3 +288,89 @@ def test_work_pool_worker_runs_the_deployment(
     finally:
         stop_group(worker)
         log.close()
+
+
+def burst_files(flights: pd.DataFrame, folder: Path) -> tuple[list[Path], dict[str, Path], list[Path]]:
+    """Twenty snapshots in FOLDER, in the order they will land: the fifteen distinct good ones, a byte copy
+    of three of them (copy name -> original), two malformed ones; copies and malformed ones in between."""
+    folder.mkdir()
+    seeds = [(month, 0) for month in range(1, 13)] + [(4, 1), (7, 1), (10, 1)]
+    good = [folder / f"burst-{i:02d}.parquet" for i in range(1, 16)]
+    for path, (month, seed) in zip(good, seeds, strict=True):
+        small_month(flights, month, rows=300, seed=seed).to_parquet(path, index=False)
+    copies = {folder / f"burst-copy-{i:02d}.parquet": good[i - 1] for i in (1, 5, 9)}
+    for copy, original in copies.items():
+        copy.write_bytes(original.read_bytes())
+    no_carrier, word = folder / "burst-no-carrier.parquet", folder / "burst-word-in-distance.csv"
+    small_month(flights, 3, rows=300, seed=2).drop(columns="carrier").to_parquet(no_carrier, index=False)
+    wordy = small_month(flights, 6, rows=300, seed=2).astype({"distance": object})
+    wordy.loc[:6, "distance"] = "far"
+    wordy.to_csv(word, index=False)
+    c1, c5, c9 = copies
+    order = [*good[:3], no_carrier, good[3], c1, *good[4:7], c5, *good[7:9], word, good[9], c9, *good[10:]]
+    return order, {c.name: o for c, o in copies.items()}, [no_carrier, word]
+
+
+def test_burst_of_snapshots(tmp_path: Path, server: str, service_env: dict[str, str], flights: pd.DataFrame) -> None:
+    """20 snapshots land at once (3 byte copies, 2 malformed): every good one is processed exactly once in
+    landing order, the malformed ones are quarantined, nothing is lost."""
+    name = "burst-model"
+    config = write_config(tmp_path, name=name)
+    config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 1\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    order, copies, bad = burst_files(flights, tmp_path / "source")
+    good = [p for p in order if p.name not in copies and p not in bad]
+    client = MlflowClient()
+    service = Service(config, service_env)
+    try:
+        service.wait_for_line("watching")
+        for path in order:
+            land(landing / path.name, path.read_bytes())
+        wait_for(lambda: len(complete(client, name)) == len(good), "15 complete versions", timeout=900)
+        wait_for(lambda: all(r.state.is_final() for r in flow_runs(server)), "every flow run to finish", timeout=300)
+
+        found = versions(client, name)
+        assert [v["rewarm.snapshot"] for v in found] == [p.name for p in good], service.output()[-4000:]
+        assert [v["rewarm.snapshot_sha256"] for v in found] == [sha(p) for p in good]
+        runs = [r for r in flow_runs(server) if r.name.startswith("retrain-burst-")]
+        # A run whose snapshot an earlier run retrained first (as a subflow) is cancelled while still queued,
+        # saying so; apart from those, only the malformed files' own runs may end otherwise than Completed.
+        cancelled = [r for r in runs if r.state.is_cancelled()]
+        assert all("was handled by flow run" in (r.state.message or "") for r in cancelled), cancelled
+        failed = {r.name for r in runs if not r.state.is_completed() and not r.state.is_cancelled()}
+        assert failed <= {f"retrain-{p.name}" for p in bad}, failed
+
+        held = {r.landed_as: r for r in quarantine.records(str(tmp_path / "quarantine"))}
+        assert sorted(held) == sorted(p.name for p in bad)
+        assert "'carrier'" in held["burst-no-carrier.parquet"].reason
+        assert (
+            "'distance'" in held["burst-word-in-distance.csv"].reason
+            and "'far'" in held["burst-word-in-distance.csv"].reason
+        )
+        assert sorted(p.name for p in landing.iterdir()) == sorted(p.name for p in order if p not in bad)
+        processed = {v["rewarm.snapshot_sha256"] for v in found}
+        assert all(sha(landing / copy) in processed and sha(landing / copy) == sha(o) for copy, o in copies.items())
+        # Nothing lost: every landed file is in the landing folder or the quarantine, byte for byte.
+        for path in order:
+            kept = Path(held[path.name].location) if path.name in held else landing / path.name
+            assert kept.read_bytes() == path.read_bytes(), path.name
+
+        rounds = client.search_runs(
+            [client.get_experiment_by_name(name).experiment_id],
+            "tags.`rewarm.kind` = 'retrain'",
+            order_by=["attributes.start_time ASC"],
+        )
+        spans = [(r.info.start_time, r.info.end_time) for r in rounds]
+        assert len(spans) == len(good) and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+        shown = subprocess.run(
+            [sys.executable, "-m", "rewarm.cli", "status", "--config", str(config)],
+            env=service_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "0 pending snapshot(s)" in shown.stdout, shown.stdout + shown.stderr
+        assert service.interrupt() == 0
+    finally:
+        service.close()
