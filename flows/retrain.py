@@ -53,6 +53,8 @@ def retrain(
     (the landed event's), is the content expected: a file rewritten since is left to its own event.
     """
     settings = (settings or load_settings(config)).with_overrides(strategies, window)
+    if snapshot is not None and sha256 is None and _deployment_run():
+        landing_files.check_announced(snapshot, settings.data.landing)  # a parameter, not the user's own shell
     store = open_store(resolve_store())
     pending = _pending_before(settings, store, snapshot) if in_order else []
     earlier = [_retrain_earlier(p, settings) for p in pending]
@@ -81,6 +83,12 @@ def _pending_before(settings: Settings, store: Store, snapshot: str | None) -> l
             "%d pending snapshot(s) to retrain first, oldest first: %s", len(found), [p.arrival.name for p in found]
         )
     return found
+
+
+def _deployment_run() -> bool:
+    from prefect.runtime import deployment
+
+    return deployment.id is not None
 
 
 def _cancel_queued(handled: set[str]) -> None:
@@ -121,7 +129,8 @@ def _retrain_earlier(pending: ledger.Pending, settings: Settings) -> dict:
     state = retrain(snapshot=pending.arrival.uri, settings=settings, in_order=False, return_state=True)
     if not state.is_failed():
         return state.result()
-    if not quarantine.holds(settings.data.quarantine_location, pending.sha256):
+    moved = quarantine.records(settings.data.quarantine_location)
+    if not any(landing_files.same_file(r.source, pending.arrival.uri) for r in moved):  # quarantined just now
         raise RewarmError(f"{pending.arrival.name} failed and comes first in landing order: {state.message}")
     get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, state.message)
     return {"snapshot": pending.arrival.name, "sha256": pending.sha256, "failed": True, "reason": state.message}
@@ -145,6 +154,11 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
         if expected is not None and (gone := _gone(settings, client, snapshot, expected)) is not None:
             return gone
         raise
+    except PermissionError as exc:  # not the data's fault, but it can never be read as it is: quarantined
+        rejected = SnapshotRejected(
+            f"{snapshot}: cannot be read ({exc}); give rewarm read access to it", kind="unreadable"
+        )
+        raise _quarantine(settings, snapshot, ledger.UNREADABLE + snapshot, rejected) from exc
     if expected is not None and sha != expected:
         return _changed(name, snapshot, expected, sha)
     experiment = experiment_id(store, name)
@@ -157,8 +171,10 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
     for version in ledger.unapplied(client, name, sha):
         return _recovered(name, snapshot, sha, int(version.version), checkpoints)
     done = ledger.processed(client, name).get(sha)
-    if done is not None and not force:
-        return _skipped(name, snapshot, sha, done)
+    if done is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # left by a kill after the round's last write
+        if not force:
+            return _skipped(name, snapshot, sha, done)
     champion = load_champion(name)
     history = store.snapshots(name)
     try:

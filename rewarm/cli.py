@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         uri = os.environ.get("MLFLOW_TRACKING_URI", "the MLflow store")
         print(
-            f"rewarm: error: {uri} did not answer ({_first_line(exc)}); nothing was promoted, and a snapshot being "
-            "retrained stays pending: the next run (the schedule, or `rewarm retrain`) picks it up",
+            f"rewarm: error: {uri} did not answer ({_first_line(exc)}); the round did not finish, the champion is "
+            "still a complete version, and the snapshot stays pending: the next run (the schedule, or "
+            "`rewarm retrain`) finishes or redoes it",
             file=sys.stderr,
         )
         return 3
@@ -339,7 +340,10 @@ def _quarantine(args: argparse.Namespace) -> int:
     print(f"quarantine {location}: {len(held)} snapshot(s), oldest first")
     for r in held:
         print(f"{r.name}  [{r.kind}]  {r.quarantined_at}  {r.size} bytes\n  {r.reason}")
-    print("fix a file where it lies (or fix rewarm.toml), then: rewarm quarantine retry NAME")
+    print(
+        "fix a file where it lies (or fix rewarm.toml, then restart `rewarm serve` or rerun `rewarm deploy`), "
+        "then: rewarm quarantine retry NAME"
+    )
     return 0
 
 

@@ -85,6 +85,8 @@ class DataSection(_Section):
             raise ValueError("data.classes is for classification targets; remove it for a regression task")
         if self.task == "binary" and self.classes and len(set(self.classes)) != 2:
             raise ValueError(f"a binary task takes exactly two data.classes, got {list(self.classes)}")
+        if self.quarantine and self.quarantine.rstrip("/") == self.landing.rstrip("/"):
+            raise ValueError("data.quarantine must not be data.landing: rejected files would stay pending")
         return self
 
     @property
@@ -94,6 +96,9 @@ class DataSection(_Section):
             return self.quarantine
         landing = self.landing.rstrip("/")
         if "://" in landing:
+            scheme, path = landing.split("://", 1)
+            if "/" not in path:  # a bucket's root: a folder inside it (the landing scan does not descend)
+                return f"{landing}/quarantine"
             return landing.rsplit("/", 1)[0] + "/quarantine"
         return str(Path(landing).parent / "quarantine")
 

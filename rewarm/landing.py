@@ -126,7 +126,6 @@ def check_announced(uri: str, location: str) -> str:
         raise RewarmError(
             f"{uri}: announced snapshots must be files directly inside data.landing ({location}); not retrained"
         )
-    safe_name(parts[-1])
     return uri
 
 

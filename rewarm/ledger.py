@@ -12,6 +12,7 @@ from rewarm.landing import Arrival, fingerprint, scan
 from rewarm.registry import APPLIED_TAG, NOT_APPLIED, TAG
 
 SHA_TAG = TAG + "snapshot_sha256"
+UNREADABLE = "unreadable:"  # stands for the hash of a landed file rewarm may not read
 
 
 def _versions(client: MlflowClient, name: str) -> list:
@@ -68,6 +69,8 @@ def pending(
             sha = fingerprint(arrival.uri)
         except FileNotFoundError:  # moved away while listing
             continue
+        except PermissionError:  # pending all the same: its retrain quarantines it, so it blocks nothing
+            sha = UNREADABLE + arrival.uri
         if sha in done or sha in seen:
             continue
         seen.add(sha)

@@ -83,7 +83,8 @@ def put(
     fs.makedirs(folder, exist_ok=True)
     landed_as = sanitise(uri.rstrip("/").rsplit("/", 1)[-1])
     name = _free_name(fs, folder, landed_as, sha256)
-    size = fs.size(_fs(uri)[1]) if fs.exists(_fs(uri)[1]) else 0
+    source_fs, source_path = _fs(uri)
+    size = source_fs.size(source_path) if source_fs.exists(source_path) else 0
     record = Record(
         name=name,
         landed_as=landed_as,
@@ -108,7 +109,8 @@ def _free_name(fs: fsspec.AbstractFileSystem, folder: str, name: str, sha256: st
     if not fs.exists(f"{folder}/{name}"):
         return name
     stem, dot, suffix = name.partition(".")
-    return f"{stem}-{sha256[:12]}{dot}{suffix}"
+    tag = sha256[:12] if sha256.isalnum() else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # no hash: unreadable
+    return f"{stem}-{tag}{dot}{suffix}"
 
 
 def _write_json(fs: fsspec.AbstractFileSystem, path: str, data: dict) -> None:

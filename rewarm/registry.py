@@ -199,6 +199,9 @@ def recover(client: MlflowClient, name: str, version: int) -> tuple[str, int | N
     compared_with = None if parent == "none" else int(parent)
     champion = current_version(client, name, CHAMPION)
     reason = tags.get(TAG + "reason", "")
+    if TAG + "rolled_back_at" in tags:  # someone rolled this version back: its decision is not to be redone
+        mark_applied(client, name, version, f"{_now()} not applied: rolled back at {tags[TAG + 'rolled_back_at']}")
+        return "stale", None
     if champion not in (compared_with, version):
         note = f"{_now()} not applied: champion is v{champion}, not v{compared_with} that this round was scored against"
         mark_applied(client, name, version, note)
@@ -229,6 +232,8 @@ def rollback(client: MlflowClient, name: str) -> tuple[int, int]:
     if previous is None:
         raise RegistryError(f"{name} v{current} is the first champion; there is no earlier one to roll back to")
     client.set_model_version_tag(name, str(current), TAG + "rolled_back_at", _now())
+    if tags.get(APPLIED_TAG) == NOT_APPLIED:  # a round killed before its last write: rolled back, not to be redone
+        mark_applied(client, name, current, f"{_now()} rolled back before its round finished")
     client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_registered_model_tag(name, TAG + "last_event", f"{_now()} rollback v{current} -> v{previous}")
     return current, int(previous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+log = logging.getLogger("rewarm.snapshots")
 _HOLDOUT_KEY = "rewarm-holdout00"  # 16 characters: pandas' hash key; fixed so splits never move
 _VALIDATION_KEY = "rewarm-validate0"
 
@@ -174,7 +176,10 @@ def keep(landed: Landed) -> SnapshotInfo:
     # The data goes under a temporary name, then the record, then the rename that makes the entry count.
     tmp = stored.with_name(stored.name + ".partial")
     tmp.write_bytes(landed.data)
-    Path(f"{stored}.json").write_text(json.dumps(landed.info.to_dict(), indent=2))
+    record = Path(f"{stored}.json")
+    record_tmp = record.with_name(record.name + ".partial")
+    record_tmp.write_text(json.dumps(landed.info.to_dict(), indent=2))
+    os.replace(record_tmp, record)
     os.replace(tmp, stored)
     return landed.info
 
@@ -200,7 +205,12 @@ def list_history(history: Path) -> list[SnapshotInfo]:
     """Admitted snapshots, oldest first; an entry whose data file is missing is skipped."""
     if not history.is_dir():
         return []
-    infos = [SnapshotInfo(**json.loads(p.read_text())) for p in sorted(history.glob("*.json"))]
+    infos = []
+    for path in sorted(history.glob("*.json")):
+        try:
+            infos.append(SnapshotInfo(**json.loads(path.read_text())))
+        except (ValueError, TypeError) as exc:  # a record torn by a crash (before writes became atomic)
+            log.warning("history record %s unreadable (%s); skipped", path, exc)
     return [i for i in infos if Path(i.stored).is_file()]
 
 

@@ -119,6 +119,10 @@ class Watcher:
             sha = fingerprint(arrival.uri)
         except FileNotFoundError:  # moved away before it could be read
             return None
+        except PermissionError as exc:  # the next scheduled run quarantines it
+            log.warning("%s cannot be read (%s); the scheduled run will quarantine it", arrival.name, exc)
+            self._looked_at.add((arrival.uri, arrival.size, arrival.changed_at))
+            return None
         if sha in self._sent and not _exists(self._sent[sha][0].uri):
             del self._sent[sha]  # the file it was sent for is gone (quarantined, moved): this copy is new
         if sha in done or sha in self._sent:

@@ -108,6 +108,7 @@ def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent
         cfg.model_dump_json(),
         f"{len(data.train)}/{len(data.val)}/{len(data.holdout)}",
         repr(data.arch.to_dict()),
+        data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

@@ -217,3 +217,27 @@ def test_hidden_widths_must_be_positive(tmp_path, hidden: str) -> None:
     path.write_text(f'[model]\nname = "m"\nhidden = {hidden}\n[data]\ntarget = "y"\ntask = "binary"\nnumeric = ["x"]\n')
     with pytest.raises(ConfigError, match=r"model\.hidden"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "fragment"),
+    [
+        ('nullable = ["target_col"]', "data.nullable names ['target_col'], which are not features"),
+        ('classes = ["a", "b", "c"]', "a binary task takes exactly two data.classes"),
+        ('quarantine = "landing"\nlanding = "landing"', "data.quarantine must not be data.landing"),
+        ('extra_columns = "keep"', "data.extra_columns"),
+        ("max_duplicate_fraction = 1.5", "data.max_duplicate_fraction"),
+    ],
+)
+def test_schema_keys_are_checked(tmp_path: Path, lines: str, fragment: str) -> None:
+    text = MINIMAL_TOML.format(task="binary").replace("[data]\n", f"[data]\n{lines}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text))
+    assert fragment in str(info.value)
+
+
+def test_the_quarantine_is_anchored_next_to_the_landing_folder(tmp_path: Path) -> None:
+    default = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary"))).data
+    assert default.quarantine_location == str(tmp_path / "data" / "quarantine")
+    text = MINIMAL_TOML.format(task="binary").replace("[data]\n", '[data]\nquarantine = "held"\n')
+    assert load_settings(_write(tmp_path, text)).data.quarantine_location == str(tmp_path / "held")

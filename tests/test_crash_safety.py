@@ -117,6 +117,24 @@ def test_killed_after_registering_is_finished_by_the_rerun_without_retraining(
     assert again["skipped"] and len(versions(client)) == 2
 
 
+def test_a_rollback_after_the_kill_is_not_undone_by_the_rerun(setup: tuple[Path, list[Path]]) -> None:
+    config, months = setup
+    sha = fingerprint(str(months[1]))
+    killed = run_driver("between-aliases", str(months[1]), "--config", str(config))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    open_store(resolve_store())
+    client = MlflowClient()
+    [left] = versions(client, sha)
+    assert registry.rollback(client, MODEL) == (int(left.version), 1)  # the operator takes the new model back
+
+    rerun = retrain(str(months[1]), config=str(config))
+
+    assert registry.current_version(client, MODEL, registry.CHAMPION) == 1  # the rollback stands
+    assert rerun["skipped"] and rerun["version"] == int(left.version)  # processed once: no second version
+    assert len(versions(client, sha)) == 1
+    assert "rolled back" in client.get_model_version(MODEL, left.version).tags[registry.APPLIED_TAG]
+
+
 def test_killed_mid_training_resumes_from_the_epoch_checkpoint(setup: tuple[Path, list[Path]], home: Path) -> None:
     config, months = setup
     sha = fingerprint(str(months[1]))

@@ -271,3 +271,13 @@ def test_an_older_snapshot_cannot_be_retrained_after_newer_ones(tmp_path: Path) 
     with pytest.raises(SnapshotRejected, match=r"s0.csv.*round 1.*land new data"):
         admit(str(paths[0]), spec, history)
     assert len(list_history(history)) == 2
+
+
+def test_a_torn_history_record_is_skipped_not_fatal(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    info, _ = admit(str(_parquet(tmp_path / "jan.parquet", _frame(seed=1))), SPEC, history)
+    (history / "00002-deadbeef0000-feb.parquet.json").write_text('{"name": "feb.parq')  # killed mid-write
+    assert list_history(history) == [info]
+    again, _ = admit(str(_parquet(tmp_path / "feb.parquet", _frame(seed=2))), SPEC, history)
+    assert again.sequence == 2 and list_history(history) == [info, again]
+    assert not list(history.glob("*.partial"))

@@ -106,7 +106,7 @@ def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_
         assert child.returncode == 3, stderr[-3000:]
         [line] = [x for x in stderr.splitlines() if x.startswith("rewarm: error:")]
         assert f"http://127.0.0.1:{port} did not answer" in line
-        assert "nothing was promoted" in line and "stays pending" in line
+        assert "the champion is still a complete version" in line and "stays pending" in line
         assert "Traceback" not in stderr.split("rewarm: error:")[-1]
 
         server = start_mlflow(served, port)  # the outage ends
