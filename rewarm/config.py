@@ -153,6 +153,10 @@ class ServiceSection(_Section):
     # may have found no trigger (sent before `rewarm deploy`, or while the server restarted). A repeat is
     # harmless, since the retrain skips content already processed. 15 minutes outlasts a normal queue.
     resend_seconds: float = Field(default=900.0, gt=0)
+    # Trainings that may use the GPUs at once, across every model and worker: the size of the Prefect global
+    # concurrency limit "rewarm-gpu" that `rewarm serve` / `rewarm deploy` create (strict: a missing limit is an
+    # error, never silently unlimited). One per GPU is the safe default for models that fill a GPU.
+    gpu_slots: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _cron_is_valid(self) -> ServiceSection:

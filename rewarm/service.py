@@ -120,11 +120,12 @@ def serve(
     from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from rewarm.deployments.service import deployment_name, retrain_deployment, watcher
+    from rewarm.deployments.service import deployment_name, ensure_gpu_limit, retrain_deployment, watcher
 
     with prefect_server(home, port, host) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
         os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
         runner = Runner(pause_on_shutdown=True)
+        ensure_gpu_limit(settings)
         for s in settings:
             # Applied now, triggers included, so that no event a watcher sends can arrive before its trigger.
             runner.add_deployment(retrain_deployment(s))

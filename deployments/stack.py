@@ -1,0 +1,216 @@
+"""The production profile on one machine, for trying it: PostgreSQL, an MLflow tracking server on it with
+served artifacts, a Prefect server on it, and a `process` worker. rewarm itself changes nothing: it reads
+the stack from MLFLOW_TRACKING_URI and PREFECT_API_URL, like any other client.
+
+    python -m rewarm.deployments.stack --folder /srv/rewarm-stack      # Ctrl-C stops all of it
+
+Everything binds 127.0.0.1. PostgreSQL trusts connections from this machine only (no password): fine for
+trying it, not for a shared machine (docs/production.md says what to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATABASES = ("mlflow", "prefect")
+DB_USER = "rewarm"
+
+
+@dataclass
+class Stack:
+    """Where each part of a running stack answers, and the environment a client or worker needs."""
+
+    folder: Path
+    postgres: str  # host:port
+    tracking_uri: str
+    prefect_api: str
+    pool: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "PREFECT_API_URL": self.prefect_api}
+
+    def database_url(self, name: str, driver: str = "postgresql") -> str:
+        return f"{driver}://{DB_USER}@{self.postgres}/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin() -> Path:
+    """The folder of Debian's PostgreSQL programs (initdb, pg_ctl, createdb), newest version first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    if os.environ.get("REWARM_PG_BIN"):
+        found.insert(0, os.environ["REWARM_PG_BIN"])
+    for folder in found:
+        if Path(folder, "initdb").is_file():
+            return Path(folder)
+    raise FileNotFoundError("PostgreSQL is not installed: apt-get install postgresql (or set REWARM_PG_BIN)")
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its programs as the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _own(path: Path) -> None:
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+@contextlib.contextmanager
+def postgres(data: Path, port: int) -> Iterator[str]:
+    """A PostgreSQL cluster in DATA on 127.0.0.1:PORT with the stack's databases; stopped and kept after."""
+    bin_ = postgres_bin()
+    data.mkdir(parents=True, exist_ok=True)
+    _own(data)
+    if not (data / "PG_VERSION").exists():
+        subprocess.run(
+            _as_postgres([str(bin_ / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]),
+            check=True,
+            capture_output=True,
+        )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
+    start = [str(bin_ / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start"]
+    subprocess.run(_as_postgres(start), check=True, capture_output=True)
+    try:
+        for name in DATABASES:
+            made = subprocess.run(
+                [str(bin_ / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, name],
+                capture_output=True,
+                text=True,
+            )
+            if made.returncode and "already exists" not in made.stderr:
+                raise RuntimeError(f"createdb {name}: {made.stderr.strip()}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres([str(bin_ / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
+        )
+
+
+def _wait(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[:4]} exited ({process.returncode}); see {log}:\n{log.read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s; see {log}")
+
+
+def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    out = log.open("ab")
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group, SIGKILL what is left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def stack(folder: Path, pool: str = "rewarm", worker: bool = True, data: Path | None = None) -> Iterator[Stack]:
+    """Start PostgreSQL, MLflow, Prefect (and a worker of the `process` pool POOL) under FOLDER; stop them after.
+
+    DATA is the PostgreSQL cluster's folder (default FOLDER/postgres); it must be reachable by the postgres
+    user when running as root (a folder under a private temporary folder is not).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    python = Path(sys.executable)
+    base_env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    base_env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with postgres(data or folder / "postgres", free_port()) as pg:
+        mlflow_port, prefect_port = free_port(), free_port()
+        result = Stack(
+            folder=folder,
+            postgres=pg,
+            tracking_uri=f"http://127.0.0.1:{mlflow_port}",
+            prefect_api=f"http://127.0.0.1:{prefect_port}/api",
+            pool=pool,
+        )
+        try:
+            mlflow_log = folder / "mlflow.log"
+            mlflow = _spawn(
+                [
+                    *(str(python), "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port)),
+                    *("--backend-store-uri", result.database_url("mlflow")),
+                    *("--artifacts-destination", str(folder / "artifacts"), "--workers", "2"),
+                ],
+                mlflow_log,
+                base_env,
+            )
+            result.processes.append(mlflow)
+            prefect_log = folder / "prefect.log"
+            prefect_env = base_env | {
+                "PREFECT_HOME": str(folder / "prefect-home"),
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": result.database_url("prefect", "postgresql+asyncpg"),
+            }
+            command = [str(python.with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
+            prefect = _spawn([*command, "--port", str(prefect_port)], prefect_log, prefect_env)
+            result.processes.append(prefect)
+            _wait(f"{result.tracking_uri}/health", mlflow, mlflow_log)
+            _wait(f"{result.prefect_api}/health", prefect, prefect_log)
+            if worker:
+                worker_env = base_env | result.env | {"PREFECT_HOME": str(folder / "worker-home")}
+                worker_env |= {"REWARM_HOME": str(folder / "rewarm-home"), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+                command = [str(python.with_name("prefect")), "worker", "start", "--pool", pool, "--type", "process"]
+                result.processes.append(_spawn(command, folder / "worker.log", worker_env))
+            yield result
+        finally:
+            for process in reversed(result.processes):
+                _stop(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rewarm.deployments.stack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", required=True, type=Path, help="where the databases, artifacts and logs live")
+    parser.add_argument("--pool", default="rewarm", help="the process work pool the worker polls")
+    args = parser.parse_args(argv)
+    if shutil.which("runuser") is None and os.geteuid() == 0:
+        parser.error("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
+    with stack(args.folder.resolve(), args.pool) as running:
+        print("stack up; in another shell:")
+        for key, value in running.env.items():
+            print(f"  export {key}={value}")
+        print(f"  rewarm deploy --pool {args.pool} --config A/rewarm.toml --config B/rewarm.toml")
+        print(f"logs: {args.folder}/*.log; Ctrl-C stops everything (the databases are kept)")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The production profile, for real: PostgreSQL (Debian's), an MLflow tracking server on it with served
+artifacts, a Prefect server on it and a `process` worker, all on loopback (rewarm.deployments.stack).
+Two different models are deployed to the pool and retrained at the same time by the worker; rewarm's
+code is the same as on the embedded profile, only MLFLOW_TRACKING_URI and PREFECT_API_URL differ."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm import ledger, registry
+from rewarm.deployments.stack import Stack, postgres_bin, stack
+from rewarm.landing import fingerprint
+from rewarm.training import GPU_LIMIT
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+REGRESSION = """
+[model]
+name = "{name}"
+hidden = [16]
+embedding_dim = 4
+
+[data]
+landing = "{landing}"
+target = "temp"
+task = "regression"
+numeric = ["dewp", "humid", "wind_speed", "pressure"]
+categorical = ["origin"]
+extra_columns = "ignore"
+
+[train]
+max_epochs = 6
+patience = 2
+batch_size = 256
+
+[gate]
+bootstrap = 200
+"""
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    try:
+        postgres_bin()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))  # .ci/run installs it; a developer machine may not have it
+    # PostgreSQL runs as the postgres user, which cannot enter pytest's private temporary folders.
+    data = Path(tempfile.mkdtemp(prefix="rewarm-pg-"))
+    try:
+        with stack(tmp_path_factory.mktemp("stack"), pool="rewarm-it", data=data) as running:
+            yield running
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def wait_final(run_ids: list, timeout: float = 300) -> list:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = [client.read_flow_run(i) for i in run_ids]
+            if all(r.state.is_final() for r in runs):
+                return runs
+            time.sleep(1)
+    raise AssertionError(f"flow runs not finished after {timeout:.0f} s: {[r.state for r in runs]}")
+
+
+def test_two_models_retrain_concurrently_through_a_worker(
+    production: Stack, tmp_path: Path, flights: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in production.env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "late").mkdir()
+    (tmp_path / "temp").mkdir()
+    late = write_config(tmp_path / "late", name="prod-late")
+    temp = tmp_path / "temp" / "rewarm.toml"
+    temp.write_text(REGRESSION.format(name="prod-temp", landing=tmp_path / "temp" / "landing"))
+    snapshots = {}
+    for name, config in (("prod-late", late), ("prod-temp", temp)):
+        landing = config.parent / "landing"
+        landing.mkdir()
+        snapshots[name] = landing / "flights-2013-01.parquet"
+        small_month(flights, 1, rows=1500).to_parquet(snapshots[name], index=False)
+
+    env = {**os.environ, **production.env}
+    deployed = subprocess.run(
+        [sys.executable, "-m", "rewarm.cli", "deploy", "--pool", production.pool, "--config", str(late)]
+        + ["--config", str(temp)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert "retrain/prod-late, retrain/prod-temp registered" in deployed.stdout
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: production.prefect_api}):  # settings are read once per process
+        started = [
+            run_deployment(f"retrain/{name}", parameters={"snapshot": str(path)}, timeout=0).id
+            for name, path in snapshots.items()
+        ]
+        runs = wait_final(started)
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(GPU_LIMIT).limit == 1  # the strict GPU limit
+    assert all(r.state.is_completed() for r in runs), [(r.name, r.state) for r in runs]
+
+    # Both models in the one MLflow store, each registry consistent.
+    client = MlflowClient()
+    assert {"prod-late", "prod-temp"} <= {m.name for m in client.search_registered_models()}
+    spans = []
+    for name, path in snapshots.items():
+        champion = registry.current_version(client, name, registry.CHAMPION)
+        tags = client.get_model_version(name, str(champion)).tags
+        assert champion == 1 and tags["rewarm.complete"] == "true"
+        assert tags[registry.APPLIED_TAG] != registry.NOT_APPLIED
+        assert ledger.processed(client, name) == {fingerprint(str(path)): 1}
+        [parent] = client.search_runs(
+            [client.get_experiment_by_name(name).experiment_id], "tags.`rewarm.kind` = 'retrain'"
+        )
+        assert parent.info.status == "FINISHED"
+        spans.append((parent.info.start_time, parent.info.end_time))
+    (a_start, a_end), (b_start, b_end) = spans
+    assert a_start < b_end and b_start < a_end  # the worker ran the two retrains at the same time
+
+    # The served artifacts: the regression champion loads through the tracking server and predicts.
+    model = mlflow.pyfunc.load_model("models:/prod-temp@champion")
+    rows = small_month(flights, 2, rows=50)
+    predictions = model.predict(rows)
+    assert len(predictions) == 50 and predictions["prediction"].between(-40, 120).all()
