@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from datetime import UTC, datetime
@@ -262,8 +263,7 @@ def _gone(settings: Settings, client: MlflowClient, snapshot: str, expected: str
         return _skipped(name, snapshot, expected, done)
     if quarantine.holds(settings.data.quarantine_location, expected):
         reason = f"{Path(snapshot).name}: already quarantined (see `rewarm quarantine list`); nothing retrained"
-        get_run_logger().info(reason)
-        return {"model": name, "snapshot": Path(snapshot).name, "sha256": expected, "skipped": True, "reason": reason}
+        return _outcome(name, snapshot, expected, reason, skipped=True)
     return None
 
 
@@ -277,20 +277,17 @@ def _recovered(name: str, snapshot: str, sha: str, version: int, checkpoints: Pa
         "stale": f"v{version} left as it is: the champion moved since its round compared against it",
     }[done]
     reason = f"{Path(snapshot).name}: finished the round a killed run left at v{version} registered: {reason}"
-    get_run_logger().warning(reason)
-    return {
-        "model": name,
-        "snapshot": Path(snapshot).name,
-        "sha256": sha,
-        "version": version,
-        "recovered": done,
-        "replaced": previous,
-        "reason": reason,
-    }
+    return _outcome(name, snapshot, sha, reason, logging.WARNING, version=version, recovered=done, replaced=previous)
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _outcome(name: str, snapshot: str, sha: str, reason: str, level: int = logging.INFO, **extra: object) -> dict:
+    """The flow's result when it trains nothing (a skip, a recovery): logged, with the REASON for the user."""
+    get_run_logger().log(level, reason)
+    return {"model": name, "snapshot": Path(snapshot).name, "sha256": sha, **extra, "reason": reason}
 
 
 def _skipped(name: str, snapshot: str, sha: str, version: int) -> dict:
@@ -298,15 +295,7 @@ def _skipped(name: str, snapshot: str, sha: str, version: int) -> dict:
         f"{Path(snapshot).name}: content already processed as {name} v{version} (sha256 {sha[:12]}); "
         "nothing retrained (pass force=True, or --force, to retrain on it again)"
     )
-    get_run_logger().info(reason)
-    return {
-        "model": name,
-        "snapshot": Path(snapshot).name,
-        "sha256": sha,
-        "skipped": True,
-        "version": version,
-        "reason": reason,
-    }
+    return _outcome(name, snapshot, sha, reason, skipped=True, version=version)
 
 
 def _changed(name: str, snapshot: str, expected: str, found: str) -> dict:
@@ -314,8 +303,7 @@ def _changed(name: str, snapshot: str, expected: str, found: str) -> dict:
         f"{Path(snapshot).name}: rewritten since it landed (sha256 {expected[:12]} announced, {found[:12]} now); "
         "nothing retrained here: the watcher announces the new content once it is complete"
     )
-    get_run_logger().warning(reason)
-    return {"model": name, "snapshot": Path(snapshot).name, "sha256": found, "skipped": True, "reason": reason}
+    return _outcome(name, snapshot, found, reason, logging.WARNING, skipped=True)
 
 
 def _lineage(info: SnapshotInfo, champion: LoadedModel | None, data: RoundData) -> dict[str, object]:
