@@ -150,7 +150,10 @@ def stack(folder: Path, pool: str = "rewarm", worker: bool = True, data: Path | 
     """
     folder.mkdir(parents=True, exist_ok=True)
     python = Path(sys.executable)
-    base_env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    # The stack's own stores replace whatever this shell points at (a registry URI left behind would send
+    # the worker's registry writes elsewhere).
+    theirs = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "REWARM_HOME")
+    base_env = {k: v for k, v in os.environ.items() if k not in theirs}
     base_env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     with postgres(data or folder / "postgres", free_port()) as pg:
         mlflow_port, prefect_port = free_port(), free_port()

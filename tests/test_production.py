@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from rewarm import ledger, registry
 from rewarm.deployments.stack import Stack, postgres_bin, stack
 from rewarm.landing import fingerprint
+from rewarm.store import open_store, resolve_store
 from rewarm.training import GPU_LIMIT
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -122,7 +123,9 @@ def test_two_models_retrain_concurrently_through_a_worker(
             assert client.read_global_concurrency_limit_by_name(GPU_LIMIT).limit == 1  # the strict GPU limit
     assert all(r.state.is_completed() for r in runs), [(r.name, r.state) for r in runs]
 
-    # Both models in the one MLflow store, each registry consistent.
+    # Both models in the one MLflow store, each registry consistent. (Point this process's MLflow at the
+    # stack: an earlier test in the session set another store as MLflow's current one.)
+    open_store(resolve_store())
     client = MlflowClient()
     assert {"prod-late", "prod-temp"} <= {m.name for m in client.search_registered_models()}
     spans = []
