@@ -108,6 +108,7 @@ def _cancel_queued(handled: set[str]) -> None:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
     from prefect.states import Cancelled
 
     queued = FlowRunFilter(
@@ -119,8 +120,10 @@ def _cancel_queued(handled: set[str]) -> None:
         with get_client(sync_client=True) as client:
             for run in client.read_flow_runs(flow_run_filter=queued):
                 if run.parameters.get("sha256") in handled and str(run.id) != str(flow_run.id):
-                    client.set_flow_run_state(run.id, Cancelled(message=note), force=True)
-                    get_run_logger().info("cancelled queued run %s: %s", run.name, note)
+                    # Not forced: a run the runner has meanwhile begun to start keeps going (and skips its snapshot).
+                    result = client.set_flow_run_state(run.id, Cancelled(message=note))
+                    if result.status == SetStateStatus.ACCEPT:
+                        get_run_logger().info("cancelled queued run %s: %s", run.name, note)
     except Exception as exc:  # an optimisation only: a run left queued skips its snapshot when it starts
         get_run_logger().warning("could not cancel queued runs already handled here: %s", exc)
 

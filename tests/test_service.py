@@ -342,7 +342,11 @@ def test_burst_of_snapshots(tmp_path: Path, server: str, service_env: dict[str, 
         for path in order:
             land(landing / path.name, path.read_bytes())
         wait_for(lambda: len(complete(client, name)) == len(good), "15 complete versions", timeout=900)
-        wait_for(lambda: all(r.state.is_final() for r in flow_runs(server)), "every flow run to finish", timeout=300)
+        try:
+            wait_for(lambda: all(r.state.is_final() for r in flow_runs(server)), "every flow run to finish", 300)
+        except AssertionError:
+            unfinished = [(r.name, r.state.name, r.state.message) for r in flow_runs(server) if not r.state.is_final()]
+            raise AssertionError(f"unfinished flow runs: {unfinished}\n{service.output()[-4000:]}") from None
 
         found = versions(client, name)
         assert [v["rewarm.snapshot"] for v in found] == [p.name for p in good], service.output()[-4000:]
