@@ -141,6 +141,22 @@ def flow_runs(server: str) -> list:
         return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])))
 
 
+def round_spans(client: MlflowClient, name: str) -> list[tuple[int, int]]:
+    """(start, end) of each retrain parent run of model NAME, in start order."""
+    rounds = client.search_runs(
+        [client.get_experiment_by_name(name).experiment_id],
+        "tags.`rewarm.kind` = 'retrain'",
+        order_by=["attributes.start_time ASC"],
+    )
+    return [(r.info.start_time, r.info.end_time) for r in rounds]
+
+
+def status(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`rewarm status` for CONFIG, as a user runs it."""
+    command = [sys.executable, "-m", "rewarm.cli", "status", "--config", str(config)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
 def months(flights: pd.DataFrame, folder: Path) -> dict[int, Path]:
     folder.mkdir()
     out = {}
@@ -211,20 +227,9 @@ def test_served_deployment_and_watcher(
         # A queued run whose snapshot an earlier run retrained first is cancelled, saying by which run.
         ended = [r.state for r in flow_runs(server)]
         assert all(st.is_completed() or "was handled by flow run" in (st.message or "") for st in ended), ended
-        rounds = client.search_runs(
-            [client.get_experiment_by_name(MODEL).experiment_id],
-            "tags.`rewarm.kind` = 'retrain'",
-            order_by=["attributes.start_time ASC"],
-        )
-        spans = [(r.info.start_time, r.info.end_time) for r in rounds]
+        spans = round_spans(client, MODEL)
         assert len(spans) == 6 and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
-        shown = subprocess.run(
-            [sys.executable, "-m", "rewarm.cli", "status", "--config", str(config)],
-            env=service_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        shown = status(config, service_env)
         assert "0 pending snapshot(s)" in shown.stdout and "retrain-m6.parquet: Completed" in shown.stdout
         assert service.interrupt() == 0
         with pytest.raises(ProcessLookupError):  # nothing of its process group is left running
@@ -374,20 +379,9 @@ def test_burst_of_snapshots(tmp_path: Path, server: str, service_env: dict[str, 
             kept = Path(held[path.name].location) if path.name in held else landing / path.name
             assert kept.read_bytes() == path.read_bytes(), path.name
 
-        rounds = client.search_runs(
-            [client.get_experiment_by_name(name).experiment_id],
-            "tags.`rewarm.kind` = 'retrain'",
-            order_by=["attributes.start_time ASC"],
-        )
-        spans = [(r.info.start_time, r.info.end_time) for r in rounds]
+        spans = round_spans(client, name)
         assert len(spans) == len(good) and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
-        shown = subprocess.run(
-            [sys.executable, "-m", "rewarm.cli", "status", "--config", str(config)],
-            env=service_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        shown = status(config, service_env)
         assert "0 pending snapshot(s)" in shown.stdout, shown.stdout + shown.stderr
         assert service.interrupt() == 0
     finally:
