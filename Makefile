@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test check lint format clean-demo
+.PHONY: setup demo test test-production check lint format clean-demo
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The same suite on the production profile: PostgreSQL, an MLflow tracking server and a Prefect server
+# (tests/conftest.py starts them on loopback); only one environment variable differs.
+test-production: setup
+	REWARM_TEST_PROFILE=production $(BIN)/python -m pytest -q $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

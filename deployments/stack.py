@@ -48,6 +48,11 @@ class Stack:
     def database_url(self, name: str, driver: str = "postgresql") -> str:
         return f"{driver}://{DB_USER}@{self.postgres}/{name}"
 
+    def create_database(self, name: str, driver: str = "postgresql") -> str:
+        """Create database NAME in the stack's cluster (kept if it exists); return its URL."""
+        createdb(self.postgres, name)
+        return self.database_url(name, driver)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -77,6 +82,18 @@ def _own(path: Path) -> None:
         os.chown(path, user.pw_uid, user.pw_gid)
 
 
+def createdb(address: str, name: str) -> None:
+    """Create database NAME on the cluster at ADDRESS (host:port) unless it exists."""
+    host, port = address.rsplit(":", 1)
+    made = subprocess.run(
+        [str(postgres_bin() / "createdb"), "-h", host, "-p", port, "-U", DB_USER, name],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode and "already exists" not in made.stderr:
+        raise RuntimeError(f"createdb {name}: {made.stderr.strip()}")
+
+
 @contextlib.contextmanager
 def postgres(data: Path, port: int) -> Iterator[str]:
     """A PostgreSQL cluster in DATA on 127.0.0.1:PORT with the stack's databases; stopped and kept after."""
@@ -94,13 +111,7 @@ def postgres(data: Path, port: int) -> Iterator[str]:
     subprocess.run(_as_postgres(start), check=True, capture_output=True)
     try:
         for name in DATABASES:
-            made = subprocess.run(
-                [str(bin_ / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, name],
-                capture_output=True,
-                text=True,
-            )
-            if made.returncode and "already exists" not in made.stderr:
-                raise RuntimeError(f"createdb {name}: {made.stderr.strip()}")
+            createdb(f"127.0.0.1:{port}", name)
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run(

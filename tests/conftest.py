@@ -1,9 +1,20 @@
-"""Shared fixtures: one Prefect test server per session, a fresh MLflow store per test, real flight data."""
+"""Shared fixtures: one Prefect server per session, a fresh MLflow store per test, real flight data.
+
+The suite runs on either profile, chosen by one environment variable and nothing else:
+
+    make test                                   # embedded: a SQLite MLflow store per test, Prefect's test harness
+    REWARM_TEST_PROFILE=production make test    # the production stack (rewarm.deployments.stack): PostgreSQL,
+                                                # an MLflow tracking server with served artifacts, a Prefect server
+
+On the production profile the tests are the same; a test's fresh store is the one tracking server, emptied.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +27,76 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # test_policy runs bare tasks
 
 LEAKY_ENV = ("REWARM_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL")
+PROFILES = ("embedded", "production")
+PROFILE = os.environ.get("REWARM_TEST_PROFILE") or "embedded"
+if PROFILE not in PROFILES:
+    raise pytest.UsageError(f"REWARM_TEST_PROFILE={PROFILE!r}: use one of {', '.join(PROFILES)}")
+
+
+class Stores:
+    """Where tests keep MLflow and Prefect state. Embedded: nothing to start (each home holds its own SQLite
+    store). Production: one stack for the session, whose MLflow database is emptied for each fresh store."""
+
+    def __init__(self, stack=None) -> None:
+        self.stack = stack
+        self._db = None
+        self._seed: dict[str, tuple[list[str], list[tuple]]] = {}
+        if stack is not None:
+            import psycopg
+            from mlflow import MlflowClient
+
+            MlflowClient(stack.tracking_uri).search_experiments()  # the server has made its tables and defaults
+            self._db = psycopg.connect(stack.database_url("mlflow"), autocommit=True)
+            self._tables = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            ]
+            for table in self._tables:  # what a new server starts with (the Default experiment)
+                cursor = self._db.execute(f'SELECT * FROM "{table}"')
+                rows = cursor.fetchall()
+                if rows:
+                    self._seed[table] = ([c.name for c in cursor.description], rows)
+
+    def fresh(self, env: pytest.MonkeyPatch) -> None:
+        """Give the caller an empty MLflow store: embedded, the new home's own SQLite file (nothing to do);
+        production, the tracking server with its database emptied back to what a new server holds."""
+        if self.stack is None:
+            return
+        env.setenv("MLFLOW_TRACKING_URI", self.stack.tracking_uri)
+        with self._db.transaction():
+            self._db.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in self._tables) + " CASCADE")
+            self._db.execute("SET LOCAL session_replication_role = replica")  # seed rows in any order
+            for table, (columns, rows) in self._seed.items():
+                names = ", ".join(f'"{c}"' for c in columns)
+                marks = ", ".join(["%s"] * len(columns))
+                with self._db.cursor() as cursor:
+                    cursor.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+
+    def prefect_database(self, name: str) -> dict[str, str]:
+        """Environment for a Prefect server of the test's own: production, its own PostgreSQL database."""
+        if self.stack is None:
+            return {}
+        url = self.stack.create_database(name, "postgresql+asyncpg")
+        return {"PREFECT_SERVER_DATABASE_CONNECTION_URL": url}
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    """The profile's stores; on production the whole stack starts once (~20 s) and stops after the session."""
+    if PROFILE == "embedded":
+        yield Stores()
+        return
+    from rewarm.deployments.stack import stack
+
+    # PostgreSQL runs as the postgres user, which cannot enter pytest's private temporary folders.
+    data = Path(tempfile.mkdtemp(prefix="rewarm-test-pg-"))
+    try:
+        with stack(tmp_path_factory.mktemp("stack"), pool="rewarm-tests", worker=False, data=data) as running:
+            yield Stores(running)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -26,23 +107,31 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """A temporary Prefect server for the whole session (~8 s to start; once, not per test)."""
+def prefect_server(stores: Stores) -> Iterator[None]:
+    """A Prefect server for the whole session: embedded, Prefect's test harness (~8 s to start; once, not per
+    test); production, the stack's server on PostgreSQL."""
     from prefect.logging.configuration import setup_logging
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     # Bind Prefect's console handler to the session's output now: bound inside a test that uses capsys,
     # it would keep writing to that test's closed capture stream in later tests.
     setup_logging()
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+    if stores.stack is None:
+        with prefect_test_harness(server_startup_timeout=60):
+            yield
+    else:
+        with temporary_settings({PREFECT_API_URL: stores.stack.prefect_api}):
+            yield
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh rewarm home (MLflow SQLite store + artifacts + snapshot history) for one test."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stores: Stores) -> Path:
+    """A fresh rewarm home (snapshot history, checkpoints) with an empty MLflow store for one test: the
+    home's own SQLite file, or on the production profile the emptied tracking server."""
     path = tmp_path / "home"
     monkeypatch.setenv("REWARM_HOME", str(path))
+    stores.fresh(monkeypatch)
     return path
 
 

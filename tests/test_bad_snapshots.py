@@ -321,7 +321,7 @@ def _stream(flights: pd.DataFrame, folder: Path, home: Path, multiclass: bool) -
 
 @pytest.fixture(scope="module")
 def catalogue(
-    prefect_server: None, flights: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: None, stores, flights: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[bool, Stream]:
     """Both streams, keyed by multiclass (False: the binary 'late' model), sharing one REWARM_HOME."""
     home = tmp_path_factory.mktemp("catalogue") / "home"
@@ -329,6 +329,7 @@ def catalogue(
         for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL"):
             env.delenv(variable, raising=False)
         env.setenv("REWARM_HOME", str(home))
+        stores.fresh(env)
         folders = {m: tmp_path_factory.mktemp("multiclass" if m else "binary") for m in (False, True)}
         return {m: _stream(flights, folders[m], home, m) for m in (False, True)}
 

@@ -53,8 +53,9 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prefect server on a free loopback port, stopped after the module."""
+def server(tmp_path_factory: pytest.TempPathFactory, stores) -> Iterator[str]:
+    """A real Prefect server on a free loopback port, stopped after the module; on the production profile
+    it keeps its state in a PostgreSQL database of its own."""
     folder = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     env = {
@@ -63,6 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # Queued runs ask for their slot again after 1 s instead of 30, to keep the test short.
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+        **stores.prefect_database(f"prefect_service_{port}"),
     }
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")

@@ -76,10 +76,17 @@ def test_logged_model_declares_requirements_and_signature(registered) -> None:
     assert (local / "code" / "rewarm_models" / "serving.py").is_file()
 
 
+def logged_model(source: str) -> str:
+    """The id of the logged model a version's `models:/m-...` source names (a REST store's versions do not
+    carry it in `model_id`)."""
+    return source.removeprefix("models:/")
+
+
 def test_incomplete_version_is_never_promoted(registered) -> None:
     client = MlflowClient()
     run = client.search_model_versions("name = 'serve-test'")[0]
-    copy = client.create_model_version("serve-test", run.source, run.run_id)  # registered, never tagged
+    # Registered again, never tagged (a tracking server wants the logged model named with its source).
+    copy = client.create_model_version("serve-test", run.source, run.run_id, model_id=logged_model(run.source))
     with pytest.raises(registry.RegistryError, match="not marked complete"):
         registry.promote(client, "serve-test", int(copy.version), "should refuse")
     assert registry.current_version(client, "serve-test", registry.CHAMPION) == 1
@@ -88,7 +95,7 @@ def test_incomplete_version_is_never_promoted(registered) -> None:
 def test_a_retried_promotion_keeps_the_lineage(registered) -> None:
     client = MlflowClient()
     first = client.get_model_version("serve-test", "1")
-    copy = client.create_model_version("serve-test", first.source, first.run_id)
+    copy = client.create_model_version("serve-test", first.source, first.run_id, model_id=logged_model(first.source))
     registry.tag_version(client, "serve-test", int(copy.version), {"strategy": "cold"})
     assert registry.promote(client, "serve-test", 2, "better") == 1
     assert registry.promote(client, "serve-test", 2, "better, retried") == 1  # the alias had already moved

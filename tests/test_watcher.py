@@ -89,14 +89,15 @@ def names(events: list[dict]) -> list[str]:
     return [e["payload"]["name"] for e in events]
 
 
-def register(name: str, sha256: str, complete: bool, source: Path) -> None:
-    """A real model version in the MLflow registry, tagged with the content it was trained on."""
+def register(name: str, sha256: str, complete: bool) -> None:
+    """A real model version in the MLflow registry, tagged with the content it was trained on. Its source
+    is a logged model without files (the watcher reads tags only); a tracking server refuses local paths."""
     client = MlflowClient()
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
-    source.mkdir(parents=True, exist_ok=True)
+    model = client.create_logged_model(experiment_id="0")
     tags = {ledger.SHA_TAG: sha256, "rewarm.complete": "true" if complete else "false"}
-    client.create_model_version(name, source.as_uri(), tags=tags)
+    client.create_model_version(name, f"models:/{model.model_id}", model_id=model.model_id, tags=tags)
 
 
 # --- completeness ---------------------------------------------------------------------------------------
@@ -210,10 +211,10 @@ def test_snapshots_are_emitted_in_landing_order(
 
 
 def test_content_already_processed_is_not_sent(
-    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame, tmp_path: Path
+    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame
 ) -> None:
     jan, feb = parquet_bytes(flights, 1), parquet_bytes(flights, 2)
-    register(MODEL, sha(jan), complete=True, source=tmp_path / "model-v1")
+    register(MODEL, sha(jan), complete=True)
     land(landing / "2013-01.parquet", jan)
     land(landing / "2013-02.parquet", feb)
 
@@ -223,11 +224,11 @@ def test_content_already_processed_is_not_sent(
 
 
 def test_an_incomplete_version_or_another_models_version_does_not_count(
-    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame, tmp_path: Path
+    watcher: Watcher, landing: Path, events: list[dict], flights: pd.DataFrame
 ) -> None:
     jan, feb = parquet_bytes(flights, 1), parquet_bytes(flights, 2)
-    register(MODEL, sha(jan), complete=False, source=tmp_path / "half-registered")
-    register("another-model", sha(feb), complete=True, source=tmp_path / "other")
+    register(MODEL, sha(jan), complete=False)
+    register("another-model", sha(feb), complete=True)
     land(landing / "2013-01.parquet", jan)
     land(landing / "2013-02.parquet", feb)
 
@@ -236,11 +237,11 @@ def test_an_incomplete_version_or_another_models_version_does_not_count(
     assert names(events) == ["2013-01.parquet", "2013-02.parquet"]
 
 
-def test_processed_maps_content_to_its_first_complete_version(store: Store, tmp_path: Path) -> None:
-    register(MODEL, "a" * 64, complete=False, source=tmp_path / "v1")
-    register(MODEL, "a" * 64, complete=True, source=tmp_path / "v2")
-    register(MODEL, "a" * 64, complete=True, source=tmp_path / "v3")
-    register(MODEL, "b" * 64, complete=True, source=tmp_path / "v4")
+def test_processed_maps_content_to_its_first_complete_version(store: Store) -> None:
+    register(MODEL, "a" * 64, complete=False)
+    register(MODEL, "a" * 64, complete=True)
+    register(MODEL, "a" * 64, complete=True)
+    register(MODEL, "b" * 64, complete=True)
 
     assert ledger.processed(MlflowClient(), MODEL) == {"a" * 64: 2, "b" * 64: 4}
     assert ledger.processed(MlflowClient(), "never-registered") == {}
