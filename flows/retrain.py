@@ -181,7 +181,7 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
         if not force:
             return _skipped(name, snapshot, sha, done)
     champion = load_champion(name)
-    history = store.snapshots(name)
+    history = settings.data.history_location(store.home, name)
     try:
         _check_name(snapshot)
         classes = champion.preprocessor.classes if champion else ()
@@ -200,7 +200,7 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
             run_id,
             data.train_frame,
             f"{name}-train-r{info.sequence}",
-            str(history),
+            history,
             settings.data.target,
             [u.sha256 for u in data.used],
         )

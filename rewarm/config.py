@@ -67,6 +67,10 @@ class DataSection(_Section):
     # Where rejected snapshots are moved, each beside a JSON file saying why; empty: a folder named
     # "quarantine" next to data.landing.
     quarantine: str = ""
+    # Where this model's admitted snapshots are kept, the history every round trains on: a folder or an
+    # fsspec URL (s3://bucket/rewarm/flights) that every worker retraining the model can reach. Empty: the
+    # folder snapshots/<model.name> in REWARM_HOME, which then has to be shared by those workers.
+    history: str = ""
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> DataSection:
@@ -87,7 +91,19 @@ class DataSection(_Section):
             raise ValueError(f"a binary task takes exactly two data.classes, got {list(self.classes)}")
         if self.quarantine and self.quarantine.rstrip("/") == self.landing.rstrip("/"):
             raise ValueError("data.quarantine must not be data.landing: rejected files would stay pending")
+        if self.history and self.history.rstrip("/") in (
+            self.landing.rstrip("/"),
+            self.quarantine_location.rstrip("/"),
+        ):
+            raise ValueError(
+                "data.history must be a folder of its own, not data.landing or data.quarantine: kept snapshots "
+                "would be taken for landed or rejected ones"
+            )
         return self
+
+    def history_location(self, home: Path, model: str) -> str:
+        """data.history, or the folder snapshots/MODEL in the rewarm home HOME."""
+        return self.history or str(home / "snapshots" / model)
 
     @property
     def quarantine_location(self) -> str:
@@ -221,12 +237,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def _anchor_landing(raw: dict, folder: Path) -> None:
-    """A relative local data.landing (or data.quarantine) means relative to the config file, wherever the
-    command runs from (a served deployment or a worker does not share the shell's working folder)."""
+    """A relative local data.landing (or data.quarantine, data.history) means relative to the config file,
+    wherever the command runs from (a served deployment or a worker does not share the shell's working folder)."""
     data = raw.get("data")
     if not isinstance(data, dict):
         return
-    for key in ("landing", "quarantine"):
+    for key in ("landing", "quarantine", "history"):
         value = data.get(key, DataSection.model_fields[key].default)
         if isinstance(value, str) and value and "://" not in value and not Path(value).is_absolute():
             data[key] = str(folder / value)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import fsspec
 
+from rewarm.locations import is_remote
 from rewarm.snapshots import FORMATS
 
 TEMPORARY_PREFIXES = (".", "_", "~")
@@ -41,10 +42,6 @@ class Arrival:
     def settled(self, settle_seconds: float, now: float | None = None) -> bool:
         """True once nothing has changed the file for SETTLE_SECONDS."""
         return (now if now is not None else time.time()) - self.changed_at >= settle_seconds
-
-
-def is_remote(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
 
 
 def is_snapshot_name(name: str) -> bool:

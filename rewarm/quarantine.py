@@ -14,13 +14,12 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import fsspec
 
 from rewarm import landing
 from rewarm.errors import RewarmError, SnapshotRejected
-from rewarm.landing import is_remote
+from rewarm.locations import filesystem, is_remote
 
 REASON = ".reason.json"  # NAME.reason.json beside each quarantined NAME
 RETRIED = "retried"  # reason files of snapshots sent back to the landing location, kept for the record
@@ -64,12 +63,6 @@ def _join(location: str, name: str) -> str:
     return f"{location.rstrip('/')}/{safe_name(name)}"
 
 
-def _fs(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    if is_remote(location):
-        return fsspec.core.url_to_fs(location)
-    return fsspec.filesystem("file"), str(Path(location.removeprefix("file://")))
-
-
 def put(
     location: str,
     uri: str,
@@ -79,11 +72,11 @@ def put(
     flow_run_id: str | None = None,
 ) -> Record:
     """Move the rejected snapshot at URI into LOCATION with its reason beside it; return the record."""
-    fs, folder = _fs(location)
+    fs, folder = filesystem(location)
     fs.makedirs(folder, exist_ok=True)
     landed_as = sanitise(uri.rstrip("/").rsplit("/", 1)[-1])
     name = _free_name(fs, folder, landed_as, sha256)
-    source_fs, source_path = _fs(uri)
+    source_fs, source_path = filesystem(uri)
     size = source_fs.size(source_path) if source_fs.exists(source_path) else 0
     record = Record(
         name=name,
@@ -128,23 +121,23 @@ def _move(src: str, dst: str) -> None:
     if is_remote(src) != is_remote(dst) or fsspec.core.url_to_fs(src)[0] is not fsspec.core.url_to_fs(dst)[0]:
         with fsspec.open(src, "rb") as fin, fsspec.open(dst, "wb") as fout:
             shutil.copyfileobj(fin, fout)
-        fs, path = _fs(src)
+        fs, path = filesystem(src)
         fs.rm(path)
         return
-    fs, path = _fs(src)
-    fs.mv(path, _fs(dst)[1])
+    fs, path = filesystem(src)
+    fs.mv(path, filesystem(dst)[1])
 
 
 def records(location: str) -> list[Record]:
     """Quarantined snapshots in LOCATION, oldest first; a reason file without its snapshot is skipped."""
-    fs, folder = _fs(location)
+    fs, folder = filesystem(location)
     if not fs.exists(folder):
         return []
     out = []
     for path in fs.glob(f"{folder}/*{REASON}"):
         with fs.open(path, "r") as fh:
             record = Record(**json.load(fh))
-        if fs.exists(_fs(record.location)[1]):
+        if fs.exists(filesystem(record.location)[1]):
             out.append(record)
     return sorted(out, key=lambda r: (r.quarantined_at, r.name))
 
@@ -166,13 +159,13 @@ def retry(location: str, landing_location: str, name: str) -> str:
         raise RewarmError(f"{name}: not in quarantine at {location}; quarantined now: {listed or 'none'}")
     record = found[0]
     target = _join(landing_location, record.landed_as)
-    fs_landing, landing_folder = _fs(landing_location)
-    if fs_landing.exists(_fs(target)[1]):
+    fs_landing, landing_folder = filesystem(landing_location)
+    if fs_landing.exists(filesystem(target)[1]):
         raise RewarmError(
             f"{target} exists already; move or rename it first (retry puts {name} back as {record.landed_as})"
         )
     fs_landing.makedirs(landing_folder, exist_ok=True)
-    fs, folder = _fs(location)
+    fs, folder = filesystem(location)
     fs.makedirs(f"{folder}/{RETRIED}", exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     _move(record.location, target)  # the snapshot first: a crash now leaves an unlisted reason file, nothing lost

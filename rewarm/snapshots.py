@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from rewarm import schema
+from rewarm import locations, schema
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 
@@ -148,8 +147,9 @@ class Landed:
     kept: bool
 
 
-def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = (), data: bytes | None = None) -> Landed:
-    """Read (unless DATA holds its bytes) and validate URI and give it its place in the history, writing nothing yet."""
+def inspect(uri: str, spec: DataSection, history: str | Path, classes: tuple = (), data: bytes | None = None) -> Landed:
+    """Read (unless DATA holds its bytes) and validate URI and give it its place in HISTORY (a folder or an
+    fsspec URL), writing nothing yet."""
     data = read_bytes(uri) if data is None else data
     raw = read_raw(data, uri, spec)
     validate(raw, spec, uri, classes)
@@ -162,8 +162,8 @@ def inspect(uri: str, spec: DataSection, history: Path, classes: tuple = (), dat
             return Landed(info, df, data, kept=True)
     sequence = max((i.sequence for i in kept), default=0) + 1
     name = uri.rstrip("/").rsplit("/", 1)[-1]
-    stored = history / f"{sequence:05d}-{sha[:12]}-{name}"
-    info = SnapshotInfo(name, uri, sha, len(df), str(stored), sequence, datetime.now(UTC).isoformat())
+    stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
+    info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat())
     return Landed(info, df, data, kept=False)
 
 
@@ -171,16 +171,13 @@ def keep(landed: Landed) -> SnapshotInfo:
     """Write a landed snapshot into the history (once); a crash leaves no half entry."""
     if landed.kept:
         return landed.info
-    stored = Path(landed.info.stored)
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    # The data goes under a temporary name, then the record, then the rename that makes the entry count.
-    tmp = stored.with_name(stored.name + ".partial")
-    tmp.write_bytes(landed.data)
-    record = Path(f"{stored}.json")
-    record_tmp = record.with_name(record.name + ".partial")
-    record_tmp.write_text(json.dumps(landed.info.to_dict(), indent=2))
-    os.replace(record_tmp, record)
-    os.replace(tmp, stored)
+    stored = landed.info.stored
+    fs, path = locations.filesystem(stored)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    # The data first, then the record that makes the entry count; each is written whole or not at all, so
+    # a crash leaves at most a data file without a record, which no listing sees and the rerun rewrites.
+    locations.write_atomic(stored, landed.data)
+    locations.write_atomic(f"{stored}.json", json.dumps(landed.info.to_dict(), indent=2).encode())
     return landed.info
 
 
@@ -201,22 +198,25 @@ def _check_newest(info: SnapshotInfo, newest: SnapshotInfo, uri: str) -> None:
         )
 
 
-def list_history(history: Path) -> list[SnapshotInfo]:
-    """Admitted snapshots, oldest first; an entry whose data file is missing is skipped."""
-    if not history.is_dir():
+def list_history(history: str | Path) -> list[SnapshotInfo]:
+    """Admitted snapshots in HISTORY (a folder or an fsspec URL), oldest first; an entry whose data file is
+    missing is skipped."""
+    fs, folder = locations.filesystem(str(history))
+    if not fs.isdir(folder):
         return []
     infos = []
-    for path in sorted(history.glob("*.json")):
+    for path in sorted(fs.glob(f"{folder.rstrip('/')}/*.json")):
         try:
-            infos.append(SnapshotInfo(**json.loads(path.read_text())))
+            infos.append(SnapshotInfo(**json.loads(fs.cat_file(path))))
         except (ValueError, TypeError) as exc:  # a record torn by a crash (before writes became atomic)
             log.warning("history record %s unreadable (%s); skipped", path, exc)
-    return [i for i in infos if Path(i.stored).is_file()]
+    return [i for i in infos if fs.isfile(locations.filesystem(i.stored)[1])]
 
 
 def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:
     """Read a kept snapshot back."""
-    return parse(Path(info.stored).read_bytes(), info.stored, spec)
+    fs, path = locations.filesystem(info.stored)
+    return parse(fs.cat_file(path), info.stored, spec)
 
 
 def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:

@@ -24,10 +24,6 @@ class Store:
     def artifacts(self) -> Path:
         return self.home / "artifacts"
 
-    def snapshots(self, model_name: str) -> Path:
-        """Folder of admitted snapshots for one model; they are kept so history can be rebuilt."""
-        return self.home / "snapshots" / model_name
-
 
 def resolve_store() -> Store:
     """Return the store named by REWARM_HOME / MLFLOW_TRACKING_URI, defaulting to ./.rewarm."""

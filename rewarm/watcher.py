@@ -23,7 +23,8 @@ from mlflow import MlflowClient
 
 from rewarm import ledger
 from rewarm.config import Settings
-from rewarm.landing import Arrival, fingerprint, is_remote, scan
+from rewarm.landing import Arrival, fingerprint, scan
+from rewarm.locations import is_remote
 
 LANDED = "rewarm.snapshot.landed"
 RESOURCE_PREFIX = "rewarm.snapshot."

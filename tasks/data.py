@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -31,7 +30,7 @@ def fetch_snapshot(uri: str) -> tuple[bytes, str]:
 
 
 @task(name="read-snapshot", **IN_MEMORY)
-def read_snapshot(uri: str, data: bytes, spec: DataSection, history: Path, classes: tuple = ()) -> snapshots.Landed:
+def read_snapshot(uri: str, data: bytes, spec: DataSection, history: str, classes: tuple = ()) -> snapshots.Landed:
     """Parse and validate the landed bytes; nothing is written until the round accepts them."""
     landed = snapshots.inspect(uri, spec, history, classes, data)
     info = landed.info
@@ -69,7 +68,7 @@ def prepare_round(
     settings: Settings,
     info: SnapshotInfo,
     frame: pd.DataFrame,
-    history: Path,
+    history: str,
     parent: tuple[Preprocessor, ArchConfig] | None,
     device: torch.device,
 ) -> rounds.RoundData:

@@ -88,8 +88,12 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
     if PROFILE == "embedded":
         yield Stores()
         return
-    from rewarm.deployments.stack import stack
+    from rewarm.deployments.stack import postgres_bin, stack
 
+    try:
+        postgres_bin()
+    except FileNotFoundError as exc:
+        pytest.exit(f"REWARM_TEST_PROFILE=production: {exc}", returncode=4)
     # PostgreSQL runs as the postgres user, which cannot enter pytest's private temporary folders.
     data = Path(tempfile.mkdtemp(prefix="rewarm-test-pg-"))
     try:

@@ -227,6 +227,8 @@ def test_hidden_widths_must_be_positive(tmp_path, hidden: str) -> None:
         ('quarantine = "landing"\nlanding = "landing"', "data.quarantine must not be data.landing"),
         ('extra_columns = "keep"', "data.extra_columns"),
         ("max_duplicate_fraction = 1.5", "data.max_duplicate_fraction"),
+        ('history = "landing"\nlanding = "landing"', "data.history must be a folder of its own"),
+        ('history = "data/quarantine"', "data.history must be a folder of its own"),
     ],
 )
 def test_schema_keys_are_checked(tmp_path: Path, lines: str, fragment: str) -> None:
@@ -241,3 +243,12 @@ def test_the_quarantine_is_anchored_next_to_the_landing_folder(tmp_path: Path) -
     assert default.quarantine_location == str(tmp_path / "data" / "quarantine")
     text = MINIMAL_TOML.format(task="binary").replace("[data]\n", '[data]\nquarantine = "held"\n')
     assert load_settings(_write(tmp_path, text)).data.quarantine_location == str(tmp_path / "held")
+
+
+def test_the_history_defaults_to_the_home_and_is_anchored_like_the_landing(tmp_path: Path) -> None:
+    default = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary"))).data
+    assert default.history_location(tmp_path / "home", "m") == str(tmp_path / "home" / "snapshots" / "m")
+    text = MINIMAL_TOML.format(task="binary").replace("[data]\n", '[data]\nhistory = "kept"\n')
+    assert load_settings(_write(tmp_path, text)).data.history_location(tmp_path / "home", "m") == str(tmp_path / "kept")
+    shared = MINIMAL_TOML.format(task="binary").replace("[data]\n", '[data]\nhistory = "s3://bucket/rewarm/m"\n')
+    assert load_settings(_write(tmp_path, shared)).data.history_location(tmp_path, "m") == "s3://bucket/rewarm/m"

@@ -16,6 +16,7 @@ from rewarm import quarantine, registry, status
 from rewarm.errors import RegistryError, SnapshotRejected
 from rewarm.flows.retrain import retrain
 from rewarm.snapshots import list_history
+from rewarm.store import resolve_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -242,3 +243,26 @@ def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months
     with pytest.raises(SnapshotRejected, match="later rounds"):  # an older month cannot be redone after newer
         retrain(str(months[0]), config=str(config), force=True)
     assert len(client.search_model_versions("name = 'order-test'")) == 4
+
+
+def test_workers_with_their_own_homes_train_on_one_shared_history(
+    tmp_path: Path, home: Path, months: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on two machines: each has its own REWARM_HOME (checkpoints), both reach the one MLflow
+    store and data.history; the second worker's round trains on the month the first one kept."""
+    shared = tmp_path / "shared-history"  # an s3:// URL across machines; the same fsspec code path
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("[data]\n", f'[data]\nhistory = "{shared}"\n'))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", resolve_store().tracking_uri)  # not the home's: both use it
+    first = retrain(str(months[0]), config=str(config))
+    monkeypatch.setenv("REWARM_HOME", str(tmp_path / "second-worker"))
+    second = retrain(str(months[1]), config=str(config))
+
+    assert (first["version"], second["version"]) == (1, 2)
+    assert [i.name for i in list_history(shared)] == [months[0].name, months[1].name]
+    assert not (home / "snapshots").exists() and not (tmp_path / "second-worker" / "snapshots").exists()
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("flights-test").experiment_id
+    parents = client.search_runs([experiment], "tags.`rewarm.kind` = 'retrain'", order_by=["attributes.start_time ASC"])
+    rows = [int(r.data.tags["rewarm.rows_train"]) for r in parents]
+    assert rows[1] > 1.5 * rows[0]  # January's rows and February's; a history of its own would hold February only

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from rewarm.config import DataSection
 from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.rounds import window
-from rewarm.snapshots import SnapshotInfo, admit, holdout_mask, list_history, load, validation_mask
+from rewarm.snapshots import SnapshotInfo, admit, holdout_mask, inspect, list_history, load, validation_mask
 
 SPEC = DataSection(target="late", task="binary", numeric=("dist", "temp"), categorical=("carrier",), min_rows=10)
 
@@ -281,3 +283,46 @@ def test_a_torn_history_record_is_skipped_not_fatal(tmp_path: Path) -> None:
     again, _ = admit(str(_parquet(tmp_path / "feb.parquet", _frame(seed=2))), SPEC, history)
     assert again.sequence == 2 and list_history(history) == [info, again]
     assert not list(history.glob("*.partial"))
+
+
+# ---- a history at an fsspec URL (shared by workers on several machines) ---------------------------------
+
+
+@pytest.fixture
+def memory_history() -> str:
+    """A history folder in fsspec's in-memory filesystem, standing in for s3:// (same fsspec code path)."""
+    url = f"memory://rewarm-history-{uuid.uuid4().hex}"
+    yield url
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+
+
+def test_a_history_at_an_fsspec_url_keeps_lists_and_loads(tmp_path: Path, memory_history: str) -> None:
+    jan = _parquet(tmp_path / "jan.parquet", _frame(seed=1))
+    feb = _csv(tmp_path / "feb.csv", _frame(seed=2))
+
+    info, df = admit(str(jan), SPEC, memory_history)
+    info2, _ = admit(str(feb), SPEC, memory_history)
+    again, _ = admit(str(feb), SPEC, memory_history)  # the same content: the existing entry
+
+    assert info.stored == f"{memory_history}/00001-{info.sha256[:12]}-jan.parquet"
+    assert again == info2 and list_history(memory_history) == [info, info2]
+    fs = fsspec.filesystem("memory")
+    assert fs.cat_file(info.stored) == jan.read_bytes()
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(memory_history, detail=False)) == sorted(
+        [f"00001-{info.sha256[:12]}-jan.parquet", f"00001-{info.sha256[:12]}-jan.parquet.json"]
+        + [f"00002-{info2.sha256[:12]}-feb.csv", f"00002-{info2.sha256[:12]}-feb.csv.json"]
+    )
+    pd.testing.assert_frame_equal(load(info), df)
+
+
+def test_data_kept_without_its_record_does_not_count_and_is_rewritten(tmp_path: Path, memory_history: str) -> None:
+    """A crash between the data and its record: the listing ignores the data, the rerun takes the same place."""
+    jan = _parquet(tmp_path / "jan.parquet", _frame(seed=1))
+    landed = inspect(str(jan), SPEC, memory_history)
+    fsspec.filesystem("memory").pipe_file(landed.info.stored, b"half")
+    assert list_history(memory_history) == []
+    info, _ = admit(str(jan), SPEC, memory_history)
+    assert info.stored == landed.info.stored and list_history(memory_history) == [info]
+    pd.testing.assert_frame_equal(load(info), _frame(seed=1), check_dtype=False)
