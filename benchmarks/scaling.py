@@ -19,7 +19,7 @@ from rewarm.config import Settings
 from rewarm.models.network import ArchConfig, build_model
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, initialise, strategy
-from rewarm.snapshots import validation_mask
+from rewarm.snapshots import replay_mask, validation_mask
 from rewarm.training import Tensors, pick_device, train
 
 FACTORS = (1, 2, 4)
@@ -100,7 +100,7 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     recent = df["month"] >= 10
     rows["window: last 3 months"] = measure(settings, year[recent.to_numpy()], parent)
     newest, history = year[(df["month"] == 12).to_numpy()], year[(df["month"] < 12).to_numpy()]
-    replay = pd.concat([newest, history.sample(frac=0.25, random_state=0)], ignore_index=True)
+    replay = pd.concat([newest, history[replay_mask(history, 0.25, 12)]], ignore_index=True)  # data.replay_fraction
     rows["replay: newest month + 25% of history"] = measure(settings, replay, parent)
     (folder / "scaling.json").write_text(json.dumps(rows, indent=2))
     text = _markdown(rows)

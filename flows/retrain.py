@@ -388,6 +388,7 @@ def _round_params(settings: Settings) -> dict[str, object]:
         "lr": t.lr,
         "seed": t.seed,
         "window": settings.data.window,
+        "replay_fraction": settings.data.replay_fraction,
         "metric": settings.metric,
         "min_delta": g.min_delta,
         "holdout_fraction": settings.data.holdout_fraction,

@@ -43,6 +43,9 @@ class DataSection(_Section):
     categorical: tuple[str, ...] = ()
     # 0 keeps every admitted snapshot (cumulative); N trains on the last N snapshots only.
     window: int = Field(default=0, ge=0)
+    # The share of each earlier snapshot's rows a round trains on: 1 all of them; 0.25 a quarter, a different
+    # quarter each round (chosen by row content and round number), so cost grows at a quarter of the rate.
+    replay_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     # A fifth of each new snapshot is held out: ~5k rows for a month of flights, enough for a tight CI.
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     # "hash": rows chosen by a hash of their content (any row order); "tail": the snapshot's last rows,

@@ -12,7 +12,7 @@ from rewarm.config import Settings
 from rewarm.errors import SnapshotRejected
 from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
-from rewarm.snapshots import SnapshotInfo, holdout_mask, load, validation_mask
+from rewarm.snapshots import SnapshotInfo, holdout_mask, load, replay_mask, validation_mask
 from rewarm.training import Tensors
 
 
@@ -47,6 +47,10 @@ def window(history: list[SnapshotInfo], current: SnapshotInfo, size: int) -> lis
     return [*keep, current]
 
 
+def _replayed(frame: pd.DataFrame, fraction: float, round_: int) -> pd.DataFrame:
+    return frame[replay_mask(frame, fraction, round_)] if fraction < 1.0 else frame
+
+
 def prepare(
     settings: Settings,
     current: SnapshotInfo,
@@ -59,7 +63,7 @@ def prepare(
     spec = settings.data
     columns = [spec.target, *spec.numeric, *spec.categorical]
     used = window(history, current, spec.window)
-    frames = [load(i, spec)[columns] for i in used[:-1]]
+    frames = [_replayed(load(i, spec)[columns], spec.replay_fraction, current.sequence) for i in used[:-1]]
     newest = current_frame[columns].reset_index(drop=True)
     held = holdout_mask(newest, spec.holdout_fraction, spec.holdout_split)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)

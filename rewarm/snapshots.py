@@ -232,6 +232,12 @@ def holdout_mask(df: pd.DataFrame, fraction: float, split: str = "hash") -> np.n
     return in_split(df, fraction, _HOLDOUT_KEY)
 
 
+def replay_mask(df: pd.DataFrame, fraction: float, round_: int) -> np.ndarray:
+    """Rows of an earlier snapshot that round ROUND_ replays: FRACTION of them by row content, another
+    sample each round (so that, over rounds, all of history is revisited); the same sample on a rerun."""
+    return in_split(df, fraction, f"replay{round_:010d}")
+
+
 def validation_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
     """Training rows set aside for early stopping."""
     return in_split(df, fraction, _VALIDATION_KEY)

@@ -229,6 +229,8 @@ def test_hidden_widths_must_be_positive(tmp_path, hidden: str) -> None:
         ("max_duplicate_fraction = 1.5", "data.max_duplicate_fraction"),
         ('history = "landing"\nlanding = "landing"', "data.history must be a folder of its own"),
         ('history = "data/quarantine"', "data.history must be a folder of its own"),
+        ("replay_fraction = 0", "data.replay_fraction"),
+        ("replay_fraction = 1.5", "data.replay_fraction"),
     ],
 )
 def test_schema_keys_are_checked(tmp_path: Path, lines: str, fragment: str) -> None:

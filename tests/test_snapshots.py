@@ -10,11 +10,21 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from rewarm.config import DataSection
+from rewarm.config import DataSection, parse_settings
 from rewarm.errors import RewarmError, SnapshotRejected
-from rewarm.rounds import window
-from rewarm.snapshots import SnapshotInfo, admit, holdout_mask, inspect, list_history, load, validation_mask
+from rewarm.rounds import prepare, window
+from rewarm.snapshots import (
+    SnapshotInfo,
+    admit,
+    holdout_mask,
+    inspect,
+    list_history,
+    load,
+    replay_mask,
+    validation_mask,
+)
 
 SPEC = DataSection(target="late", task="binary", numeric=("dist", "temp"), categorical=("carrier",), min_rows=10)
 
@@ -326,3 +336,39 @@ def test_data_kept_without_its_record_does_not_count_and_is_rewritten(tmp_path: 
     info, _ = admit(str(jan), SPEC, memory_history)
     assert info.stored == landed.info.stored and list_history(memory_history) == [info]
     pd.testing.assert_frame_equal(load(info), _frame(seed=1), check_dtype=False)
+
+
+# ---- replay sampling (data.replay_fraction) ----------------------------------------------------------------
+
+
+def test_replay_takes_the_fraction_by_content_and_another_sample_each_round() -> None:
+    df = _frame(n=4000, seed=3)
+    mask = replay_mask(df, 0.25, round_=5)
+    assert 0.22 < mask.mean() < 0.28
+    shuffled = df.sample(frac=1.0, random_state=1)
+    assert np.array_equal(replay_mask(shuffled, 0.25, 5), mask[shuffled.index.to_numpy()])  # by content
+    other = replay_mask(df, 0.25, round_=6)
+    assert 0.22 < other.mean() < 0.28 and 0.03 < (mask & other).mean() < 0.10  # about independent samples
+    assert replay_mask(df, 1.0, 5).all()
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.25])
+def test_a_round_replays_that_share_of_earlier_snapshots(tmp_path: Path, fraction: float) -> None:
+    settings = parse_settings(
+        {
+            "model": {"name": "m", "hidden": [4]},
+            "data": {**SPEC.model_dump(), "min_rows": 10, "replay_fraction": fraction},
+        }
+    )
+    history = tmp_path / "history"
+    frames = [_frame(n=2000, seed=s) for s in (1, 2, 3)]
+    infos = [admit(str(_parquet(tmp_path / f"m{i}.parquet", f)), SPEC, history)[0] for i, f in enumerate(frames)]
+    data = prepare(settings, infos[-1], load(infos[-1], SPEC), list_history(history), None, torch.device("cpu"))
+
+    newest = frames[-1]
+    held = holdout_mask(newest[list(data.train_frame.columns)], SPEC.holdout_fraction, SPEC.holdout_split)
+    earlier = pd.concat(frames[:-1], ignore_index=True)[list(data.train_frame.columns)]
+    replayed = int(replay_mask(earlier, fraction, infos[-1].sequence).sum())
+    assert len(data.train_frame) == replayed + int((~held).sum())
+    assert (replayed == 4000) if fraction == 1.0 else (800 < replayed < 1200)
+    assert len(data.holdout_frame) == int(held.sum())  # the gate's rows do not change with the replay
