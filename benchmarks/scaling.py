@@ -31,7 +31,7 @@ def grown(year: pd.DataFrame, factor: int, seed: int = 0) -> pd.DataFrame:
     parts = [year]
     for _ in range(factor - 1):
         copy = year.copy()
-        for col in ("temp", "dewp", "humid", "wind_speed", "pressure"):
+        for col in [c for c in ("temp", "dewp", "humid", "wind_speed", "pressure") if c in year]:
             copy[col] = copy[col] + rng.normal(0, 0.01 * float(year[col].std()), len(copy))
         parts.append(copy)
     return pd.concat(parts, ignore_index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import torch
 from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
 
-from rewarm.benchmarks import summary
+from rewarm.benchmarks import scaling, summary
 from rewarm.benchmarks.replay import replay, stage
 from rewarm.benchmarks.report import markdown, write
 from rewarm.benchmarks.run import Options, arms
@@ -127,3 +128,32 @@ def test_benchmark_command_logs_to_mlflow(tmp_path: Path, home: Path, capsys: py
     [run] = client.search_runs([client.get_experiment_by_name("rewarm-benchmark").experiment_id])
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"rows.csv", "report.md", "monthly.png"}
     assert "monthly.shrink_perturb.seconds_vs_cold" in run.data.metrics
+
+
+@pytest.mark.slow
+def test_scaling_measures_each_size_and_both_caps(tmp_path: Path, flights: pd.DataFrame) -> None:
+    settings = load_settings(write_config(tmp_path, name="scaling-test"))
+    settings = settings.model_copy(update={"train": settings.train.model_copy(update={"max_epochs": 1})})
+    text = scaling.run(settings, tmp_path / "out", quick=True)  # 1x and 2x of the demo's year, one epoch each
+
+    rows = json.loads((tmp_path / "out" / "scaling.json").read_text())
+    assert list(rows) == [
+        "cumulative 1x",
+        "cumulative 2x",
+        "window: last 3 months",
+        "replay: newest month + 25% of history",
+    ]
+    for row in rows.values():
+        assert set(row) == {"cold", "shrink_perturb"} and row["cold"]["rows"] == row["shrink_perturb"]["rows"]
+        assert all(r["epochs"] == 1 and r["seconds"] > 0 and r["samples_per_s"] > 0 for r in row.values())
+    train_share = 1 - settings.data.validation_fraction
+    one = rows["cumulative 1x"]["cold"]["rows"]
+    assert rows["cumulative 2x"]["cold"]["rows"] == 2 * one  # each copy keeps its original's validation side
+    assert one == pytest.approx(len(flights) * train_share, rel=0.02)
+    december, autumn = (flights["month"] == 12).sum(), (flights["month"] >= 10).sum()
+    assert rows["window: last 3 months"]["cold"]["rows"] == pytest.approx(autumn * train_share, rel=0.02)
+    replayed = december + 0.25 * (len(flights) - december)
+    assert rows["replay: newest month + 25% of history"]["cold"]["rows"] == pytest.approx(
+        replayed * train_share, rel=0.03
+    )
+    assert "cumulative 2x" in text and (tmp_path / "out" / "scaling.md").read_text() == text
