@@ -2,7 +2,7 @@
 served artifacts, a Prefect server on it, and a `process` worker. rewarm itself changes nothing: it reads
 the stack from MLFLOW_TRACKING_URI and PREFECT_API_URL, like any other client.
 
-    python -m rewarm.deployments.stack --folder /srv/rewarm-stack      # Ctrl-C stops all of it
+    rewarm stack --folder /srv/rewarm-stack      # or python -m rewarm.deployments.stack; Ctrl-C stops all of it
 
 Everything binds 127.0.0.1. PostgreSQL trusts connections from this machine only (no password): fine for
 trying it, not for a shared machine (docs/production.md says what to change).
@@ -94,21 +94,40 @@ def createdb(address: str, name: str) -> None:
         raise RuntimeError(f"createdb {name}: {made.stderr.strip()}")
 
 
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        program = Path(next(c for c in command if c.startswith("/"))).name
+        raise RuntimeError(f"{program} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-1500:]}")
+
+
+def _check_reachable(data: Path) -> None:
+    """As root, PostgreSQL runs as the postgres user: every folder above DATA must let others pass."""
+    if os.geteuid() != 0:
+        return
+    closed = [p for p in data.parents if not os.stat(p).st_mode & 0o001]
+    if closed:
+        raise PermissionError(
+            f"PostgreSQL runs as the postgres user, which cannot enter {closed[0]} to reach {data}: choose a "
+            f"folder outside private ones (such as /srv/rewarm-stack), or `chmod o+x {closed[0]}`"
+        )
+
+
 @contextlib.contextmanager
 def postgres(data: Path, port: int) -> Iterator[str]:
     """A PostgreSQL cluster in DATA on 127.0.0.1:PORT with the stack's databases; stopped and kept after."""
     bin_ = postgres_bin()
     data.mkdir(parents=True, exist_ok=True)
     _own(data)
+    _check_reachable(data)
     if not (data / "PG_VERSION").exists():
-        subprocess.run(
-            _as_postgres([str(bin_ / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]),
-            check=True,
-            capture_output=True,
-        )
+        _run(_as_postgres([str(bin_ / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]))
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
-    start = [str(bin_ / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start"]
-    subprocess.run(_as_postgres(start), check=True, capture_output=True)
+    _run(
+        _as_postgres(
+            [str(bin_ / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start"]
+        )
+    )
     try:
         for name in DATABASES:
             createdb(f"127.0.0.1:{port}", name)
@@ -215,15 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("runuser") is None and os.geteuid() == 0:
         parser.error("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
-    with stack(args.folder.resolve(), args.pool) as running:
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the stack like Ctrl-C, not just this process
+    with contextlib.suppress(KeyboardInterrupt), stack(args.folder.resolve(), args.pool) as running:
         print("stack up; in another shell:")
         for key, value in running.env.items():
             print(f"  export {key}={value}")
         print(f"  rewarm deploy --pool {args.pool} --config A/rewarm.toml --config B/rewarm.toml")
-        print(f"logs: {args.folder}/*.log; Ctrl-C stops everything (the databases are kept)")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        print(f"logs: {args.folder}/*.log; Ctrl-C stops everything (the databases are kept)", flush=True)
+        signal.pause()
+    print("stack stopped", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = q.add_parser("retry", parents=[common], help="move a (fixed) snapshot back to data.landing to retrain")
     p.add_argument("name", help="its name as `rewarm quarantine list` shows it")
     p = sub.add_parser("rollback", parents=[common], help="point champion back at the version it replaced")
+    p = sub.add_parser(
+        "stack",
+        help="the production profile on this machine, to try it: PostgreSQL, MLflow and Prefect servers, a worker",
+    )
+    p.add_argument("--folder", required=True, help="where the databases, artifacts and logs live (kept after)")
+    p.add_argument("--pool", default="rewarm", help="the process work pool the worker polls (default rewarm)")
     return parser
 
 
@@ -373,6 +379,12 @@ def _quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack(args: argparse.Namespace) -> int:
+    from rewarm.deployments.stack import main as stack
+
+    return stack(["--folder", args.folder, "--pool", args.pool])
+
+
 COMMANDS = {
     "retrain": _retrain,
     "benchmark": _benchmark,
@@ -383,6 +395,7 @@ COMMANDS = {
     "status": _status,
     "rollback": _rollback,
     "quarantine": _quarantine,
+    "stack": _stack,
 }
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +150,54 @@ def test_two_models_retrain_concurrently_through_a_worker(
     rows = small_month(flights, 2, rows=50)
     predictions = model.predict(rows)
     assert len(predictions) == 50 and predictions["prediction"].between(-40, 120).all()
+
+
+def test_rewarm_stack_starts_the_profile_and_a_sigterm_stops_all_of_it() -> None:
+    """The documented way to try the profile: `rewarm stack --folder DIR` prints what to export, answers on
+    loopback, and on SIGTERM (as from a process supervisor) stops every server it started."""
+    try:
+        postgres_bin()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    folder = Path(tempfile.mkdtemp(prefix="rewarm-stack-cli-"))
+    folder.chmod(0o755)  # the postgres user must pass through to FOLDER/stack/postgres
+    command = [sys.executable, "-m", "rewarm.cli", "stack", "--folder", str(folder / "stack"), "--pool", "cli-pool"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("logs: "):
+                break
+        exports = dict(line.split("export ", 1)[1].strip().split("=", 1) for line in lines if "export " in line)
+        assert set(exports) == {"MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, "".join(lines)
+        for url in (f"{exports['MLFLOW_TRACKING_URI']}/health", f"{exports['PREFECT_API_URL']}/health"):
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                assert answer.status == 200 and url.startswith("http://127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(90) == 0
+        assert "stack stopped" in process.stdout.read()
+        for url in exports.values():
+            with pytest.raises(OSError):
+                urllib.request.urlopen(url, timeout=5)
+        assert not (folder / "stack" / "postgres" / "postmaster.pid").exists()  # PostgreSQL stopped too
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to the postgres user")
+def test_a_folder_the_postgres_user_cannot_reach_is_named_with_the_fix(tmp_path: Path) -> None:
+    from rewarm.deployments.stack import postgres
+
+    try:
+        postgres_bin()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    expected = r"cannot enter .*: choose a folder outside private ones"
+    with pytest.raises(PermissionError, match=expected) as info, postgres(private / "postgres", 5999):
+        pass
+    assert "chmod o+x" in str(info.value)
