@@ -172,11 +172,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def stack(folder: Path, pool: str = "rewarm", worker: bool = True, data: Path | None = None) -> Iterator[Stack]:
+def stack(
+    folder: Path, pool: str = "rewarm", worker: bool = True, data: Path | None = None, artifacts: str | None = None
+) -> Iterator[Stack]:
     """Start PostgreSQL, MLflow, Prefect (and a worker of the `process` pool POOL) under FOLDER; stop them after.
 
     DATA is the PostgreSQL cluster's folder (default FOLDER/postgres); it must be reachable by the postgres
-    user when running as root (a folder under a private temporary folder is not).
+    user when running as root (a folder under a private temporary folder is not). ARTIFACTS is where the
+    tracking server keeps artifacts (default FOLDER/artifacts; s3://bucket/path with boto3 and the AWS_* and
+    MLFLOW_S3_ENDPOINT_URL variables in this environment). Clients reach artifacts through the server only.
     """
     folder.mkdir(parents=True, exist_ok=True)
     python = Path(sys.executable)
@@ -200,7 +204,7 @@ def stack(folder: Path, pool: str = "rewarm", worker: bool = True, data: Path | 
                 [
                     *(str(python), "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port)),
                     *("--backend-store-uri", result.database_url("mlflow")),
-                    *("--artifacts-destination", str(folder / "artifacts"), "--workers", "2"),
+                    *("--artifacts-destination", artifacts or str(folder / "artifacts"), "--workers", "2"),
                 ],
                 mlflow_log,
                 base_env,
@@ -231,11 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rewarm.deployments.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", required=True, type=Path, help="where the databases, artifacts and logs live")
     parser.add_argument("--pool", default="rewarm", help="the process work pool the worker polls")
+    parser.add_argument("--artifacts", help="where MLflow keeps artifacts (default FOLDER/artifacts; or s3://...)")
     args = parser.parse_args(argv)
     if shutil.which("runuser") is None and os.geteuid() == 0:
         parser.error("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
     signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the stack like Ctrl-C, not just this process
-    with contextlib.suppress(KeyboardInterrupt), stack(args.folder.resolve(), args.pool) as running:
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        stack(args.folder.resolve(), args.pool, artifacts=args.artifacts) as running,
+    ):
         print("stack up; in another shell:")
         for key, value in running.env.items():
             print(f"  export {key}={value}")

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--folder", required=True, help="where the databases, artifacts and logs live (kept after)")
     p.add_argument("--pool", default="rewarm", help="the process work pool the worker polls (default rewarm)")
+    p.add_argument("--artifacts", help="where MLflow keeps artifacts: FOLDER/artifacts by default, or s3://bucket/path")
     return parser
 
 
@@ -382,7 +383,9 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from rewarm.deployments.stack import main as stack
 
-    return stack(["--folder", args.folder, "--pool", args.pool])
+    return stack(
+        ["--folder", args.folder, "--pool", args.pool, *(["--artifacts", args.artifacts] if args.artifacts else [])]
+    )
 
 
 COMMANDS = {

@@ -54,19 +54,50 @@ bootstrap = 200
 """
 
 
+ARTIFACT_BUCKET = "rewarm-artifacts"
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible store for the tracking server's artifacts: moto's S3 server on loopback (no S3 can be
+    reached from here), where separate machines would use S3 or MinIO."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[Stack]:
     try:
         postgres_bin()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))  # .ci/run installs it; a developer machine may not have it
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint, **_credentials()).create_bucket(Bucket=ARTIFACT_BUCKET)
     # PostgreSQL runs as the postgres user, which cannot enter pytest's private temporary folders.
     data = Path(tempfile.mkdtemp(prefix="rewarm-pg-"))
     try:
-        with stack(tmp_path_factory.mktemp("stack"), pool="rewarm-it", data=data) as running:
-            yield running
+        with pytest.MonkeyPatch.context() as env:  # the stack's processes inherit what reaches the bucket
+            for key, value in {**S3_KEYS, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}.items():
+                env.setenv(key, value)
+            folder = tmp_path_factory.mktemp("stack")
+            with stack(folder, pool="rewarm-it", data=data, artifacts=f"s3://{ARTIFACT_BUCKET}/mlflow") as running:
+                yield running
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_KEYS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+    }
 
 
 def wait_final(run_ids: list, timeout: float = 300) -> list:
@@ -83,7 +114,7 @@ def wait_final(run_ids: list, timeout: float = 300) -> list:
 
 
 def test_two_models_retrain_concurrently_through_a_worker(
-    production: Stack, tmp_path: Path, flights: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    production: Stack, s3_endpoint: str, tmp_path: Path, flights: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key, value in production.env.items():
         monkeypatch.setenv(key, value)
@@ -145,7 +176,16 @@ def test_two_models_retrain_concurrently_through_a_worker(
     (a_start, a_end), (b_start, b_end) = spans
     assert a_start < b_end and b_start < a_end  # the worker ran the two retrains at the same time
 
-    # The served artifacts: the regression champion loads through the tracking server and predicts.
+    # The served artifacts: the models' files are in the S3 bucket, not on any disk of the stack ...
+    import boto3
+
+    bucket = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **_credentials())
+    pages = bucket.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACT_BUCKET, Prefix="mlflow/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    assert any(k.endswith("/MLmodel") for k in keys) and not (production.folder / "artifacts").exists()
+    for key in [*S3_KEYS, "MLFLOW_S3_ENDPOINT_URL"]:  # a client needs no S3 access: the server proxies it
+        monkeypatch.delenv(key, raising=False)
+    # ... and the regression champion loads through the tracking server and predicts.
     model = mlflow.pyfunc.load_model("models:/prod-temp@champion")
     rows = small_month(flights, 2, rows=50)
     predictions = model.predict(rows)
