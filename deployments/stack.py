@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewarm.errors import RewarmError
+
 DATABASES = ("mlflow", "prefect")
 DB_USER = "rewarm"
 
@@ -105,9 +107,9 @@ def _check_reachable(data: Path) -> None:
     """As root, PostgreSQL runs as the postgres user: every folder above DATA must let others pass."""
     if os.geteuid() != 0:
         return
-    closed = [p for p in data.parents if not os.stat(p).st_mode & 0o001]
+    closed = [p for p in data.parents if p.exists() and not os.stat(p).st_mode & 0o001]
     if closed:
-        raise PermissionError(
+        raise RewarmError(
             f"PostgreSQL runs as the postgres user, which cannot enter {closed[0]} to reach {data}: choose a "
             f"folder outside private ones (such as /srv/rewarm-stack), or `chmod o+x {closed[0]}`"
         )
@@ -117,9 +119,9 @@ def _check_reachable(data: Path) -> None:
 def postgres(data: Path, port: int) -> Iterator[str]:
     """A PostgreSQL cluster in DATA on 127.0.0.1:PORT with the stack's databases; stopped and kept after."""
     bin_ = postgres_bin()
+    _check_reachable(data)
     data.mkdir(parents=True, exist_ok=True)
     _own(data)
-    _check_reachable(data)
     if not (data / "PG_VERSION").exists():
         _run(_as_postgres([str(bin_ / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]))
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("runuser") is None and os.geteuid() == 0:
         parser.error("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the stack like Ctrl-C, not just this process
     with (
         contextlib.suppress(KeyboardInterrupt),
@@ -255,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: a second Ctrl-C or SIGTERM must not cut short the stopping of the servers (they run in sessions
+    # of their own, so a terminal's Ctrl-C never reaches them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RewarmError as exc:
+        sys.exit(f"error: {exc}")

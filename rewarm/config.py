@@ -71,8 +71,8 @@ class DataSection(_Section):
     # "quarantine" next to data.landing.
     quarantine: str = ""
     # Where this model's admitted snapshots are kept, the history every round trains on: a folder or an
-    # fsspec URL (s3://bucket/rewarm/flights) that every worker retraining the model can reach. Empty: the
-    # folder snapshots/<model.name> in REWARM_HOME, which then has to be shared by those workers.
+    # fsspec URL (s3://bucket/rewarm/flights) of this model's own, that every worker retraining the model can
+    # reach. Empty: the folder snapshots/<model.name> in REWARM_HOME, which then has to be shared by them.
     history: str = ""
 
     @model_validator(mode="after")

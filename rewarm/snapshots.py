@@ -6,7 +6,7 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -202,15 +202,22 @@ def list_history(history: str | Path) -> list[SnapshotInfo]:
     """Admitted snapshots in HISTORY (a folder or an fsspec URL), oldest first; an entry whose data file is
     missing is skipped."""
     fs, folder = locations.filesystem(str(history))
+    fs.invalidate_cache(folder)  # an object store's listing cache would hide records other workers wrote
     if not fs.isdir(folder):
         return []
+    names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)}  # no glob: "[" in a path
     infos = []
-    for path in sorted(fs.glob(f"{folder.rstrip('/')}/*.json")):
+    for record in sorted(n for n in names if n.endswith(".json")):
         try:
-            infos.append(SnapshotInfo(**json.loads(fs.cat_file(path))))
+            info = SnapshotInfo(**json.loads(fs.cat_file(f"{folder.rstrip('/')}/{record}")))
         except (ValueError, TypeError) as exc:  # a record torn by a crash (before writes became atomic)
-            log.warning("history record %s unreadable (%s); skipped", path, exc)
-    return [i for i in infos if fs.isfile(locations.filesystem(i.stored)[1])]
+            log.warning("history record %s in %s unreadable (%s); skipped", record, history, exc)
+            continue
+        # The data is the file beside its record, wherever the history has been moved or mounted since.
+        data = record.removesuffix(".json")
+        if data in names:
+            infos.append(replace(info, stored=locations.join(str(history), data)))
+    return infos
 
 
 def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:

@@ -114,13 +114,17 @@ def log_dataset(
 
     import mlflow.data
     from mlflow.entities import Dataset
+    from mlflow.exceptions import MlflowException
 
     digest = hashlib.sha256("|".join([*snapshot_hashes, str(len(frame))]).encode()).hexdigest()[:10]
     with warnings.catch_warnings():
         # A local folder matches two equivalent source types (either is right); integer columns are what
         # the snapshots hold, not a schema mistake.
         warnings.filterwarnings("ignore", message=".*(interpreted in multiple ways|integer column).*")
-        sample = mlflow.data.from_pandas(frame.head(1000), source=source, targets=target, name=name, digest=digest)
+        try:
+            sample = mlflow.data.from_pandas(frame.head(1000), source=source, targets=target, name=name, digest=digest)
+        except MlflowException:  # a location MLflow has no source type for (gcs://, az://, memory://): no source
+            sample = mlflow.data.from_pandas(frame.head(1000), targets=target, name=name, digest=digest)
     fields = sample.to_dict()
     fields["profile"] = json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)})
     entity = Dataset(**{k: fields[k] for k in ("name", "digest", "source_type", "source", "schema", "profile")})

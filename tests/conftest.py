@@ -66,6 +66,7 @@ class Stores:
             return
         env.setenv("MLFLOW_TRACKING_URI", self.stack.tracking_uri)
         with self._db.transaction():
+            self._db.execute("SET LOCAL lock_timeout = '30s'")  # a server request stuck mid-transaction: fail, not hang
             self._db.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in self._tables) + " CASCADE")
             self._db.execute("SET LOCAL session_replication_role = replica")  # seed rows in any order
             for table, (columns, rows) in self._seed.items():

@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 
 from rewarm import ledger, registry
 from rewarm.deployments.stack import Stack, postgres_bin, stack
+from rewarm.errors import RewarmError
 from rewarm.landing import fingerprint
 from rewarm.store import open_store, resolve_store
 from rewarm.training import GPU_LIMIT
@@ -238,6 +239,6 @@ def test_a_folder_the_postgres_user_cannot_reach_is_named_with_the_fix(tmp_path:
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     expected = r"cannot enter .*: choose a folder outside private ones"
-    with pytest.raises(PermissionError, match=expected) as info, postgres(private / "postgres", 5999):
+    with pytest.raises(RewarmError, match=expected) as info, postgres(private / "postgres", 5999):
         pass
-    assert "chmod o+x" in str(info.value)
+    assert "chmod o+x" in str(info.value) and not (private / "postgres").exists()  # refused before touching it

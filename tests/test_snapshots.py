@@ -372,3 +372,26 @@ def test_a_round_replays_that_share_of_earlier_snapshots(tmp_path: Path, fractio
     assert len(data.train_frame) == replayed + int((~held).sum())
     assert (replayed == 4000) if fraction == 1.0 else (800 < replayed < 1200)
     assert len(data.holdout_frame) == int(held.sum())  # the gate's rows do not change with the replay
+
+
+def test_a_history_folder_named_with_brackets_lists_literally(tmp_path: Path) -> None:
+    history = tmp_path / "models[v2]" / "history"  # glob would read [v2] as a character class
+    jan = _parquet(tmp_path / "jan.parquet", _frame(seed=1))
+    feb = _parquet(tmp_path / "feb.parquet", _frame(seed=2))
+    first, _ = admit(str(jan), SPEC, history)
+    second, _ = admit(str(feb), SPEC, history)
+    assert (first.sequence, second.sequence) == (1, 2) and list_history(history) == [first, second]
+
+
+def test_a_moved_history_is_read_where_it_is_now(tmp_path: Path) -> None:
+    """Switching a model to data.history (or a mount at another path): the records find their data beside them."""
+    old, new = tmp_path / "old" / "history", tmp_path / "shared" / "history"
+    info, df = admit(str(_parquet(tmp_path / "jan.parquet", _frame(seed=1))), SPEC, old)
+    new.parent.mkdir()
+    old.rename(new)
+
+    [moved] = list_history(new)
+    assert moved.stored == str(new / Path(info.stored).name) and moved.sha256 == info.sha256
+    pd.testing.assert_frame_equal(load(moved, SPEC), df)
+    again, _ = admit(str(_parquet(tmp_path / "feb.parquet", _frame(seed=2))), SPEC, new)
+    assert again.sequence == 2  # the moved history still counts: nothing starts over at round 1
