@@ -63,7 +63,7 @@ def stage(stream: list[tuple[str, pd.DataFrame]], folder: Path) -> list[tuple[Sn
     for sequence, (name, frame) in enumerate(stream, start=1):
         path = folder / f"{sequence:05d}-{name}.parquet"
         frame.to_parquet(path, index=False)
-        staged.append((SnapshotInfo(name, str(path), "", len(frame), str(path), sequence, ""), frame))
+        staged.append((SnapshotInfo(name, str(path), "", len(frame), str(path), sequence, "", None), frame))
     return staged
 
 

@@ -19,7 +19,7 @@ from rewarm.config import Settings
 from rewarm.models.network import ArchConfig, build_model
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, initialise, strategy
-from rewarm.snapshots import replay_mask, validation_mask
+from rewarm.splits import replay_mask, validation_mask
 from rewarm.training import Tensors, pick_device, train
 
 FACTORS = (1, 2, 4)

@@ -191,7 +191,7 @@ def run_retrain(settings: Settings, snapshot: str, force: bool = False, expected
         data = prepare_round(settings, landed.info, landed.frame, history, parent, device)
     except SnapshotRejected as exc:
         raise _quarantine(settings, snapshot, sha, exc) from exc
-    info = keep_snapshot(landed)  # only a snapshot the round accepted joins the training history
+    info = keep_snapshot(landed, data.split_scheme)  # only a snapshot the round accepted joins the training history
     lineage = _lineage(info, champion, data)
     with tracking.run(client, experiment, f"retrain {info.name}", {tracking.KIND_TAG: "retrain", **lineage}) as run_id:
         tracking.log(client, run_id, params=_round_params(settings), tags=lineage, metrics=_unseen(champion, landed))
@@ -317,6 +317,7 @@ def _lineage(info: SnapshotInfo, champion: LoadedModel | None, data: RoundData) 
         "rewarm.parent_version": champion.version if champion else "none",
         "rewarm.rows_train": len(data.train) + len(data.val),
         "rewarm.round": info.sequence,
+        "rewarm.split_scheme": data.split_scheme,
     }
 
 

@@ -29,6 +29,8 @@ class Preprocessor:
     categorical: dict[str, tuple[str, ...]]  # column -> vocabulary; index i+1 in the embedding
     classes: tuple = ()  # label values for classification, in output order
     target_scale: tuple[float, float] = (0.0, 1.0)  # regression target (mean, std)
+    # How the round that made this model split rows (rewarm/splits.py); 1 for models made before it was recorded.
+    split_scheme: int = 1
 
     # ---- fitting -------------------------------------------------------------------------------
     @classmethod
@@ -130,6 +132,7 @@ class Preprocessor:
             "categorical": {c: list(v) for c, v in self.categorical.items()},
             "classes": list(self.classes),
             "target_scale": list(self.target_scale),
+            "split_scheme": self.split_scheme,
         }
 
     @classmethod
@@ -141,6 +144,7 @@ class Preprocessor:
             categorical={c: tuple(v) for c, v in raw["categorical"].items()},
             classes=tuple(raw["classes"]),
             target_scale=tuple(raw["target_scale"]),
+            split_scheme=int(raw.get("split_scheme", 1)),
         )
 
     @property

@@ -51,6 +51,10 @@ class DataSection(_Section):
     # "hash": rows chosen by a hash of their content (any row order); "tail": the snapshot's last rows,
     # for time-ordered snapshots, so candidates are scored on rows later than any they trained on.
     holdout_split: Literal["hash", "tail"] = "hash"
+    # How rows are assigned to holdout, validation and replay (rewarm/splits.py). "auto": a new model uses the
+    # current scheme (2) and a model keeps its lineage's; 2 moves a lineage made before scheme 2 onto it from its
+    # next new snapshot (a snapshot already trained on keeps its split, so no round trains on its holdout).
+    split_scheme: Literal["auto", 1, 2] = "auto"
     # Early-stopping rows, drawn from the training rows.
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.9)
     # Fewer rows than this cannot give a holdout, a validation split and a training set.
@@ -61,9 +65,13 @@ class DataSection(_Section):
     # Columns in a snapshot that the spec does not name: "reject" the snapshot (a renamed or misplaced
     # column shows up here) or "ignore" them (wide tables from which the spec picks its features).
     extra_columns: Literal["reject", "ignore"] = "reject"
-    # Real data repeats rows (two flights on one route in one hour: 0.2-0.6% of the demo's months); a file
-    # landed twice over, or a join gone wrong, repeats far more.
-    max_duplicate_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Real data repeats rows (two flights on one route in one hour; in low-cardinality categorical data nearly
+    # every row), so plain repeats are not limited by default (1.0). Set a lower share to reject a snapshot with
+    # more repeated rows than that. Copying accidents are caught whatever this is (rewarm/repeats.py).
+    max_duplicate_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+    # A snapshot whose rows repeat an earlier snapshot's, in the same order, above this share is rejected as landed
+    # twice over (a re-export, a cumulative dump); natural repeats never come in long ordered runs.
+    max_repeated_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     # The labels a classification target may take; empty: any, learned from the first snapshot
     # (a binary target still takes at most two).
     classes: tuple[str | int, ...] = ()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rewarm.config import Settings
+from rewarm import splits
+from rewarm.config import DataSection, Settings
 from rewarm.errors import SnapshotRejected
 from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
-from rewarm.snapshots import SnapshotInfo, holdout_mask, load, replay_mask, validation_mask
+from rewarm.snapshots import SnapshotInfo, load
 from rewarm.training import Tensors
 
 
@@ -30,6 +31,7 @@ class RoundData:
     val: Tensors
     holdout: Tensors
     y_holdout: np.ndarray  # holdout targets as the metrics see them: class indices, or values in target units
+    split_scheme: int = splits.CURRENT  # how this round's rows were split (rewarm/splits.py)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -47,8 +49,18 @@ def window(history: list[SnapshotInfo], current: SnapshotInfo, size: int) -> lis
     return [*keep, current]
 
 
-def _replayed(frame: pd.DataFrame, fraction: float, round_: int) -> pd.DataFrame:
-    return frame[replay_mask(frame, fraction, round_)] if fraction < 1.0 else frame
+def _replayed(frame: pd.DataFrame, fraction: float, round_: int, scheme: int) -> pd.DataFrame:
+    return frame[splits.replay_mask(frame, fraction, round_, scheme)] if fraction < 1.0 else frame
+
+
+def split_scheme(spec: DataSection, current: SnapshotInfo, parent: Preprocessor | None) -> int:
+    """The split scheme of this round: a snapshot already kept is split as its first round split it; otherwise
+    data.split_scheme when set (a migration), else the lineage's (the parent's), else the current one."""
+    if current.split_scheme is not None:
+        return current.split_scheme
+    if spec.split_scheme != "auto":
+        return spec.split_scheme
+    return parent.split_scheme if parent is not None else splits.CURRENT
 
 
 def prepare(
@@ -62,14 +74,17 @@ def prepare(
     """Split the newest snapshot, gather the history, fit or grow the preprocessing, build tensors."""
     spec = settings.data
     columns = [spec.target, *spec.numeric, *spec.categorical]
+    scheme = split_scheme(spec, current, parent[0] if parent else None)
     used = window(history, current, spec.window)
-    frames = [_replayed(load(i, spec)[columns], spec.replay_fraction, current.sequence) for i in used[:-1]]
+    frames = [_replayed(load(i, spec)[columns], spec.replay_fraction, current.sequence, scheme) for i in used[:-1]]
     newest = current_frame[columns].reset_index(drop=True)
-    held = holdout_mask(newest, spec.holdout_fraction, spec.holdout_split)
+    stratify = spec.target if spec.task != "regression" else None
+    held = splits.holdout_mask(newest, spec.holdout_fraction, spec.holdout_split, scheme, stratify)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
     holdout_frame = newest[held].reset_index(drop=True)
     pre, arch = _preprocessing(settings, train_frame, parent)
-    val = validation_mask(train_frame, spec.validation_fraction)
+    pre = replace(pre, split_scheme=scheme)
+    val = splits.validation_mask(train_frame, spec.validation_fraction, scheme)
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
     present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
@@ -89,6 +104,7 @@ def prepare(
         val=_tensors(pre, train_frame[val], device),
         holdout=_tensors(pre, holdout_frame, device),
         y_holdout=y_holdout,
+        split_scheme=scheme,
     )
 
 

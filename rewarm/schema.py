@@ -117,7 +117,6 @@ def build(spec: DataSection, classes: tuple = ()) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         columns,
         strict=spec.extra_columns == "reject",
-        checks=[_check("duplicates", lambda df: df.duplicated(keep="first"))],
         name="snapshot",
     )
 
@@ -180,11 +179,6 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
         count = len(group)
         is_target = column == spec.target
         found.append(Problem(kind, MESSAGES[kind](column, count, values, spec, classes, is_target), column, count))
-    dupes = cases[cases["check"] == "duplicates"]
-    if len(dupes) and "index" in dupes:
-        count = int(dupes["index"].nunique())
-        if count > spec.max_duplicate_fraction * len(df):
-            found.append(Problem("duplicates", MESSAGES["duplicates"](count, len(df), spec), None, count))
     return found
 
 
@@ -200,7 +194,22 @@ def _whole_frame(df: pd.DataFrame, spec: DataSection, already: set[str]) -> list
             found.append(Problem("single_class", _single(spec.target, labels[0], len(df)), spec.target, len(df)))
     if len(df) < spec.min_rows:
         found.append(Problem("too_small", MESSAGES["too_small"](len(df), spec), None, len(df)))
-    return found
+    return found + _repeats(df, spec)
+
+
+def _repeats(df: pd.DataFrame, spec: DataSection) -> list[Problem]:
+    """A file concatenated with itself (always), and plain repeats above data.max_duplicate_fraction (if set)."""
+    from rewarm import repeats
+
+    columns = [spec.target, *spec.numeric, *spec.categorical]
+    why = repeats.repeats_itself(repeats.frame_rows(df, columns))
+    if why is not None:
+        return [Problem("repeated_file", MESSAGES["repeated_file"](why, len(df)), None, len(df))]
+    if spec.max_duplicate_fraction < 1.0:
+        count = int(df.duplicated(keep="first").sum())
+        if count > spec.max_duplicate_fraction * len(df):
+            return [Problem("duplicates", MESSAGES["duplicates"](count, len(df), spec), None, count)]
+    return []
 
 
 def _quote(values: list[str]) -> str:
@@ -270,9 +279,12 @@ MESSAGES: dict[str, Callable[..., str]] = {
         f"(known: {sorted(str(c) for c in classes)}); relabel them or start a new model name"
     ),
     "single_class": _single,
+    "repeated_file": lambda why, rows: (
+        f"the file repeats itself: {why}; it was written twice over: land one copy of its rows"
+    ),
     "duplicates": lambda count, rows, spec: (
         f"{count} duplicate row(s), {count / rows:.1%} of {rows}, above data.max_duplicate_fraction="
-        f"{spec.max_duplicate_fraction}; remove the repeats (was the file landed twice over?), or raise the limit"
+        f"{spec.max_duplicate_fraction}; remove the repeats, or raise the limit (1.0: no limit) if they are real"
     ),
     "too_small": lambda rows, spec: (
         f"{rows} rows, fewer than data.min_rows={spec.min_rows} needed to split into training, validation and "

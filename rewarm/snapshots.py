@@ -11,17 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
-import numpy as np
 import pandas as pd
 
-from rewarm import locations, schema
+from rewarm import locations, repeats, schema, splits
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+FINGERPRINT = ".fingerprint"  # beside a kept snapshot: its rows' fingerprint (rewarm/repeats.py)
 log = logging.getLogger("rewarm.snapshots")
-_HOLDOUT_KEY = "rewarm-holdout00"  # 16 characters: pandas' hash key; fixed so splits never move
-_VALIDATION_KEY = "rewarm-validate0"
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,9 @@ class SnapshotInfo:
     stored: str  # path of the kept copy
     sequence: int  # order of admission, 1-based
     admitted_at: str
+    # The split scheme (rewarm/splits.py) of the round that admitted it: a rerun splits it the same way. Records
+    # written before schemes were recorded used scheme 1; None: not decided yet (a snapshot not yet kept).
+    split_scheme: int | None = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,6 +146,7 @@ class Landed:
     frame: pd.DataFrame
     data: bytes
     kept: bool
+    fingerprint: repeats.Fingerprint | None = None  # of a snapshot not yet kept
 
 
 def inspect(uri: str, spec: DataSection, history: str | Path, classes: tuple = (), data: bytes | None = None) -> Landed:
@@ -160,25 +162,67 @@ def inspect(uri: str, spec: DataSection, history: str | Path, classes: tuple = (
         if info.sha256 == sha:
             _check_newest(info, kept[-1], uri)
             return Landed(info, df, data, kept=True)
+    rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
+    fp = repeats.fingerprint(rows)
+    _check_not_copied(uri, rows, fp, kept, spec)
     sequence = max((i.sequence for i in kept), default=0) + 1
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
-    info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat())
-    return Landed(info, df, data, kept=False)
+    info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
+    return Landed(info, df, data, kept=False, fingerprint=fp)
 
 
-def keep(landed: Landed) -> SnapshotInfo:
-    """Write a landed snapshot into the history (once); a crash leaves no half entry."""
+def _check_not_copied(
+    uri: str, rows, fp: repeats.Fingerprint, kept: list[SnapshotInfo], spec: DataSection
+) -> None:
+    """Reject a snapshot that is mostly an earlier one again (see rewarm/repeats.py)."""
+    for info in reversed(kept):
+        earlier = _fingerprint(info)
+        if earlier is None:
+            continue  # kept before fingerprints were recorded
+        if earlier.rows_digest == fp.rows_digest:
+            raise SnapshotRejected(
+                f"{uri}: holds exactly the rows of {info.name} (round {info.sequence}) in another order; it was "
+                "landed twice over: remove it, or land the new rows instead",
+                kind="repeated_snapshot",
+            )
+        share = repeats.share_copied(rows, earlier)
+        if share is not None and share > spec.max_repeated_fraction:
+            raise SnapshotRejected(
+                f"{uri}: {share:.0%} of its rows repeat {info.name} (round {info.sequence}) in the same order, above "
+                f"data.max_repeated_fraction={spec.max_repeated_fraction}; a snapshot holds new rows only: land what "
+                "is new since then (or raise the limit if the repeats are real)",
+                kind="repeated_snapshot",
+            )
+
+
+def _fingerprint(info: SnapshotInfo) -> repeats.Fingerprint | None:
+    fs, path = locations.filesystem(f"{info.stored}{FINGERPRINT}")
+    try:
+        return repeats.from_json(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError) as exc:  # torn by a crash: the check is skipped for that snapshot only
+        log.warning("fingerprint of %s unreadable (%s); not compared", info.name, exc)
+        return None
+
+
+def keep(landed: Landed, split_scheme: int = splits.CURRENT) -> SnapshotInfo:
+    """Write a landed snapshot into the history (once), recording the SPLIT_SCHEME its round used; a crash leaves
+    no half entry."""
     if landed.kept:
         return landed.info
-    stored = landed.info.stored
+    info = replace(landed.info, split_scheme=split_scheme)
+    stored = info.stored
     fs, path = locations.filesystem(stored)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     # The data first, then the record that makes the entry count; each is written whole or not at all, so
     # a crash leaves at most a data file without a record, which no listing sees and the rerun rewrites.
     locations.write_atomic(stored, landed.data)
-    locations.write_atomic(f"{stored}.json", json.dumps(landed.info.to_dict(), indent=2).encode())
-    return landed.info
+    if landed.fingerprint is not None:
+        locations.write_atomic(f"{stored}{FINGERPRINT}", repeats.to_json(landed.fingerprint))
+    locations.write_atomic(f"{stored}.json", json.dumps(info.to_dict(), indent=2).encode())
+    return info
 
 
 def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
@@ -224,27 +268,3 @@ def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:
     """Read a kept snapshot back."""
     fs, path = locations.filesystem(info.stored)
     return parse(fs.cat_file(path), info.stored, spec)
-
-
-def in_split(df: pd.DataFrame, fraction: float, key: str) -> np.ndarray:
-    """Deterministic membership by row content: the same row always lands on the same side."""
-    hashes = pd.util.hash_pandas_object(df, index=False, hash_key=key).to_numpy()
-    return (hashes % np.uint64(1_000_000)) < np.uint64(round(fraction * 1_000_000))
-
-
-def holdout_mask(df: pd.DataFrame, fraction: float, split: str = "hash") -> np.ndarray:
-    """Rows of the newest snapshot kept out of training and used to score every model."""
-    if split == "tail":
-        return np.arange(len(df)) >= len(df) - round(fraction * len(df))
-    return in_split(df, fraction, _HOLDOUT_KEY)
-
-
-def replay_mask(df: pd.DataFrame, fraction: float, round_: int) -> np.ndarray:
-    """Rows of an earlier snapshot that round ROUND_ replays: FRACTION of them by row content, another
-    sample each round (so that, over rounds, all of history is revisited); the same sample on a rerun."""
-    return in_split(df, fraction, f"replay{round_:010d}")
-
-
-def validation_mask(df: pd.DataFrame, fraction: float) -> np.ndarray:
-    """Training rows set aside for early stopping."""
-    return in_split(df, fraction, _VALIDATION_KEY)

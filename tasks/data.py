@@ -40,9 +40,9 @@ def read_snapshot(uri: str, data: bytes, spec: DataSection, history: str, classe
 
 
 @task(name="keep-snapshot", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=retry_on(OSError), **IN_MEMORY)
-def keep_snapshot(landed: snapshots.Landed) -> SnapshotInfo:
+def keep_snapshot(landed: snapshots.Landed, split_scheme: int) -> SnapshotInfo:
     """Keep the accepted snapshot in the history (never deleted), so any round can be rebuilt."""
-    info = snapshots.keep(landed)
+    info = snapshots.keep(landed, split_scheme)
     get_run_logger().info("kept %s as %s", info.name, info.stored)
     return info
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -268,16 +269,49 @@ def test_unseen_categories_in_features_are_not_a_problem(tmp_path: Path) -> None
 # ---- the whole file -----------------------------------------------------------------------------------
 
 
-def test_duplicates_are_rejected_only_above_max_duplicate_fraction(tmp_path: Path) -> None:
+def test_plain_repeats_are_data_unless_a_limit_is_set(tmp_path: Path) -> None:
     lines = good_lines(100)
-    lines[1] = lines[0]  # 1 repeat in 100 rows: 1%, not above the default 0.01
-    assert check(write_csv(tmp_path / "one.csv", lines)) == []
-    lines[3] = lines[2]
+    lines[1], lines[3] = lines[0], lines[2]  # 2 repeats in 100 rows
     path = write_csv(tmp_path / "two.csv", lines)
-    [found] = check(path)
+    assert check(path) == []  # the default: natural repeats are data
+    assert check(path, spec(max_duplicate_fraction=0.05)) == []
+    [found] = check(path, spec(max_duplicate_fraction=0.01))
     assert summary([found]) == [("duplicates", None, 2)]
     assert "2 duplicate row(s), 2.0% of 100, above data.max_duplicate_fraction=0.01" in found.message
-    assert check(path, spec(max_duplicate_fraction=0.05)) == []
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
+def test_a_file_concatenated_with_itself_is_rejected_whatever_the_limit(tmp_path: Path, shuffle: bool) -> None:
+    lines = good_lines(60) * 2
+    if shuffle:
+        lines = [lines[i] for i in np.random.default_rng(0).permutation(len(lines))]
+    [found] = check(write_csv(tmp_path / "twice.csv", lines))
+    assert summary([found]) == [("repeated_file", None, 120)]
+    expected = "are 2 copies of the first 60 in order" if not shuffle else "occurs a multiple of 2 times"
+    assert expected in found.message and "written twice over" in found.message
+
+
+def test_a_file_with_a_block_pasted_twice_is_rejected(tmp_path: Path) -> None:
+    lines = good_lines(100)
+    lines = lines[:20] + lines[20:90] + lines[20:90] + lines[90:]  # an append that ran twice
+    [found] = check(write_csv(tmp_path / "pasted.csv", lines))
+    assert found.kind == "repeated_file" and "runs of 8 rows occur more than once" in found.message
+
+
+def test_low_cardinality_data_that_repeats_by_nature_passes(tmp_path: Path) -> None:
+    """Every row repeats (3 carriers x 2 distances x 2 temps x 2 labels), and the file arrives sorted."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "dist": rng.choice([100, 200], 500),
+            "temp": rng.choice([1.5, 2.5], 500),
+            "carrier": rng.choice(["AA", "UA", "DL"], 500),
+            "late": rng.integers(0, 2, 500),
+        }
+    )
+    assert check(write_csv(tmp_path / "random.csv", [",".join(map(str, r)) for r in frame.values])) == []
+    ordered = frame.sort_values(list(frame.columns))
+    assert check(write_csv(tmp_path / "sorted.csv", [",".join(map(str, r)) for r in ordered.values])) == []
 
 
 def test_a_header_only_csv_is_empty(tmp_path: Path) -> None:
@@ -329,7 +363,7 @@ def broken_file(tmp_path: Path) -> Path:
 
 
 def test_problems_come_most_fundamental_first(tmp_path: Path) -> None:
-    found = check(broken_file(tmp_path))
+    found = check(broken_file(tmp_path), spec(max_duplicate_fraction=0.01))
     assert summary(found) == [
         ("renamed_columns", None, 1),
         ("dtype", "temp", 1),
@@ -341,10 +375,11 @@ def test_problems_come_most_fundamental_first(tmp_path: Path) -> None:
 
 def test_a_rejection_names_the_file_first_then_three_problems(tmp_path: Path) -> None:
     path = broken_file(tmp_path)
-    raw = read_raw(path.read_bytes(), str(path), SPEC)
+    strict = spec(max_duplicate_fraction=0.01)
+    raw = read_raw(path.read_bytes(), str(path), strict)
     with pytest.raises(SnapshotRejected) as info:
-        validate(raw, SPEC, str(path))
-    found = problems(raw, SPEC)
+        validate(raw, strict, str(path))
+    found = problems(raw, strict)
     assert info.value.problems == tuple(found) and len(found) == 5
     assert info.value.kind == "renamed_columns"
     shown = "; ".join(p.message for p in found[:3])
@@ -357,7 +392,7 @@ def test_a_rejection_names_the_file_first_then_three_problems(tmp_path: Path) ->
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_real_demo_month_has_no_problems(tmp_path: Path, flights: pd.DataFrame, suffix: str) -> None:
     month = flights[flights["month"] == 1].drop(columns="month")
-    assert 0 < month.duplicated().mean() < 0.01  # real repeats, under the default limit
+    assert 0 < month.duplicated().mean() < 0.01  # real repeats
     path = tmp_path / f"2013-01{suffix}"
     if suffix == ".csv":
         month.to_csv(path, index=False)

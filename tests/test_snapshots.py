@@ -15,16 +15,8 @@ import torch
 from rewarm.config import DataSection, parse_settings
 from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.rounds import prepare, window
-from rewarm.snapshots import (
-    SnapshotInfo,
-    admit,
-    holdout_mask,
-    inspect,
-    list_history,
-    load,
-    replay_mask,
-    validation_mask,
-)
+from rewarm.snapshots import SnapshotInfo, admit, inspect, list_history, load
+from rewarm.splits import holdout_mask, replay_mask
 
 SPEC = DataSection(target="late", task="binary", numeric=("dist", "temp"), categorical=("carrier",), min_rows=10)
 
@@ -202,36 +194,6 @@ def test_regression_target_must_be_finite(tmp_path: Path) -> None:
         admit(str(path), spec, tmp_path / "history")
 
 
-# ---- splits ----------------------------------------------------------------------------------------
-
-
-def test_holdout_mask_is_deterministic_and_independent_of_row_order() -> None:
-    df = _frame(n=400, seed=4)
-    mask = holdout_mask(df, 0.2)
-    assert mask.dtype == bool and mask.shape == (400,)
-    np.testing.assert_array_equal(holdout_mask(df.copy(), 0.2), mask)
-    assert 0.1 < mask.mean() < 0.3
-
-    order = np.random.default_rng(0).permutation(400)
-    shuffled = df.iloc[order].reset_index(drop=True)
-    np.testing.assert_array_equal(holdout_mask(shuffled, 0.2), mask[order])
-    # the index plays no part either
-    np.testing.assert_array_equal(holdout_mask(df.set_axis(np.arange(400) * 7), 0.2), mask)
-
-
-def test_holdout_mask_grows_monotonically_with_the_fraction() -> None:
-    df = _frame(n=400, seed=4)
-    small, large = holdout_mask(df, 0.1), holdout_mask(df, 0.4)
-    assert not (small & ~large).any()  # a row held out at 10% stays held out at 40%
-    assert small.sum() < large.sum()
-    assert not holdout_mask(df, 0.0).any()
-
-
-def test_validation_split_differs_from_the_holdout_split() -> None:
-    df = _frame(n=400, seed=4)
-    assert not np.array_equal(validation_mask(df, 0.2), holdout_mask(df, 0.2))
-
-
 # ---- window ------------------------------------------------------------------------------------------
 
 
@@ -321,8 +283,8 @@ def test_a_history_at_an_fsspec_url_keeps_lists_and_loads(tmp_path: Path, memory
     fs = fsspec.filesystem("memory")
     assert fs.cat_file(info.stored) == jan.read_bytes()
     assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(memory_history, detail=False)) == sorted(
-        [f"00001-{info.sha256[:12]}-jan.parquet", f"00001-{info.sha256[:12]}-jan.parquet.json"]
-        + [f"00002-{info2.sha256[:12]}-feb.csv", f"00002-{info2.sha256[:12]}-feb.csv.json"]
+        [f"00001-{info.sha256[:12]}-jan.parquet{end}" for end in ("", ".json", ".fingerprint")]
+        + [f"00002-{info2.sha256[:12]}-feb.csv{end}" for end in ("", ".json", ".fingerprint")]
     )
     pd.testing.assert_frame_equal(load(info), df)
 
@@ -336,20 +298,6 @@ def test_data_kept_without_its_record_does_not_count_and_is_rewritten(tmp_path: 
     info, _ = admit(str(jan), SPEC, memory_history)
     assert info.stored == landed.info.stored and list_history(memory_history) == [info]
     pd.testing.assert_frame_equal(load(info), _frame(seed=1), check_dtype=False)
-
-
-# ---- replay sampling (data.replay_fraction) ----------------------------------------------------------------
-
-
-def test_replay_takes_the_fraction_by_content_and_another_sample_each_round() -> None:
-    df = _frame(n=4000, seed=3)
-    mask = replay_mask(df, 0.25, round_=5)
-    assert 0.22 < mask.mean() < 0.28
-    shuffled = df.sample(frac=1.0, random_state=1)
-    assert np.array_equal(replay_mask(shuffled, 0.25, 5), mask[shuffled.index.to_numpy()])  # by content
-    other = replay_mask(df, 0.25, round_=6)
-    assert 0.22 < other.mean() < 0.28 and 0.03 < (mask & other).mean() < 0.10  # about independent samples
-    assert replay_mask(df, 1.0, 5).all()
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.25])
@@ -366,7 +314,8 @@ def test_a_round_replays_that_share_of_earlier_snapshots(tmp_path: Path, fractio
     data = prepare(settings, infos[-1], load(infos[-1], SPEC), list_history(history), None, torch.device("cpu"))
 
     newest = frames[-1]
-    held = holdout_mask(newest[list(data.train_frame.columns)], SPEC.holdout_fraction, SPEC.holdout_split)
+    columns = list(data.train_frame.columns)
+    held = holdout_mask(newest[columns], SPEC.holdout_fraction, SPEC.holdout_split, target=SPEC.target)
     earlier = pd.concat(frames[:-1], ignore_index=True)[list(data.train_frame.columns)]
     replayed = int(replay_mask(earlier, fraction, infos[-1].sequence).sum())
     assert len(data.train_frame) == replayed + int((~held).sum())
@@ -395,3 +344,43 @@ def test_a_moved_history_is_read_where_it_is_now(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(load(moved, SPEC), df)
     again, _ = admit(str(_parquet(tmp_path / "feb.parquet", _frame(seed=2))), SPEC, new)
     assert again.sequence == 2  # the moved history still counts: nothing starts over at round 1
+
+
+# ---- a snapshot landed twice over ---------------------------------------------------------------------------
+
+
+def test_a_snapshot_that_is_mostly_an_earlier_one_is_rejected(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    jan = _frame(n=2000, seed=1)
+    admit(str(_parquet(tmp_path / "jan.parquet", jan)), SPEC, history)
+    reexport = pd.concat([jan.iloc[500:], _frame(n=600, seed=9)], ignore_index=True)  # 71% of it is January again
+    with pytest.raises(SnapshotRejected, match=r"7\d% of its rows repeat jan.parquet \(round 1\) in the same order") as e:
+        admit(str(_parquet(tmp_path / "feb.parquet", reexport)), SPEC, history)
+    assert e.value.kind == "repeated_snapshot" and "data.max_repeated_fraction=0.5" in str(e.value)
+    shuffled = jan.sample(frac=1.0, random_state=2)
+    with pytest.raises(SnapshotRejected, match=r"exactly the rows of jan.parquet \(round 1\) in another order"):
+        admit(str(_csv(tmp_path / "mar.csv", shuffled)), SPEC, history)
+    loose = SPEC.model_copy(update={"max_repeated_fraction": 0.9})
+    info, _ = admit(str(_parquet(tmp_path / "feb.parquet", reexport)), loose, history)
+    assert info.sequence == 2  # a limit the user raised is respected
+
+
+def test_real_months_and_naturally_repeating_rows_are_not_taken_for_copies(tmp_path: Path, flights) -> None:
+    spec = DataSection(
+        target="late", task="binary", numeric=("distance", "sched_dep_hour"), categorical=("carrier", "origin")
+    )
+    history = tmp_path / "history"
+    for month in (1, 2):
+        rows = flights[flights["month"] == month][["late", "distance", "sched_dep_hour", "carrier", "origin"]]
+        assert rows.duplicated().mean() > 0.2  # these five columns repeat a lot by nature
+        admit(str(_parquet(tmp_path / f"m{month}.parquet", rows.sort_values(["carrier", "origin"]))), spec, history)
+    assert len(list_history(history)) == 2
+
+
+def test_a_history_kept_before_fingerprints_is_not_compared(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    jan = _frame(n=2000, seed=1)
+    info, _ = admit(str(_parquet(tmp_path / "jan.parquet", jan)), SPEC, history)
+    Path(f"{info.stored}.fingerprint").unlink()  # as kept by rewarm before this check existed
+    again, _ = admit(str(_parquet(tmp_path / "feb.parquet", jan.iloc[::-1])), SPEC, history)
+    assert again.sequence == 2

@@ -1,0 +1,140 @@
+"""Holdout, validation and replay memberships: by row content, independent of each other, for every column type."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rewarm.splits import CURRENT, LEGACY, holdout_mask, in_split, replay_mask, row_hashes, validation_mask
+
+
+def _mixed(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "dist": rng.uniform(100, 2000, n).round(1),
+            "temp": rng.normal(50, 10, n).round(2),
+            "carrier": rng.choice(["AA", "UA", "DL"], n),
+            "late": rng.integers(0, 2, n),
+        }
+    )
+
+
+def _numeric(n: int = 4000, seed: int = 1) -> pd.DataFrame:
+    """No text column at all: integers, floats, a nullable integer, a boolean (pandas' hash key never applies)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.integers(0, 1000, n),
+            "c": pd.array(rng.integers(0, 50, n), dtype="Int64"),
+            "flag": rng.integers(0, 2, n).astype(bool),
+            "y": rng.integers(0, 3, n),
+        }
+    )
+
+
+def _categorical(n: int = 4000, seed: int = 2) -> pd.DataFrame:
+    """Every column a category (integer-coded, pandas string, pandas category): distinct rows are many."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "code": rng.integers(1, 300, n),
+            "city": pd.array(rng.choice([f"c{i}" for i in range(200)], n), dtype="string"),
+            "kind": pd.Categorical(rng.choice(["x", "y", "z"], n)),
+            "y": rng.choice(["yes", "no"], n),
+        }
+    )
+
+
+FRAMES = {"mixed": lambda: _mixed(4000), "numeric": _numeric, "categorical": _categorical}
+
+
+@pytest.mark.parametrize("kind", list(FRAMES))
+def test_each_fraction_lands_and_the_splits_are_independent(kind: str) -> None:
+    df = FRAMES[kind]()
+    held = holdout_mask(df, 0.2)
+    assert 0.18 < held.mean() < 0.22
+    rest = df[~held]
+    val = validation_mask(rest, 0.1)
+    assert 0.08 < val.mean() < 0.12  # the validation share among non-holdout rows is the configured one
+    # independent: validation rows are as common inside the holdout as outside it
+    assert abs(validation_mask(df, 0.1)[held].mean() - validation_mask(df, 0.1)[~held].mean()) < 0.04
+    r5, r6 = replay_mask(df, 0.25, 5), replay_mask(df, 0.25, 6)
+    assert 0.22 < r5.mean() < 0.28 and 0.03 < (r5 & r6).mean() < 0.10  # another sample each round
+    assert abs(r5[held].mean() - r5[~held].mean()) < 0.05
+
+
+def test_the_first_scheme_drew_one_membership_for_every_split_on_frames_without_text() -> None:
+    """The bug scheme 2 fixes, kept reproducible for models made before it: pandas' hash key is ignored."""
+    df = _numeric()
+    legacy_holdout = in_split(df, 0.2, "rewarm-holdout00", LEGACY)
+    assert np.array_equal(in_split(df, 0.1, "rewarm-validate0", LEGACY), in_split(df, 0.1, "rewarm-holdout00", LEGACY))
+    assert not (validation_mask(df[~legacy_holdout], 0.1, LEGACY)).any()  # the empty validation split
+    assert np.array_equal(holdout_mask(df, 0.2, scheme=LEGACY), legacy_holdout)
+
+
+@pytest.mark.parametrize("kind", list(FRAMES))
+def test_membership_follows_content_not_position_or_index(kind: str) -> None:
+    df = FRAMES[kind]()
+    mask = holdout_mask(df, 0.2)
+    order = np.random.default_rng(0).permutation(len(df))
+    np.testing.assert_array_equal(holdout_mask(df.iloc[order].reset_index(drop=True), 0.2), mask[order])
+    np.testing.assert_array_equal(holdout_mask(df.set_axis(np.arange(len(df)) * 7), 0.2), mask)
+    np.testing.assert_array_equal(holdout_mask(df[list(reversed(df.columns))], 0.2), mask)  # column order
+
+
+def test_a_row_hashes_the_same_whatever_dtype_it_arrived_in() -> None:
+    """An integer column that turns float (or nullable, or Arrow-backed) when a null arrives keeps its rows'
+    hashes; so do booleans read as 0/1 and a category read as text."""
+    ints = pd.DataFrame({"n": [1, 2, 3], "flag": [True, False, True], "c": ["a", "b", "a"]})
+    other = pd.DataFrame(
+        {
+            "n": pd.array([1.0, 2.0, 3.0], dtype="float64"),
+            "flag": pd.array([1, 0, 1], dtype=pd.ArrowDtype(__import__("pyarrow").int8())),
+            "c": pd.Categorical(["a", "b", "a"]),
+        }
+    )
+    np.testing.assert_array_equal(row_hashes(ints), row_hashes(other))
+    nulls = pd.DataFrame({"n": pd.array([1, None, 3], dtype="Int64"), "flag": [1.0, 0.0, 1.0], "c": ["a", "b", "a"]})
+    assert row_hashes(nulls)[0] == row_hashes(ints)[0] and row_hashes(nulls)[1] != row_hashes(ints)[1]
+
+
+def test_repeated_rows_stay_on_one_side() -> None:
+    base = _mixed(300, seed=3)
+    df = pd.concat([base, base.iloc[:100]], ignore_index=True).sample(frac=1.0, random_state=4)
+    for mask in (holdout_mask(df, 0.2), holdout_mask(df, 0.2, target="late"), validation_mask(df, 0.3)):
+        sides = pd.Series(mask, index=df.index).groupby([df[c] for c in df.columns]).nunique()
+        assert (sides == 1).all()
+
+
+def test_a_classification_holdout_holds_every_class_of_a_tiny_snapshot() -> None:
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"x": rng.normal(size=60), "y": ["rare"] * 3 + ["a"] * 27 + ["b"] * 30})
+    held = holdout_mask(df, 0.2, target="y")
+    counts = df.loc[held, "y"].value_counts()
+    assert set(counts.index) == {"rare", "a", "b"}
+    assert counts["rare"] == 1 and 5 <= counts["a"] <= 6 and counts["b"] == 6
+    single = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "a", "a", "lonely"]})
+    assert not holdout_mask(single, 0.5, target="y")[3]  # a class of one row stays in training
+
+
+def test_identical_rows_of_a_class_are_held_out_whole_or_not_at_all() -> None:
+    """All-categorical data repeats by nature: the holdout takes whole groups of identical rows, as close to the
+    fraction as they allow, and never a whole class."""
+    df = pd.DataFrame({"c": ["p"] * 50 + ["q"] * 30 + ["r"] * 20, "y": ["k"] * 100})
+    held = holdout_mask(df, 0.2, target="y")
+    assert df.loc[held, "c"].nunique() == 1 and held.mean() in (0.2, 0.3)
+    assert not holdout_mask(df[df.c == "p"], 0.2, target="y").any()  # one distinct row: nothing to hold out
+
+
+def test_memberships_are_stable_and_monotone() -> None:
+    df = _mixed(400, seed=4)
+    np.testing.assert_array_equal(holdout_mask(df.copy(), 0.2), holdout_mask(df, 0.2))
+    small, large = holdout_mask(df, 0.1), holdout_mask(df, 0.4)
+    assert not (small & ~large).any()  # a row held out at 10% stays held out at 40%
+    assert not holdout_mask(df, 0.0).any() and replay_mask(df, 1.0, 5).all()
+    with pytest.raises(ValueError, match="unknown split scheme 7"):
+        in_split(df, 0.2, "k", 7)
+    assert CURRENT == 2
