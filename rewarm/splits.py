@@ -19,7 +19,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from rewarm.models.preprocess import _as_text
+from rewarm.models.preprocess import _as_text, numbers
 
 LEGACY, CURRENT = 1, 2  # split schemes: a model made before scheme 2 existed, and every new model
 SCHEMES = (LEGACY, CURRENT)
@@ -30,19 +30,18 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 def row_hashes(df: pd.DataFrame) -> np.ndarray:
     """One uint64 per row from its values alone: columns by name, numbers (integers, booleans, floats, nullable
-    or Arrow-backed) as float64, datetimes as UTC nanoseconds, anything else as its category text."""
+    or Arrow-backed) as float64, timestamps as UTC seconds, anything else as its category text."""
     canonical = pd.DataFrame({str(c): _canonical(df[c]) for c in sorted(df.columns, key=str)})
     return pd.util.hash_pandas_object(canonical, index=False).to_numpy(np.uint64)
 
 
 def _canonical(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        stamps = pd.to_datetime(s, utc=True)
-        return pd.Series(stamps.astype("int64").where(stamps.notna(), -1).to_numpy(np.int64))
-    if pd.api.types.is_bool_dtype(s.dtype) or (
-        pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
+    if (
+        pd.api.types.is_datetime64_any_dtype(s.dtype)
+        or pd.api.types.is_bool_dtype(s.dtype)
+        or (pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype))
     ):
-        x = s.to_numpy(np.float64, na_value=np.nan) + 0.0  # + 0.0: -0.0 and 0.0 are one value
+        x = numbers(s) + 0.0  # + 0.0: -0.0 and 0.0 are one value; timestamps as seconds, whatever their unit
         return pd.Series(np.where(np.isnan(x), np.nan, x))  # one NaN bit pattern for every missing number
     return pd.Series(_as_text(s).to_numpy(dtype=object, na_value=None))
 

@@ -208,3 +208,21 @@ def test_integer_codes_read_the_same_from_a_csv_pandas_wrote_with_floats() -> No
     assert from_csv.categorical == from_frame.categorical == {"gate": ("1", "2")}
     np.testing.assert_array_equal(from_csv.features(pd.read_csv(io.BytesIO(csv)))[1][:, 0], [1, 2, 0, 1])
     assert from_csv.evolve(pd.DataFrame({"gate": [1, 2]})).categorical == from_csv.categorical
+
+
+def test_timestamps_are_numbers_in_seconds_whatever_their_unit_or_form() -> None:
+    """A datetime listed in data.numeric: Parquet timestamps (any unit, any zone) and ISO 8601 text (a CSV cell,
+    a JSON request) read as the same seconds since 1970, so training and serving agree."""
+    from rewarm.models.preprocess import numbers
+
+    stamp = pd.Timestamp("2013-01-01 10:00:00", tz="UTC")
+    forms = [
+        pd.Series([stamp]).dt.as_unit("us"),
+        pd.Series([stamp.tz_localize(None)]).dt.as_unit("ns"),
+        pd.Series([stamp.tz_convert("America/New_York")]),
+        pd.Series(["2013-01-01T10:00:00Z"]),
+        pd.Series(["2013-01-01 05:00:00-05:00"], dtype="string"),
+    ]
+    for form in forms:
+        assert numbers(form).tolist() == [stamp.timestamp()]
+    assert np.isnan(numbers(pd.Series(["warm", None], dtype=object))).all()

@@ -399,3 +399,17 @@ def test_a_real_demo_month_has_no_problems(tmp_path: Path, flights: pd.DataFrame
     else:
         month.to_parquet(path, index=False)
     assert check(path, DataSection(**DEMO_TOML["data"])) == []
+
+
+def test_a_timestamp_column_listed_as_numeric_is_accepted(tmp_path: Path) -> None:
+    stamps = pd.date_range("2013-01-01", periods=12, freq="h", tz="UTC")
+    frame = pd.DataFrame({"dist": stamps, "temp": np.arange(12) + 0.5, "carrier": ["AA", "UA"] * 6, "late": [0, 1] * 6})
+    path = tmp_path / "stamps.parquet"
+    frame.to_parquet(path, index=False)
+    assert check(path) == []
+    frame.to_csv(tmp_path / "stamps.csv", index=False)  # ISO 8601 text
+    assert check(tmp_path / "stamps.csv") == []
+    frame["dist"] = frame["dist"].astype(str).where(frame.index != 3, "someday")
+    frame.to_csv(tmp_path / "word.csv", index=False)
+    [found] = check(tmp_path / "word.csv")
+    assert summary([found]) == [("dtype", "dist", 1)] and "'someday'" in found.message

@@ -354,7 +354,9 @@ def test_a_snapshot_that_is_mostly_an_earlier_one_is_rejected(tmp_path: Path) ->
     jan = _frame(n=2000, seed=1)
     admit(str(_parquet(tmp_path / "jan.parquet", jan)), SPEC, history)
     reexport = pd.concat([jan.iloc[500:], _frame(n=600, seed=9)], ignore_index=True)  # 71% of it is January again
-    with pytest.raises(SnapshotRejected, match=r"7\d% of its rows repeat jan.parquet \(round 1\) in the same order") as e:
+    with pytest.raises(
+        SnapshotRejected, match=r"7\d% of its rows repeat jan.parquet \(round 1\) in the same order"
+    ) as e:
         admit(str(_parquet(tmp_path / "feb.parquet", reexport)), SPEC, history)
     assert e.value.kind == "repeated_snapshot" and "data.max_repeated_fraction=0.5" in str(e.value)
     shuffled = jan.sample(frac=1.0, random_state=2)

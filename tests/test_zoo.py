@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PROFILE
 from mlflow import MlflowClient
 
 from rewarm.benchmarks.zoo import DATASETS, ZooDataset
@@ -20,8 +21,6 @@ from rewarm.cli import main
 from rewarm.config import load_settings
 from rewarm.snapshots import list_history, load
 from rewarm.splits import holdout_mask
-
-from .conftest import PROFILE
 
 pytestmark = [
     pytest.mark.slow,
