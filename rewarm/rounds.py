@@ -89,9 +89,12 @@ def prepare(
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
     present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
     if settings.metric == "roc_auc" and present < needed:
+        absent = sorted(str(c) for i, c in enumerate(pre.classes) if i not in set(np.unique(y_holdout).tolist()))
         raise SnapshotRejected(
-            f"{current.source}: its {len(holdout_frame)} holdout rows hold {present} of the {needed} classes roc_auc "
-            "needs; land a larger snapshot or set gate.metric to log_loss or accuracy"
+            f"{current.source}: its {len(holdout_frame)} holdout rows hold {present} of the {needed} classes of "
+            f"target {spec.target!r} that roc_auc needs (none of {absent}: each has fewer than 2 distinct rows in the "
+            "snapshot); land a larger snapshot or set gate.metric to log_loss or accuracy",
+            kind="holdout_classes",
         )
     return RoundData(
         snapshot=current,

@@ -276,7 +276,8 @@ MESSAGES: dict[str, Callable[..., str]] = {
     ),
     "unseen_label": lambda column, count, values, spec, classes, is_target: (
         f"target {column!r} has {count} row(s) with label(s) {sorted(values)} the model has never seen "
-        f"(known: {sorted(str(c) for c in classes)}); relabel them or start a new model name"
+        f"(known: {sorted(str(c) for c in classes)}); the output layer was sized for those at the first snapshot: "
+        "relabel them, or list every label in data.classes and start a new [model] name"
     ),
     "single_class": _single,
     "repeated_file": lambda why, rows: (

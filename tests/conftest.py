@@ -146,3 +146,18 @@ def flights() -> pd.DataFrame:
     from rewarm.demo_data import flights as load
 
     return load()
+
+
+_TIERS: dict[str, list[float]] = {}  # marker -> call durations of its tests in this session
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum the wall time of the tiers whose budget .ci/run reports (the zoo tier: at most 6 minutes)."""
+    if "zoo" in report.keywords:  # setup (the session's Prefect server, once), call and teardown
+        _TIERS.setdefault("zoo", []).append(report.duration)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for tier, durations in _TIERS.items():
+        tests = len(durations) // 3
+        terminalreporter.write_line(f"{tier} tier: {tests} test(s), {sum(durations):.0f} s wall time (budget: 360 s)")

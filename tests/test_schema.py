@@ -232,6 +232,7 @@ def test_a_multiclass_label_the_model_has_never_seen(tmp_path: Path) -> None:
     [found] = check(path, spec(task="multiclass"), classes=("a", "b"))
     assert summary([found]) == [("unseen_label", "late", 6)]
     assert "label(s) ['c', 'd'] the model has never seen (known: ['a', 'b'])" in found.message
+    assert "list every label in data.classes and start a new [model] name" in found.message
 
 
 def test_a_multiclass_label_outside_data_classes(tmp_path: Path) -> None:

@@ -386,3 +386,15 @@ def test_a_history_kept_before_fingerprints_is_not_compared(tmp_path: Path) -> N
     Path(f"{info.stored}.fingerprint").unlink()  # as kept by rewarm before this check existed
     again, _ = admit(str(_parquet(tmp_path / "feb.parquet", jan.iloc[::-1])), SPEC, history)
     assert again.sequence == 2
+
+
+def test_a_holdout_that_cannot_hold_every_class_says_which_and_what_to_do(tmp_path: Path) -> None:
+    settings = parse_settings({"model": {"name": "m", "hidden": [4]}, "data": {**SPEC.model_dump(), "min_rows": 10}})
+    frame = _frame(n=60, seed=5).assign(late=0)
+    frame.loc[7, "late"] = 1  # one positive row: it cannot be both trained on and held out
+    info, df = admit(str(_parquet(tmp_path / "jan.parquet", frame)), SPEC, tmp_path / "history")
+    with pytest.raises(SnapshotRejected) as caught:
+        prepare(settings, info, df, [info], None, torch.device("cpu"))
+    message = str(caught.value)
+    assert "holdout rows hold 1 of the 2 classes of target 'late' that roc_auc needs (none of ['1']" in message
+    assert "set gate.metric to log_loss or accuracy" in message and caught.value.kind == "holdout_classes"

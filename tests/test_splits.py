@@ -6,6 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rewarm.config import DataSection
+from rewarm.models.preprocess import Preprocessor
+from rewarm.rounds import split_scheme
+from rewarm.snapshots import SnapshotInfo
 from rewarm.splits import CURRENT, LEGACY, holdout_mask, in_split, replay_mask, row_hashes, validation_mask
 
 
@@ -138,3 +142,30 @@ def test_memberships_are_stable_and_monotone() -> None:
     with pytest.raises(ValueError, match="unknown split scheme 7"):
         in_split(df, 0.2, "k", 7)
     assert CURRENT == 2
+
+
+def _info(scheme: int | None) -> SnapshotInfo:
+    return SnapshotInfo("s.csv", "s.csv", "ab", 10, "s.csv", 3, "", scheme)
+
+
+def _pre(scheme: int) -> Preprocessor:
+    return Preprocessor("binary", "y", {}, {}, (0, 1), split_scheme=scheme)
+
+
+def test_a_lineage_keeps_its_scheme_and_a_kept_snapshot_its_split() -> None:
+    auto = DataSection(target="y", task="binary", numeric=("a",))
+    assert split_scheme(auto, _info(None), None) == CURRENT  # a new model
+    assert split_scheme(auto, _info(None), _pre(LEGACY)) == LEGACY  # a model made before scheme 2: its lineage's
+    assert split_scheme(auto, _info(LEGACY), _pre(CURRENT)) == LEGACY  # a rerun splits as the first run did
+    migrate = auto.model_copy(update={"split_scheme": 2})
+    assert split_scheme(migrate, _info(None), _pre(LEGACY)) == CURRENT  # explicit, from the next new snapshot
+    assert split_scheme(migrate, _info(LEGACY), _pre(LEGACY)) == LEGACY  # never for a snapshot already split
+
+
+def test_model_json_written_before_schemes_reads_as_the_first_scheme() -> None:
+    saved = _pre(CURRENT).to_dict()
+    assert Preprocessor.from_dict(saved).split_scheme == CURRENT
+    del saved["split_scheme"]  # as every model.json before this change
+    assert Preprocessor.from_dict(saved).split_scheme == LEGACY
+    old_record = {k: v for k, v in _info(CURRENT).to_dict().items() if k != "split_scheme"}
+    assert SnapshotInfo(**old_record).split_scheme == LEGACY
