@@ -189,10 +189,10 @@ CATALOGUE = [
     ),
     Bad(
         "duplicates",
-        "duplicates",
+        "repeated_file",
         ".parquet",
         lambda f: parquet(pd.concat([f, f], ignore_index=True)),  # landed twice over
-        (f"{ROWS} duplicate row(s), 50.0% of {2 * ROWS}",),
+        (f"the file repeats itself: its {2 * ROWS} rows are 2 copies of the first {ROWS} in order",),
     ),
     Bad(
         "too_small",

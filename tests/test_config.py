@@ -254,3 +254,28 @@ def test_the_history_defaults_to_the_home_and_is_anchored_like_the_landing(tmp_p
     assert load_settings(_write(tmp_path, text)).data.history_location(tmp_path / "home", "m") == str(tmp_path / "kept")
     shared = MINIMAL_TOML.format(task="binary").replace("[data]\n", '[data]\nhistory = "s3://bucket/rewarm/m"\n')
     assert load_settings(_write(tmp_path, shared)).data.history_location(tmp_path, "m") == "s3://bucket/rewarm/m"
+
+
+def test_every_key_is_described_and_the_generated_page_is_current() -> None:
+    """Field descriptions are the one source: docs/configuration.md and the deployment's parameter form."""
+    from rewarm.config import Settings
+    from rewarm.config_docs import render
+
+    for section, info in Settings.model_fields.items():
+        if section == "source":
+            continue
+        for key, field in info.annotation.model_fields.items():
+            assert field.description, f"[{section}] {key} has no description"
+    page = Path(__file__).parent.parent / "docs" / "configuration.md"
+    assert page.read_text() == render(), "docs/configuration.md is stale: run python -m rewarm.config_docs"
+
+
+def test_the_deployments_parameter_form_carries_the_descriptions() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from rewarm.flows.retrain import retrain
+
+    schema = parameter_schema(retrain).model_dump()
+    data = schema["definitions"]["DataSection"]["properties"]
+    assert "Fewer rows than this" in data["min_rows"]["description"]
+    assert "rows repeat an earlier snapshot" in data["max_repeated_fraction"]["description"]

@@ -1,0 +1,193 @@
+"""The [data] section of rewarm.toml: what a snapshot holds, and how it is checked and split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSection(_Section):
+    landing: str = Field(
+        default="data/landing",
+        description=(
+            "Where snapshots arrive: a folder (relative to rewarm.toml) or an fsspec URL such as "
+            "s3://bucket/landing; `rewarm serve` watches it."
+        ),
+    )
+    target: str = Field(description=("The column to predict."))
+    task: Task = Field(description=("binary, multiclass or regression."))
+    numeric: tuple[str, ...] = Field(
+        default=(),
+        description=("Numeric feature columns: numbers, booleans (0/1) and timestamps (seconds since 1970 UTC)."),
+    )
+    categorical: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Categorical feature columns (text, integer codes, booleans), each embedded; a new category is "
+            "appended to the vocabulary, never re-coded."
+        ),
+    )
+    window: int = Field(
+        default=0,
+        ge=0,
+        description=("0 keeps every admitted snapshot (cumulative); N trains on the last N snapshots only."),
+    )
+    replay_fraction: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of each earlier snapshot's rows a round trains on: 1 all of them; 0.25 a quarter, a "
+            "different quarter each round (chosen by row content and round number), so cost grows at a "
+            "quarter of the rate."
+        ),
+    )
+    holdout_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=0.9,
+        description=(
+            "A fifth of each new snapshot is held out: ~5k rows for a month of flights, enough for a tight CI."
+        ),
+    )
+    holdout_split: Literal["hash", "tail"] = Field(
+        default="hash",
+        description=(
+            "'hash': rows chosen by a hash of their content (any row order); 'tail': the snapshot's last "
+            "rows, for time-ordered snapshots, so candidates are scored on rows later than any they trained "
+            "on."
+        ),
+    )
+    split_scheme: Literal["auto", 1, 2] = Field(
+        default="auto",
+        description=(
+            "How rows are assigned to holdout, validation and replay (rewarm/splits.py). 'auto': a new model "
+            "uses the current scheme (2) and a model keeps its lineage's; 2 moves a lineage made before "
+            "scheme 2 onto it from its next new snapshot (a snapshot already trained on keeps its split, so "
+            "no round trains on its holdout)."
+        ),
+    )
+    validation_fraction: float = Field(
+        default=0.1,
+        gt=0.0,
+        lt=0.9,
+        description=("Early-stopping rows, drawn from the training rows."),
+    )
+    min_rows: int = Field(
+        default=50,
+        ge=10,
+        description=("Fewer rows than this cannot give a holdout, a validation split and a training set."),
+    )
+    nullable: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Feature columns that may hold nulls: a missing number takes the training mean, a missing "
+            "category the unknown bucket. Any other null (and every NaN or infinite number) rejects the "
+            "snapshot."
+        ),
+    )
+    extra_columns: Literal["reject", "ignore"] = Field(
+        default="reject",
+        description=(
+            "Columns in a snapshot that the spec does not name: 'reject' the snapshot (a renamed or misplaced"
+            " column shows up here) or 'ignore' them (wide tables from which the spec picks its features)."
+        ),
+    )
+    max_duplicate_fraction: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Real data repeats rows (two flights on one route in one hour; in low-cardinality categorical "
+            "data nearly every row), so plain repeats are not limited by default (1.0). Set a lower share to "
+            "reject a snapshot with more repeated rows than that. Copying accidents are caught whatever this "
+            "is (rewarm/repeats.py)."
+        ),
+    )
+    max_repeated_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A snapshot whose rows repeat an earlier snapshot's, in the same order, above this share is "
+            "rejected as landed twice over (a re-export, a cumulative dump); natural repeats never come in "
+            "long ordered runs."
+        ),
+    )
+    classes: tuple[str | int, ...] = Field(
+        default=(),
+        description=(
+            "The labels a classification target may take; empty: any, learned from the first snapshot (a "
+            "binary target still takes at most two)."
+        ),
+    )
+    quarantine: str = Field(
+        default="",
+        description=(
+            "Where rejected snapshots are moved, each beside a JSON file saying why; empty: a folder named "
+            "'quarantine' next to data.landing."
+        ),
+    )
+    history: str = Field(
+        default="",
+        description=(
+            "Where this model's admitted snapshots are kept, the history every round trains on: a folder or "
+            "an fsspec URL (s3://bucket/rewarm/flights) of this model's own, that every worker retraining the"
+            " model can reach. Empty: the folder snapshots/<model.name> in REWARM_HOME, which then has to be "
+            "shared by them."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _columns_are_consistent(self) -> DataSection:
+        features = [*self.numeric, *self.categorical]
+        if not features:
+            raise ValueError("list at least one feature in data.numeric or data.categorical")
+        dupes = sorted({c for c in features if features.count(c) > 1})
+        if dupes:
+            raise ValueError(f"columns listed twice in data.numeric/data.categorical: {dupes}")
+        if self.target in features:
+            raise ValueError(f"target column {self.target!r} is also listed as a feature")
+        stray = sorted(set(self.nullable) - set(features))
+        if stray:
+            raise ValueError(f"data.nullable names {stray}, which are not features (the target is never nullable)")
+        if self.classes and self.task == "regression":
+            raise ValueError("data.classes is for classification targets; remove it for a regression task")
+        if self.task == "binary" and self.classes and len(set(self.classes)) != 2:
+            raise ValueError(f"a binary task takes exactly two data.classes, got {list(self.classes)}")
+        if self.quarantine and self.quarantine.rstrip("/") == self.landing.rstrip("/"):
+            raise ValueError("data.quarantine must not be data.landing: rejected files would stay pending")
+        if self.history and self.history.rstrip("/") in (
+            self.landing.rstrip("/"),
+            self.quarantine_location.rstrip("/"),
+        ):
+            raise ValueError(
+                "data.history must be a folder of its own, not data.landing or data.quarantine: kept snapshots "
+                "would be taken for landed or rejected ones"
+            )
+        return self
+
+    def history_location(self, home: Path, model: str) -> str:
+        """data.history, or the folder snapshots/MODEL in the rewarm home HOME."""
+        return self.history or str(home / "snapshots" / model)
+
+    @property
+    def quarantine_location(self) -> str:
+        """data.quarantine, or a folder named quarantine next to data.landing."""
+        if self.quarantine:
+            return self.quarantine
+        landing = self.landing.rstrip("/")
+        if "://" in landing:
+            scheme, path = landing.split("://", 1)
+            if "/" not in path:  # a bucket's root: a folder inside it (the landing scan does not descend)
+                return f"{landing}/quarantine"
+            return landing.rsplit("/", 1)[0] + "/quarantine"
+        return str(Path(landing).parent / "quarantine")
