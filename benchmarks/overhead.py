@@ -37,7 +37,7 @@ def _replay(settings: Settings, files: list[Path], home: Path) -> list[dict]:
         started = time.perf_counter()
         summary = retrain(snapshot=str(path), settings=settings, in_order=False)
         wall = time.perf_counter() - started
-        trained = sum(s["train_seconds"] for s in summary["strategies"].values())
+        trained = sum(s["train_seconds"] for s in summary.strategies.values())
         out.append({"snapshot": path.name, "wall": wall, "train": trained, "overhead": 1 - trained / wall})
     return out
 

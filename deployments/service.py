@@ -21,10 +21,10 @@ ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLi
 
 def ensure_gpu_limit(settings: list[Settings]) -> int:
     """Create (or resize) the global concurrency limit every GPU training takes a slot of; return its size."""
-    from rewarm.training import ensure_gpu_limit
+    from rewarm.tasks.gpu import upsert_gpu_limit
 
     slots = max(s.service.gpu_slots for s in settings)
-    ensure_gpu_limit(slots)
+    upsert_gpu_limit(slots)
     return slots
 
 

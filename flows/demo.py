@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -18,21 +19,22 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rewarm import ledger, metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
-from rewarm.report import demo_table
+from rewarm.results import RoundResult
+from rewarm.round_report import demo_table
 from rewarm.store import open_store, resolve_store
 
 from .retrain import retrain
 
 
 @flow(name="demo", log_prints=True)
-def demo(settings: Settings, months: int = 12) -> list[dict]:
+def demo(settings: Settings, months: int = 12) -> list[RoundResult]:
     """Write MONTHS monthly snapshots to the landing folder and run one retrain per month, oldest first."""
     console = Console(width=None if sys.stdout.isatty() else 150)  # a log file gets the whole table
     landing = Path(settings.data.landing)
     open_store(resolve_store())
     paths = write_monthly(landing, min(12, months + 1))  # one more month to score the final champion on
     todo = _not_yet_processed(paths[:months], settings, console)
-    summaries: list[dict] = []
+    summaries: list[RoundResult] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -47,9 +49,9 @@ def demo(settings: Settings, months: int = 12) -> list[dict]:
             progress.update(bar, description=f"retraining on {path.name}")
             started = time.perf_counter()
             summary = retrain(snapshot=str(path), settings=settings)
-            summary["wall_seconds"] = time.perf_counter() - started
+            summary = replace(summary, wall_seconds=time.perf_counter() - started)
             summaries.append(summary)
-            progress.console.print(f"{path.name}: {summary['reason']}")
+            progress.console.print(f"{path.name}: {summary.reason}")
             progress.advance(bar)
     console.print(demo_table(summaries))
     console.print(f"Raw numbers per retrain: {_save(summaries)}")
@@ -79,12 +81,12 @@ def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) 
     return todo
 
 
-def _save(summaries: list[dict]) -> Path:
+def _save(summaries: list[RoundResult]) -> Path:
     """Merge this run's raw numbers into .rewarm/demo/summary.json, one entry per snapshot."""
     raw = resolve_store().home / "demo" / "summary.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     earlier = json.loads(raw.read_text()) if raw.is_file() else []
-    merged = {r["snapshot"]: r for r in [*earlier, *summaries]}
+    merged = {r["snapshot"]: r for r in [*earlier, *(s.to_dict() for s in summaries if s.status == "trained")]}
     raw.write_text(json.dumps(sorted(merged.values(), key=lambda r: r["round"]), indent=2))
     return raw
 

@@ -139,19 +139,12 @@ def _retrain(args: argparse.Namespace) -> int:
             raise RewarmError(f"{args.snapshot}: no such file; check the path")
     from rewarm.flows.retrain import retrain
 
-    summary = retrain(snapshot=args.snapshot, settings=settings, force=args.force)
-    for done in summary.get("processed", [summary]):
-        print(_outcome_line(done))
-    if args.snapshot is None and not summary["processed"]:
+    result = retrain(snapshot=args.snapshot, settings=settings, force=args.force)
+    for done in result.processed if result.status == "caught_up" else (result,):
+        print(done.line)
+    if result.status == "caught_up" and not result.processed:
         print(f"{settings.model.name}: no pending snapshots in {settings.data.landing}")
     return 0
-
-
-def _outcome_line(summary: dict) -> str:
-    if summary.get("failed"):
-        return f"{summary['snapshot']}: not retrained: {summary['reason']}"
-    version = f" v{summary['version']}" if "version" in summary else ""
-    return f"{summary['model']}{version}: {summary['reason']}"
 
 
 def _serve(args: argparse.Namespace) -> int:

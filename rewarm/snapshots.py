@@ -149,14 +149,21 @@ class Landed:
     fingerprint: repeats.Fingerprint | None = None  # of a snapshot not yet kept
 
 
-def inspect(uri: str, spec: DataSection, history: str | Path, classes: tuple = (), data: bytes | None = None) -> Landed:
-    """Read (unless DATA holds its bytes) and validate URI and give it its place in HISTORY (a folder or an
-    fsspec URL), writing nothing yet."""
+def inspect(
+    uri: str,
+    spec: DataSection,
+    history: str | Path,
+    classes: tuple = (),
+    data: bytes | None = None,
+    sha: str | None = None,
+) -> Landed:
+    """Read (unless DATA holds its bytes, and SHA their SHA-256) and validate URI and give it its place in HISTORY
+    (a folder or an fsspec URL), writing nothing yet."""
     data = read_bytes(uri) if data is None else data
     raw = read_raw(data, uri, spec)
     validate(raw, spec, uri, classes)
     df = normalise(raw, _numbers(spec))
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha or hashlib.sha256(data).hexdigest()
     kept = list_history(history)
     for info in kept:
         if info.sha256 == sha:

@@ -209,7 +209,7 @@ def bootstrap(flights: pd.DataFrame, config: Path, landing: Path) -> MlflowClien
     landing.mkdir(exist_ok=True)
     january = land(landing / "flights-2013-01.parquet", parquet(month(flights, 1)))
     first = retrain(str(january), config=str(config))
-    assert first["decision"] == "first_model" and first["version"] == 1
+    assert first.decision == "first_model" and first.version == 1
     return MlflowClient()
 
 
@@ -310,7 +310,7 @@ def _stream(flights: pd.DataFrame, folder: Path, home: Path, multiclass: bool) -
     rejections = {b.id: _reject(client, config, b, february, history) for b in cases}
     march = parquet(with_newcomer(month(flights, 3), known))
     land(folder / "landing" / "flights-2013-03.parquet", march)
-    processed = retrain(config=str(config))["processed"]
+    processed = retrain(config=str(config)).processed
     champion = registry.current_version(client, name, registry.CHAMPION)
     versions = {int(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
     complete = 2 in versions and registry.is_complete(client, name, 2)
@@ -359,10 +359,10 @@ def test_bad_snapshot_is_rejected_and_quarantined(catalogue: dict[bool, Stream],
 def test_the_next_month_is_processed_past_every_rejection(catalogue: dict[bool, Stream], multiclass: bool) -> None:
     stream = catalogue[multiclass]
     [done] = stream.processed  # the scheduled run: the quarantined files are no longer pending
-    assert done["snapshot"] == "flights-2013-03.parquet" and done["version"] == 2
-    assert done["sha256"] == sha256(stream.march) and done["decision"] in ("promote", "keep")
+    assert done.snapshot == "flights-2013-03.parquet" and done.version == 2
+    assert done.sha256 == sha256(stream.march) and done.decision in ("promote", "keep")
     assert stream.complete and stream.version[SHA_TAG] == sha256(stream.march)
-    assert stream.champion == (2 if done["decision"] == "promote" else 1)
+    assert stream.champion == (2 if done.decision == "promote" else 1)
     assert [i.name for i in list_history(stream.history)] == ["flights-2013-01.parquet", "flights-2013-03.parquet"]
     held = sorted(r.name for r in quarantine.records(stream.quarantine))
     assert held == sorted(b.file for b in CATALOGUE if b.multiclass == multiclass)  # all still there
@@ -409,7 +409,7 @@ def test_quarantine_retry_after_a_fix_retrains_it(
     assert path.read_bytes() == fixed and quarantine.records(str(tmp_path / "quarantine")) == []
     assert len(list((tmp_path / "quarantine" / quarantine.RETRIED).glob("*.reason.json"))) == 1
 
-    [done] = retrain(config=str(config))["processed"]
-    assert done["snapshot"] == path.name and done["version"] == 2 and done["sha256"] == sha256(fixed)
+    [done] = retrain(config=str(config)).processed
+    assert done.snapshot == path.name and done.version == 2 and done.sha256 == sha256(fixed)
     assert client.get_model_version("retry-test", "2").tags[SHA_TAG] == sha256(fixed)
     assert len(list_history(home / "snapshots" / "retry-test")) == 2

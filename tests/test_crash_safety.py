@@ -40,7 +40,7 @@ def setup(tmp_path: Path, home: Path, flights: pd.DataFrame) -> tuple[Path, list
         path = landing / f"flights-2013-{month:02d}.parquet"
         small_month(flights, month, rows=1500).to_parquet(path, index=False)
         months.append(path)
-    assert retrain(str(months[0]), config=str(config))["version"] == 1
+    assert retrain(str(months[0]), config=str(config)).version == 1
     return config, months
 
 
@@ -106,15 +106,15 @@ def test_killed_after_registering_is_finished_by_the_rerun_without_retraining(
 
     rerun = retrain(str(months[1]), config=str(config))
 
-    assert rerun["recovered"] == "promoted" and rerun["version"] == int(left.version)
-    assert rerun["replaced"] == 1
+    assert rerun.recovered == "promoted" and rerun.version == int(left.version)
+    assert rerun.replaced == 1
     assert assert_consistent(client, sha) == int(left.version)
     killed_runs = client.search_runs(
         [client.get_experiment_by_name(MODEL).experiment_id], "attributes.status = 'KILLED'"
     )
     assert {r.info.run_name for r in killed_runs} >= {f"retrain {months[1].name}"}
     again = retrain(str(months[1]), config=str(config))  # exactly once: a third run changes nothing
-    assert again["skipped"] and len(versions(client)) == 2
+    assert again.status == "skipped" and len(versions(client)) == 2
 
 
 def test_a_rollback_after_the_kill_is_not_undone_by_the_rerun(setup: tuple[Path, list[Path]]) -> None:
@@ -130,7 +130,7 @@ def test_a_rollback_after_the_kill_is_not_undone_by_the_rerun(setup: tuple[Path,
     rerun = retrain(str(months[1]), config=str(config))
 
     assert registry.current_version(client, MODEL, registry.CHAMPION) == 1  # the rollback stands
-    assert rerun["skipped"] and rerun["version"] == int(left.version)  # processed once: no second version
+    assert rerun.status == "skipped" and rerun.version == int(left.version)  # processed once: no second version
     assert len(versions(client, sha)) == 1
     assert "rolled back" in client.get_model_version(MODEL, left.version).tags[registry.APPLIED_TAG]
 
@@ -150,7 +150,7 @@ def test_killed_mid_training_resumes_from_the_epoch_checkpoint(setup: tuple[Path
 
     rerun = retrain(str(months[1]), config=str(config))
 
-    assert rerun["decision"] == "promote"
+    assert rerun.decision == "promote"
     version = assert_consistent(client, sha)
     run_id = client.get_model_version(MODEL, str(version)).run_id
     parent = client.get_run(run_id).data.tags["mlflow.parentRunId"]

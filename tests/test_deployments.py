@@ -232,7 +232,7 @@ def test_several_configs_must_name_different_models(tmp_path: Path, capsys: pyte
 def test_training_on_the_cpu_takes_no_gpu_slot() -> None:
     import torch
 
-    from rewarm.training import gpu_slot
+    from rewarm.tasks.gpu import gpu_slot
 
     with gpu_slot(torch.device("cpu")):  # no Prefect server here: nothing may be asked of one
         pass
@@ -248,7 +248,7 @@ def test_the_gpu_limit_is_strict(tmp_path: Path) -> None:
 
     from rewarm.deployments.service import ensure_gpu_limit
     from rewarm.errors import RewarmError
-    from rewarm.training import GPU_LIMIT, gpu_slot
+    from rewarm.tasks.gpu import GPU_LIMIT, gpu_slot
 
     with get_client(sync_client=True) as client:
         with contextlib.suppress(ObjectNotFound):  # another test may have made it: start from none

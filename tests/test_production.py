@@ -27,7 +27,7 @@ from rewarm.deployments.stack import Stack, postgres_bin, stack
 from rewarm.errors import RewarmError
 from rewarm.landing import fingerprint
 from rewarm.store import open_store, resolve_store
-from rewarm.training import GPU_LIMIT
+from rewarm.tasks.gpu import GPU_LIMIT
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -46,28 +46,24 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     third = retrain(str(months[2]), config=str(config), strategies=["shrink_perturb", "cold", "warm"])
     client, name = MlflowClient(), "flights-test"
 
-    assert first["decision"] == "first_model" and first["version"] == 1
-    assert list(first["strategies"]) == ["cold"]  # no champion yet: bootstrap is a cold start
-    assert "first model" in first["reason"]
-    assert set(second["strategies"]) == {"shrink_perturb", "cold"}
-    assert set(third["strategies"]) == {"shrink_perturb", "cold", "warm"}
+    assert first.decision == "first_model" and first.version == 1
+    assert list(first.strategies) == ["cold"]  # no champion yet: bootstrap is a cold start
+    assert "first model" in first.reason
+    assert set(second.strategies) == {"shrink_perturb", "cold"}
+    assert set(third.strategies) == {"shrink_perturb", "cold", "warm"}
     for before, summary in ((first, second), (second, third)):
-        champion_then = 1 if before["decision"] == "keep" else before["version"]  # v1 is the bootstrap
-        assert summary["decision"] in ("promote", "keep")
-        assert summary["reason"].startswith(summary["decision"])
-        assert f"champion v{champion_then} " in summary["reason"] and "95% CI" in summary["reason"]
+        champion_then = 1 if before.decision == "keep" else before.version  # v1 is the bootstrap
+        assert summary.decision in ("promote", "keep")
+        assert summary.reason.startswith(summary.decision)
+        assert f"champion v{champion_then} " in summary.reason and "95% CI" in summary.reason
 
     # Aliases: champion on a complete version; challenger only when the last round kept the champion.
     champion = registry.current_version(client, name, registry.CHAMPION)
-    expected = (
-        third["version"]
-        if third["decision"] == "promote"
-        else (second["version"] if second["decision"] == "promote" else 1)
-    )
+    expected = third.version if third.decision == "promote" else (second.version if second.decision == "promote" else 1)
     assert champion == expected
     assert registry.is_complete(client, name, champion)
     challenger = registry.current_version(client, name, registry.CHALLENGER)
-    assert challenger == (None if third["decision"] == "promote" else third["version"])
+    assert challenger == (None if third.decision == "promote" else third.version)
     assert len(client.search_model_versions(f"name = '{name}'")) == 3  # one version per retrain
 
     # Runs: one parent per retrain with nested runs per strategy plus the champion's scoring.
@@ -100,19 +96,17 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     # Lineage on the parent run and on the registered version.
     assert last.data.tags["rewarm.snapshot"] == "flights-2013-03.parquet"
     assert len(last.data.tags["rewarm.snapshot_sha256"]) == 64
-    assert last.data.tags["rewarm.parent_version"] == str(
-        expected if third["decision"] == "keep" else third["replaced"]
-    )
+    assert last.data.tags["rewarm.parent_version"] == str(expected if third.decision == "keep" else third.replaced)
     assert int(last.data.tags["rewarm.rows_train"]) > 2000
-    assert last.data.tags["rewarm.decision"] == third["decision"]
+    assert last.data.tags["rewarm.decision"] == third.decision
     assert "compute_saved_vs_cold" in last.data.metrics
     assert last.inputs.dataset_inputs, "training data is logged as an MLflow dataset input"
     artifacts = [a.path for a in client.list_artifacts(last.info.run_id)]
     assert "learning_curves.png" in artifacts
-    version = client.get_model_version(name, str(third["version"]))
-    assert version.tags["rewarm.snapshot_sha256"] == third["sha256"]
-    assert version.tags["rewarm.reason"] == third["reason"]
-    assert version.run_id == next(c for c in children if c.info.run_name == third["winner"]).info.run_id
+    version = client.get_model_version(name, str(third.version))
+    assert version.tags["rewarm.snapshot_sha256"] == third.sha256
+    assert version.tags["rewarm.reason"] == third.reason
+    assert version.run_id == next(c for c in children if c.info.run_name == third.winner).info.run_id
 
     # The champion loads with plain pyfunc and scores raw rows, a never-seen destination included.
     rows = pd.read_parquet(months[2]).drop(columns="late")
@@ -130,7 +124,7 @@ def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home
     first = registry.load_alias(MlflowClient(), "vocab-test")
     summary = retrain(str(months[2]), config=str(config), strategies=["warm"])
     client = MlflowClient()
-    newest = registry.load_version(client, "vocab-test", summary["version"])
+    newest = registry.load_version(client, "vocab-test", summary.version)
     assert newest.version == 2 and newest.tags["rewarm.parent_version"] == "1"
     old_vocab, new_vocab = first.preprocessor.categorical["dest"], newest.preprocessor.categorical["dest"]
     assert "ZZZ" not in old_vocab and new_vocab[: len(old_vocab)] == old_vocab  # appended, never re-indexed
@@ -156,7 +150,7 @@ def test_rollback_restores_previous_champion(tmp_path: Path, home: Path, months:
     with pytest.raises(RegistryError, match="first champion"):
         registry.rollback(client, "rollback-test")
     second = retrain(str(months[1]), config=str(config))
-    assert second["decision"] == "promote"
+    assert second.decision == "promote"
     assert registry.rollback(client, "rollback-test") == (2, 1)
     assert registry.current_version(client, "rollback-test", registry.CHAMPION) == 1
 
@@ -166,7 +160,7 @@ def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -
     first = retrain(str(months[0]), config=str(config))
     kept = retrain(str(months[1]), config=str(config))
     client = MlflowClient()
-    assert kept["decision"] == "keep" and "not above min_delta 0.9" in kept["reason"]
+    assert kept.decision == "keep" and "not above min_delta 0.9" in kept.reason
     assert registry.current_version(client, "keep-test", registry.CHAMPION) == 1
     assert registry.current_version(client, "keep-test", registry.CHALLENGER) == 2
     # The same reason reaches the Prefect UI as a markdown artifact, one per decision.
@@ -174,7 +168,7 @@ def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -
         found = prefect.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["keep-test-decision"]))
         )
-    assert sorted(a.description for a in found) == sorted([kept["reason"], first["reason"]])
+    assert sorted(a.description for a in found) == sorted([kept.reason, first.reason])
     assert any("| shrink_perturb |" in a.data for a in found)
 
 
@@ -203,7 +197,7 @@ def test_a_snapshot_rejected_by_the_round_never_joins_the_history(
     history = home / "snapshots" / "three-class-test"
     assert not history.exists() or not any(history.iterdir())
     first = retrain(str(months[0]), config=str(config))  # the next good snapshot bootstraps normally
-    assert first["decision"] == "first_model" and first["round"] == 1
+    assert first.decision == "first_model" and first.round == 1
 
 
 def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months: list[Path]) -> None:
@@ -214,7 +208,7 @@ def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months
 
     # An event's hash that no longer matches the file (rewritten since it landed): nothing is trained.
     stale = retrain(str(months[0]), config=str(config), sha256="0" * 64)
-    assert stale["skipped"] and "rewritten since it landed" in stale["reason"]
+    assert stale.status == "skipped" and "rewritten since it landed" in stale.reason
     assert not MlflowClient().search_model_versions("name = 'order-test'")
 
     # Retraining March first retrains the earlier pending months, oldest first, each as a subflow.
@@ -222,25 +216,25 @@ def test_landing_order_exactly_once_and_force(tmp_path: Path, home: Path, months
     client = MlflowClient()
     found = sorted(client.search_model_versions("name = 'order-test'"), key=lambda v: int(v.version))
     assert [v.tags["rewarm.snapshot"] for v in found] == [p.name for p in months]
-    assert march["round"] == 3 and march["version"] == 3
+    assert march.round == 3 and march.version == 3
 
     # The scheduled path: every pending snapshot; the broken one is rejected, quarantined and passed over.
     broken_bytes = broken.read_bytes()
     caught_up = retrain(config=str(config))
-    [failed] = caught_up["processed"]
-    assert failed["failed"] and "carrier" in failed["reason"] and "moved to" in failed["reason"]
+    [failed] = caught_up.processed
+    assert failed.status == "rejected" and "carrier" in failed.reason and "moved to" in failed.reason
     [held] = quarantine.records(str(tmp_path / "quarantine"))
     assert held.landed_as == broken.name and held.kind == "missing_columns" and "carrier" in held.reason
     assert not broken.exists() and Path(held.location).read_bytes() == broken_bytes  # moved, never deleted
-    assert retrain(config=str(config))["processed"] == []  # out of the landing folder: nothing pending
+    assert retrain(config=str(config)).processed == ()  # out of the landing folder: nothing pending
 
     # Exactly once by content: a copy under another name is skipped, unless forced.
     copy = tmp_path / "march-again.parquet"
     copy.write_bytes(months[2].read_bytes())
     skipped = retrain(str(copy), config=str(config))
-    assert skipped["skipped"] and skipped["version"] == 3 and "already processed" in skipped["reason"]
+    assert skipped.status == "skipped" and skipped.version == 3 and "already processed" in skipped.reason
     forced = retrain(str(copy), config=str(config), force=True)
-    assert forced["version"] == 4 and forced["round"] == 3
+    assert forced.version == 4 and forced.round == 3
     with pytest.raises(SnapshotRejected, match="later rounds"):  # an older month cannot be redone after newer
         retrain(str(months[0]), config=str(config), force=True)
     assert len(client.search_model_versions("name = 'order-test'")) == 4
@@ -262,7 +256,7 @@ def test_workers_with_their_own_homes_train_on_one_shared_history(
     monkeypatch.setenv("REWARM_HOME", str(tmp_path / "second-worker"))
     second = retrain(str(months[1]), config=str(config))
 
-    assert (first["version"], second["version"]) == (1, 2)
+    assert (first.version, second.version) == (1, 2)
     assert [i.name for i in list_history(shared)] == [months[0].name, months[1].name]
     assert not (home / "snapshots").exists() and not (tmp_path / "second-worker" / "snapshots").exists()
     client = MlflowClient()

@@ -101,7 +101,7 @@ def test_landing_history_and_quarantine_on_s3(s3: str, tmp_path, flights: pd.Dat
 
     summary = retrain(config=str(config))
 
-    done = [(p["snapshot"].rsplit("/", 1)[-1], p.get("version")) for p in summary["processed"]]
+    done = [(p.snapshot.rsplit("/", 1)[-1], p.version) for p in summary.processed]
     assert done[:2] == [("flights-2013-01.parquet", 1), ("flights-2013-02.parquet", 2)]
     assert [i.name for i in list_history(f"{s3}/history")] == ["flights-2013-01.parquet", "flights-2013-02.parquet"]
     [held] = quarantine.records(f"{s3}/quarantine")  # next to the landing prefix, like a local folder's

@@ -81,7 +81,7 @@ def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_
     feb = land(landing / "flights-2013-02.parquet", small_month(flights, 2, rows=1000).to_parquet(index=False))
     server = start_mlflow(served, port)
     try:
-        assert retrain(str(jan), config=str(config))["version"] == 1
+        assert retrain(str(jan), config=str(config)).version == 1
         pause = tmp_path / "pause"
         pause.mkdir()
         child = subprocess.Popen(
@@ -121,8 +121,8 @@ def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_
 
         caught_up = retrain(config=str(config))  # the next scheduled run
 
-        [done] = caught_up["processed"]
-        assert done["version"] == 2 and done["decision"] == "promote"
+        [done] = caught_up.processed
+        assert done.version == 2 and done.decision == "promote"
         assert ledger.processed(client, MODEL)[sha] == 2
         assert registry.current_version(client, MODEL, registry.CHAMPION) == 2
         experiment = client.get_experiment_by_name(MODEL).experiment_id

@@ -1,4 +1,4 @@
-"""Tasks that train candidates and score models on the holdout."""
+"""Tasks that train the round's candidates and score the champion, each model in its own nested MLflow run."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
+from rewarm.registry import LoadedModel
 from rewarm.rounds import RoundData
 from rewarm.training import Checkpoint, Tensors, TrainResult, score_holdout, train
 
-from .data import IN_MEMORY
+from .snapshot import IN_MEMORY
 
 
 @dataclass
@@ -34,21 +35,46 @@ class Outcome:
     run_id: str = ""  # the nested MLflow run it was logged in
 
 
-@task(name="train-candidate", task_run_name="train-{choice.name}", **IN_MEMORY)
-def train_candidate(
+@dataclass(frozen=True)
+class RoundRun:
+    """The round's parent MLflow run: where every candidate's nested run goes."""
+
+    run_id: str
+    experiment_id: str
+    lineage: dict[str, object]  # tags saying where the round's models come from
+
+
+@task(name="train-candidates", **IN_MEMORY)
+def train_candidates(
+    choices: list[Strategy],
+    data: RoundData,
+    champion: LoadedModel | None,
+    cfg: TrainSection,
+    run: RoundRun,
+    checkpoints: Path | None = None,
+) -> dict[str, Outcome]:
+    """Train every candidate on the same data and device, each from the champion by its strategy (or cold),
+    each in a nested run of RUN; with CHECKPOINTS, every epoch is saved and a rerun resumes from the last."""
+    client, outcomes = MlflowClient(), {}
+    parent, parent_version = (champion.module, champion.version) if champion else (None, None)
+    for choice in choices:
+        tags = {tracking.KIND_TAG: "candidate"}
+        with tracking.run(client, run.experiment_id, choice.name, tags, parent=run.run_id) as child:
+            outcomes[choice.name] = _train_one(client, choice, data, parent, cfg, child, checkpoints, parent_version)
+    return outcomes
+
+
+def _train_one(
+    client: MlflowClient,
     choice: Strategy,
     data: RoundData,
     parent: TabularMLP | None,
     cfg: TrainSection,
     run_id: str,
-    checkpoints: Path | None = None,
-    parent_version: int | None = None,
+    checkpoints: Path | None,
+    parent_version: int | None,
 ) -> Outcome:
-    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID.
-
-    With CHECKPOINTS (a folder for this snapshot), every epoch is saved there and a rerun after a crash
-    resumes from the last one.
-    """
+    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
     logger = get_run_logger()
     init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
     module = initialise(choice, data.arch, parent, init_seed)
@@ -59,8 +85,7 @@ def train_candidate(
     if result.resumed_at:
         logger.warning("%s: resumed from the epoch-%d checkpoint of an earlier run", choice.name, result.resumed_at)
     outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor)
-    outcome.result = result
-    client = MlflowClient()
+    outcome.result, outcome.run_id = result, run_id
     params = {**choice.params(), **_train_params(cfg, data.train), "init_seed": init_seed}
     tracking.log(client, run_id, params=params, tags={"rewarm.resumed_from_epoch": result.resumed_at})
     tracking.log_training(client, run_id, result)
@@ -77,18 +102,20 @@ def train_candidate(
 
 
 @task(name="score-champion", **IN_MEMORY)
-def score_champion(module: TabularMLP, pre: Preprocessor, data: RoundData, run_id: str) -> Outcome:
-    """Score the untouched champion on the same holdout rows, through its own preprocessing."""
+def score_champion(champion: LoadedModel | None, data: RoundData, run: RoundRun) -> Outcome | None:
+    """Score the untouched champion on the same holdout rows, through its own preprocessing, in its own nested
+    run; None before the first model."""
+    if champion is None:
+        return None
     device = data.holdout.y.device
-    x_num, x_cat = pre.features(data.holdout_frame)
+    x_num, x_cat = champion.preprocessor.features(data.holdout_frame)
     holdout = Tensors.build(x_num, x_cat, data.y_holdout, device)
-    outcome = _score("champion", module.to(device), holdout, data.y_holdout, pre)
-    tracking.log(
-        MlflowClient(),
-        run_id,
-        params={"strategy": "champion"},
-        metrics=_holdout_keys(outcome.metrics) | tracking.training_summary(None),
-    )
+    client = MlflowClient()
+    tags = {tracking.KIND_TAG: "champion", **run.lineage}
+    with tracking.run(client, run.experiment_id, "champion", tags, parent=run.run_id) as child:
+        outcome = _score("champion", champion.module.to(device), holdout, data.y_holdout, champion.preprocessor)
+        metrics = _holdout_keys(outcome.metrics) | tracking.training_summary(None)
+        tracking.log(client, child, params={"strategy": "champion"}, metrics=metrics)
     get_run_logger().info("champion: %s", _fmt(outcome.metrics))
     return outcome
 

@@ -1,17 +1,19 @@
-"""Tasks that read and write the MLflow model registry; all retried on transient store errors."""
+"""Tasks that decide on and apply a promotion: load the champion, compare, register the winner, move the aliases.
+The registry tasks are retried on transient store errors."""
 
 from __future__ import annotations
 
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import registry
+from rewarm import gate, registry
+from rewarm.config import GateSection
 from rewarm.gate import Decision
-from rewarm.models.network import TabularMLP
-from rewarm.models.preprocess import Preprocessor
+from rewarm.rounds import RoundData
 
-from .data import IN_MEMORY
+from .candidates import Outcome
 from .policy import BACKOFF, TRANSIENT, retry_on
+from .snapshot import IN_MEMORY
 
 REGISTRY = {
     "retries": 3,
@@ -33,21 +35,46 @@ def load_champion(name: str) -> registry.LoadedModel | None:
     return loaded
 
 
+@task(name="decide", **IN_MEMORY)
+def decide(
+    cfg: GateSection,
+    metric: str,
+    data: RoundData,
+    candidates: dict[str, Outcome],
+    incumbent: Outcome | None,
+    champion_version: int | None,
+    seed: int,
+) -> Decision:
+    """Compare every candidate and the champion on the same holdout rows (paired bootstrap); say why."""
+    decision = gate.decide(
+        cfg,
+        metric,
+        data.y_holdout,
+        {o.name: o.predictions for o in candidates.values()},
+        incumbent.predictions if incumbent else None,
+        champion_version,
+        seed=seed,
+    )
+    get_run_logger().info(decision.reason)
+    return decision
+
+
 @task(name="register-model", **REGISTRY)
-def register_model(
-    name: str,
-    run_id: str,
-    module: TabularMLP,
-    pre: Preprocessor,
-    meta: dict,
-    tags: dict[str, object],
-) -> int:
-    """Log the winner as a pyfunc model and register it with its tags (complete, not yet applied) in one
-    write; no alias moves here."""
-    client = MlflowClient()
-    version = registry.log_model(run_id, module, pre, meta, name, tags)
-    client.update_model_version(name, str(version), description=str(tags.get("reason", "")))
-    get_run_logger().info("registered %s v%d from run %s", name, version, run_id)
+def register_model(name: str, winner: Outcome, decision: Decision, data: RoundData, lineage: dict[str, object]) -> int:
+    """Log the winner as a pyfunc model and register it with its lineage, metrics and the decision (complete,
+    not yet applied) in one write; no alias moves here."""
+    tags = {k.removeprefix("rewarm."): v for k, v in lineage.items()}
+    tags |= {"strategy": winner.name, "decision": decision.action, "reason": decision.reason}
+    tags |= {f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}
+    meta = {
+        "strategy": winner.name,
+        "parent_version": lineage["rewarm.parent_version"],
+        "snapshot": data.snapshot.to_dict(),
+        "decision": decision.to_dict(),
+    }
+    version = registry.log_model(winner.run_id, winner.module, data.preprocessor, meta, name, tags)
+    MlflowClient().update_model_version(name, str(version), description=decision.reason)
+    get_run_logger().info("registered %s v%d from run %s", name, version, winner.run_id)
     return version
 
 

@@ -1,10 +1,11 @@
-"""What a retrain reports: a small summary dict, the decision as Markdown, the demo's table."""
+"""What a retrain reports: its typed result, the decision as Markdown, the demo's table."""
 
 from __future__ import annotations
 
 import re
 
 from rewarm.gate import Decision
+from rewarm.results import RoundResult
 from rewarm.snapshots import SnapshotInfo
 from rewarm.tracking import training_summary
 
@@ -23,8 +24,8 @@ def round_summary(
     outcomes: dict,
     champion,
     data,
-) -> dict:
-    """A JSON-friendly record of one retrain (the flow's return value)."""
+) -> RoundResult:
+    """The result of a round that trained: the decision and every model's holdout numbers and cost."""
     strategies = {n: {**o.metrics, **training_summary(o.result)} for n, o in outcomes.items()}
     parent = {f"holdout_{k}": v for k, v in outcomes[decision.winner].metrics.items()}
     parent |= {"rows_train": len(data.train) + len(data.val), "rows_holdout": len(data.holdout)}
@@ -39,65 +40,66 @@ def round_summary(
         sp, cold = strategies["shrink_perturb"], strategies["cold"]
         parent["compute_saved_vs_cold"] = 1.0 - sp["train_seconds"] / max(cold["train_seconds"], 1e-9)
         parent["samples_saved_vs_cold"] = 1.0 - sp["samples_seen"] / max(cold["samples_seen"], 1)
-    return {
-        "model": name,
-        "model_key": model_key(name),
-        "snapshot": info.name,
-        "sha256": info.sha256,
-        "round": info.sequence,
-        "decision": decision.action,
-        "reason": decision.reason,
-        "winner": decision.winner,
-        "metric": decision.metric,
-        "version": version,
-        "replaced": replaced,
-        "strategies": strategies,
-        "champion": champion.metrics if champion is not None else None,
-        "parent_metrics": parent,
-    }
+    return RoundResult(
+        status="trained",
+        model=name,
+        model_key=model_key(name),
+        snapshot=info.name,
+        sha256=info.sha256,
+        round=info.sequence,
+        decision=decision.action,
+        reason=decision.reason,
+        winner=decision.winner,
+        metric=decision.metric,
+        version=version,
+        replaced=replaced,
+        strategies=strategies,
+        champion=champion.metrics if champion is not None else None,
+        parent_metrics=parent,
+    )
 
 
-def decision_markdown(summary: dict) -> str:
+def decision_markdown(summary: RoundResult) -> str:
     """The decision and every model's holdout numbers, for the Prefect UI."""
-    metric = summary["metric"]
+    metric = summary.metric
     lines = [
-        f"# {summary['model']}: {summary['decision']} (v{summary['version']})",
+        f"# {summary.model}: {summary.decision} (v{summary.version})",
         "",
-        summary["reason"],
+        summary.reason,
         "",
-        f"Snapshot `{summary['snapshot']}` (sha256 `{summary['sha256'][:12]}`), round {summary['round']}.",
+        f"Snapshot `{summary.snapshot}` (sha256 `{summary.sha256[:12]}`), round {summary.round}.",
         "",
         f"| model | holdout {metric} | train s | epochs | samples seen |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for name, s in summary["strategies"].items():
+    for name, s in summary.strategies.items():
         lines.append(f"| {name} | {s[metric]:.4f} | {s['train_seconds']:.1f} | {s['epochs']} | {s['samples_seen']:,} |")
-    if summary["champion"] is not None:
-        lines.append(f"| champion (untouched) | {summary['champion'][metric]:.4f} | 0 | 0 | 0 |")
-    saved = summary["parent_metrics"].get("compute_saved_vs_cold")
+    if summary.champion is not None:
+        lines.append(f"| champion (untouched) | {summary.champion[metric]:.4f} | 0 | 0 | 0 |")
+    saved = summary.parent_metrics.get("compute_saved_vs_cold")
     if saved is not None:
         lines += ["", f"Training time saved by shrink_perturb versus cold: {saved:.0%}."]
     return "\n".join(lines)
 
 
-def demo_table(summaries: list[dict]):
+def demo_table(summaries: list[RoundResult]):
     """Per month: each strategy's holdout metric and training seconds, the decision, compute saved."""
     from rich.table import Table
 
-    metric = summaries[0]["metric"] if summaries else "metric"
-    names = sorted({n for s in summaries for n in s["strategies"]}, key=["shrink_perturb", "warm", "cold"].index)
+    metric = summaries[0].metric if summaries else "metric"
+    names = sorted({n for s in summaries for n in s.strategies}, key=["shrink_perturb", "warm", "cold"].index)
     table = Table(title=f"rewarm demo: holdout {metric} and training seconds per snapshot")
     for col in ["snapshot", "champion before", *[f"{n}" for n in names], "decision", "compute saved"]:
         table.add_column(col, justify="left" if col in ("snapshot", "decision") else "right")
     for s in summaries:
-        champ = f"{s['champion'][metric]:.4f}" if s["champion"] else "-"
-        cells = [_cell(s["strategies"].get(n), metric) for n in names]
-        saved = s["parent_metrics"].get("compute_saved_vs_cold")
+        champ = f"{s.champion[metric]:.4f}" if s.champion else "-"
+        cells = [_cell(s.strategies.get(n), metric) for n in names]
+        saved = s.parent_metrics.get("compute_saved_vs_cold")
         table.add_row(
-            s["snapshot"],
+            s.snapshot,
             champ,
             *cells,
-            f"{s['decision']} v{s['version']} ({s['winner']})",
+            f"{s.decision} v{s.version} ({s.winner})",
             "-" if saved is None else f"{saved:.0%}",
         )
     return table
