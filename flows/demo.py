@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rewarm import ledger, metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
+from rewarm.landing import fingerprint
 from rewarm.results import RoundResult
 from rewarm.round_report import demo_table
 from rewarm.store import open_store, resolve_store
@@ -71,7 +71,7 @@ def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) 
     trained = ledger.processed(MlflowClient(), name)
     todo = []
     for path in paths:
-        done = trained.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        done = trained.get(fingerprint(str(path)))
         if done is None:
             todo.append(path)
         else:
