@@ -65,14 +65,14 @@ def test_regression_scores_and_gates_in_the_targets_units(tmp_path: Path, home: 
     jan, feb = _months(tmp_path, flights, "csv")
     retrain(str(jan), config=config)
     second = retrain(str(feb), config=config)
-    rmse = second["strategies"]["cold"]["rmse"]
+    rmse = second.strategies["cold"]["rmse"]
     assert 0.5 < rmse < 15, "RMSE must be in degrees, not standard deviations"
-    assert second["champion"]["mae"] < 30 and "holdout rmse" in second["reason"]
+    assert second.champion["mae"] < 30 and "holdout rmse" in second.reason
     rows = pd.read_csv(feb)
     predicted = mlflow.pyfunc.load_model("models:/temp-model@champion").predict(rows.drop(columns="temp"))
     assert abs(predicted["prediction"].mean() - rows["temp"].mean()) < 10
-    version = MlflowClient().get_model_version("temp-model", str(second["version"]))
-    assert float(version.tags["rewarm.holdout_rmse"]) == pytest.approx(second["strategies"][second["winner"]]["rmse"])
+    version = MlflowClient().get_model_version("temp-model", str(second.version))
+    assert float(version.tags["rewarm.holdout_rmse"]) == pytest.approx(second.strategies[second.winner]["rmse"])
 
 
 def test_multiclass_predicts_labels_and_class_probabilities(tmp_path: Path, home: Path, flights) -> None:
@@ -89,8 +89,8 @@ def test_multiclass_predicts_labels_and_class_probabilities(tmp_path: Path, home
     jan, feb = _months(tmp_path, flights, "parquet")
     first = retrain(str(jan), config=config)
     second = retrain(str(feb), config=config, strategies=["shrink_perturb", "warm", "cold"])
-    assert first["decision"] == "first_model" and set(second["strategies"]) == {"shrink_perturb", "warm", "cold"}
-    assert second["strategies"]["cold"]["accuracy"] > 0.45  # a third would be chance
+    assert first.decision == "first_model" and set(second.strategies) == {"shrink_perturb", "warm", "cold"}
+    assert second.strategies["cold"]["accuracy"] > 0.45  # a third would be chance
     rows = pd.read_parquet(feb).head(50)
     predicted = mlflow.pyfunc.load_model("models:/origin-model@champion").predict(rows.drop(columns="origin"))
     assert list(predicted.columns) == ["prediction", "probability_EWR", "probability_JFK", "probability_LGA"]
