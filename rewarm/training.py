@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewarm import metrics
+from rewarm import locations, metrics
 from rewarm.config import TrainSection
 from rewarm.models.network import activate
 from rewarm.models.preprocess import Preprocessor
@@ -80,9 +80,9 @@ class Checkpoint:
 
     def save(self, state: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        torch.save({**state, "key": self.key}, tmp)
-        os.replace(tmp, self.path)
+        buffer = io.BytesIO()
+        torch.save({**state, "key": self.key}, buffer)
+        locations.write_atomic(str(self.path), buffer.getvalue())
 
 
 GPU_LIMIT = "rewarm-gpu"  # the Prefect global concurrency limit every training on a GPU holds a slot of
