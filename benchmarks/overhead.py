@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import time
 from pathlib import Path
 
 from rewarm.config import Settings
+from rewarm.processes import free_port
 
 from .run import Options, streams
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _replay(settings: Settings, files: list[Path], home: Path) -> list[dict]:
@@ -58,7 +52,7 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
         frame.to_parquet(files[-1], index=False)
     saved = os.environ.get("REWARM_HOME")
     results = {"ephemeral": _replay(settings, files, folder / "home-ephemeral")}
-    with prefect_server(folder / "prefect", _free_port()) as url, temporary_settings({PREFECT_API_URL: url}):
+    with prefect_server(folder / "prefect", free_port()) as url, temporary_settings({PREFECT_API_URL: url}):
         results["server"] = _replay(settings, files, folder / "home-server")
         APILogHandler.flush()  # send the runs' logs while the server is still up
     if saved is None:

@@ -398,7 +398,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from rewarm.deployments.stack import main as stack
+    from rewarm.stack import main as stack
 
     return stack(
         ["--folder", args.folder, "--pool", args.pool, *(["--artifacts", args.artifacts] if args.artifacts else [])]

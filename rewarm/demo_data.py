@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from rewarm.locations import write_atomic
+
 NUMERIC = (
     "distance",
     "sched_dep_hour",
@@ -89,8 +91,6 @@ def write_monthly(landing: Path, months: int = 12) -> list[Path]:
     for month in range(1, months + 1):
         path = landing / f"flights-2013-{month:02d}.parquet"
         if not path.exists():  # never overwrite a file a user may have edited
-            tmp = path.with_name(path.name + ".partial")
-            df[df["month"] == month].drop(columns="month").to_parquet(tmp, index=False)
-            tmp.rename(path)
+            write_atomic(str(path), df[df["month"] == month].drop(columns="month").to_parquet(index=False))
         paths.append(path)
     return paths

@@ -19,7 +19,7 @@ import fsspec
 
 from rewarm import landing
 from rewarm.errors import RewarmError, SnapshotRejected
-from rewarm.locations import filesystem, is_remote
+from rewarm.locations import filesystem, is_remote, write_atomic
 
 REASON = ".reason.json"  # NAME.reason.json beside each quarantined NAME
 RETRIED = "retried"  # reason files of snapshots sent back to the landing location, kept for the record
@@ -92,7 +92,7 @@ def put(
         quarantined_at=datetime.now(UTC).isoformat(),  # microseconds: two in one second keep their order
         flow_run_id=flow_run_id,
     )
-    _write_json(fs, f"{folder}/{name}{REASON}", record.to_dict())
+    write_atomic(f"{record.location}{REASON}", json.dumps(record.to_dict(), indent=2).encode())
     _move(uri, record.location)
     return record
 
@@ -104,13 +104,6 @@ def _free_name(fs: fsspec.AbstractFileSystem, folder: str, name: str, sha256: st
     stem, dot, suffix = name.partition(".")
     tag = sha256[:12] if sha256.isalnum() else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # no hash: unreadable
     return f"{stem}-{tag}{dot}{suffix}"
-
-
-def _write_json(fs: fsspec.AbstractFileSystem, path: str, data: dict) -> None:
-    tmp = f"{path}.partial"
-    with fs.open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-    fs.mv(tmp, path)
 
 
 def _move(src: str, dst: str) -> None:

@@ -8,37 +8,20 @@ import contextlib
 import contextvars
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from rewarm.config import Settings
 from rewarm.errors import RewarmError
+from rewarm.processes import healthy, port_in_use, spawn, stop_group, wait_healthy
 
 log = logging.getLogger("rewarm.service")
 DEFAULT_PORT = 4200
 # Queued retrains ask for their slot again this often (Prefect's default is 30 s).
 SLOT_WAIT_SECONDS = "5"
-
-
-def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """True when a Prefect server answers at API_URL."""
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
 
 
 @contextlib.contextmanager
@@ -65,7 +48,7 @@ def prefect_server(home: Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1"
         _wait_healthy(url, process, logfile)
         yield url
     finally:
-        stop(process, "Prefect server")
+        stop_group(process, "Prefect server")
 
 
 def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, Path]:
@@ -76,39 +59,22 @@ def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, P
     env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", SLOT_WAIT_SECONDS)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     log.info("starting the Prefect server: %s (log: %s)", " ".join(command), logfile)
-    with logfile.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    return process, logfile
+    return spawn(command, logfile, env), logfile
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, logfile: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if healthy(url) and process.poll() is None:  # ours answering, not another server that took the port
-            return
-        time.sleep(0.5)
-    stop(process, "Prefect server")
-    tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
-    raise RewarmError(
-        f"the Prefect server did not come up at {url} (log {logfile}):\n{tail}\n"
-        f"Start one yourself with `prefect server start --host 127.0.0.1 --port {url.rsplit(':', 1)[1].split('/')[0]}` "
-        f"and set PREFECT_API_URL={url}"
-    )
-
-
-def stop(process: subprocess.Popen, what: str, grace: float = 15.0) -> None:
-    """SIGTERM PROCESS's group, SIGKILL it after GRACE seconds."""
-    if process.poll() is not None:
-        return
-    log.info("stopping the %s (pid %d)", what, process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+def _wait_healthy(url: str, process: subprocess.Popen, logfile: Path) -> None:
+    """Return once our server answers; else stop it and say how to start one by hand."""
     try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        wait_healthy(url, process, logfile)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_group(process, "Prefect server")
+        tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        raise RewarmError(
+            f"the Prefect server did not come up at {url} (log {logfile}):\n{tail}\n"
+            f"Start one yourself with `prefect server start --host 127.0.0.1 --port {port}` "
+            f"and set PREFECT_API_URL={url}"
+        ) from exc
 
 
 def serve(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewarm import metrics
+from rewarm import locations, metrics
 from rewarm.config import TrainSection
 from rewarm.models.network import activate
 from rewarm.models.preprocess import Preprocessor
@@ -79,9 +79,9 @@ class Checkpoint:
 
     def save(self, state: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        torch.save({**state, "key": self.key}, tmp)
-        os.replace(tmp, self.path)
+        buffer = io.BytesIO()
+        torch.save({**state, "key": self.key}, buffer)
+        locations.write_atomic(str(self.path), buffer.getvalue())
 
 
 def pick_device(preference: str = "auto") -> torch.device:

@@ -3,7 +3,7 @@
 The suite runs on either profile, chosen by one environment variable and nothing else:
 
     make test                                   # embedded: a SQLite MLflow store per test, Prefect's test harness
-    REWARM_TEST_PROFILE=production make test    # the production stack (rewarm.deployments.stack): PostgreSQL,
+    REWARM_TEST_PROFILE=production make test    # the production stack (rewarm.stack): PostgreSQL,
                                                 # an MLflow tracking server with served artifacts, a Prefect server
 
 On the production profile the tests are the same; a test's fresh store is the one tracking server, emptied.
@@ -89,7 +89,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
     if PROFILE == "embedded":
         yield Stores()
         return
-    from rewarm.deployments.stack import postgres_bin, stack
+    from rewarm.stack import postgres_bin, stack
 
     try:
         postgres_bin()

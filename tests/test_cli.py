@@ -117,3 +117,16 @@ def test_status_lists_pending_snapshots(tmp_path: Path, home: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "1 pending snapshot(s): ['a.csv']" in out
     assert "set PREFECT_API_URL" in out  # no server named: says how to see the last runs
+
+
+def test_the_stack_still_runs_by_its_old_module_name() -> None:
+    """The stack moved to rewarm.stack; `python -m rewarm.deployments.stack` in users' scripts still runs it."""
+    import rewarm.deployments.stack as old
+    import rewarm.stack as new
+
+    assert (old.stack, old.postgres_bin, old.main) == (new.stack, new.postgres_bin, new.main)
+    shown = subprocess.run(
+        [sys.executable, "-m", "rewarm.deployments.stack", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "--folder" in shown.stdout and "The production profile on one machine" in shown.stdout

@@ -1,5 +1,5 @@
 """The production profile, for real: PostgreSQL (Debian's), an MLflow tracking server on it with served
-artifacts, a Prefect server on it and a `process` worker, all on loopback (rewarm.deployments.stack).
+artifacts, a Prefect server on it and a `process` worker, all on loopback (rewarm.stack).
 Two different models are deployed to the pool and retrained at the same time by the worker; rewarm's
 code is the same as on the embedded profile, only MLFLOW_TRACKING_URI and PREFECT_API_URL differ."""
 
@@ -23,9 +23,9 @@ from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
 
 from rewarm import ledger, registry
-from rewarm.deployments.stack import Stack, postgres_bin, stack
 from rewarm.errors import RewarmError
 from rewarm.landing import fingerprint
+from rewarm.stack import Stack, postgres_bin, stack
 from rewarm.store import open_store, resolve_store
 from rewarm.tasks.gpu import GPU_LIMIT
 
@@ -230,7 +230,7 @@ def test_rewarm_stack_starts_the_profile_and_a_sigterm_stops_all_of_it() -> None
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to the postgres user")
 def test_a_folder_the_postgres_user_cannot_reach_is_named_with_the_fix(tmp_path: Path) -> None:
-    from rewarm.deployments.stack import postgres
+    from rewarm.stack import postgres
 
     try:
         postgres_bin()

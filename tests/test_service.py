@@ -3,7 +3,6 @@ snapshots copied into the landing folder, results read back from Prefect and MLf
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -12,44 +11,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
+from waiting import start_server, wait_for
 
 from rewarm import quarantine
-from rewarm.service import healthy
+from rewarm.processes import free_port, healthy, spawn, stop_group
 from rewarm.store import open_store, resolve_store
 
 pytestmark = pytest.mark.slow
 MODEL = "served-model"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 180.0) -> object:
-    """Poll CHECK until it returns something truthy; fail naming WHAT after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Kill whatever is left of a process group this test started."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, stores) -> Iterator[str]:
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
+    process = start_server(command, folder / "server.log", url, env)
     try:
-        wait_for(lambda: healthy(url) or process.poll() is not None, "the Prefect server", timeout=120)
-        assert process.poll() is None, (folder / "server.log").read_text()[-3000:]
         yield url
     finally:
-        stop_group(process)
-        log.close()
+        stop_group(process, grace=0, reap=30)
 
 
 class Service:
@@ -86,10 +58,8 @@ class Service:
 
     def __init__(self, config: Path, env: dict[str, str], *extra: str) -> None:
         self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
-        self._out = self.log.open("wb")
         command = [sys.executable, "-m", "rewarm.cli", "serve", "--config", str(config), *extra]
-        out, err = self._out, subprocess.STDOUT
-        self.process = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
+        self.process = spawn(command, self.log, env)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -104,8 +74,8 @@ class Service:
         return self.process.wait(60)
 
     def close(self) -> None:
-        stop_group(self.process)
-        self._out.close()
+        """Kill whatever is left of its process group."""
+        stop_group(self.process, grace=0, reap=30)
 
 
 @pytest.fixture
@@ -288,14 +258,11 @@ def test_work_pool_worker_runs_the_deployment(
     assert deployed.returncode == 0, deployed.stderr
     assert "prefect worker start --pool gpu-pool" in deployed.stdout
     prefect = Path(sys.executable).with_name("prefect")
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
+    worker = spawn(
         [str(prefect), "worker", "start", "--pool", "gpu-pool", "--prefetch-seconds", "5"],
+        tmp_path / "worker.log",
         env={**service_env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
         cwd=tmp_path,  # not the checkout: the worker imports the flow from the installed package
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     try:
         from prefect.deployments import run_deployment
@@ -307,8 +274,7 @@ def test_work_pool_worker_runs_the_deployment(
         [version] = MlflowClient().search_model_versions("name = 'pooled-model'")
         assert version.tags["rewarm.snapshot_sha256"] == sha(snapshot)
     finally:
-        stop_group(worker)
-        log.close()
+        stop_group(worker, grace=0, reap=30)
 
 
 def burst_files(flights: pd.DataFrame, folder: Path) -> tuple[list[Path], dict[str, Path], list[Path]]:

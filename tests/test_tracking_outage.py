@@ -5,34 +5,27 @@ nothing and leave the snapshot pending; once the server is back, the next run pr
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
+from waiting import start_server
 
 from rewarm import ledger, quarantine, registry
 from rewarm.config import load_settings
 from rewarm.flows.retrain import retrain
 from rewarm.landing import fingerprint
+from rewarm.processes import free_port, stop_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
 MODEL = "outage-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_mlflow(folder: Path, port: int) -> subprocess.Popen:
@@ -42,26 +35,7 @@ def start_mlflow(folder: Path, port: int) -> subprocess.Popen:
         *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         *("--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "art")),
     ]
-    log = (folder / "server.log").open("ab")
-    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.25)
-        assert process.poll() is None, (folder / "server.log").read_text()[-2000:]
-    stop(process)
-    raise AssertionError(f"mlflow server did not answer on port {port} within 90 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Kill the server and its workers (uvicorn, the job runner) at once: an outage, not a shutdown."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    return start_server(command, folder / "server.log", f"http://127.0.0.1:{port}", timeout=90, interval=0.25)
 
 
 def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_pending(
@@ -96,7 +70,8 @@ def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_
         while not (pause / "paused").exists():  # trained, scored and decided; about to register
             assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1][-3000:]
             time.sleep(0.2)
-        stop(server)
+        # The server and its workers (uvicorn, the job runner) killed at once: an outage, not a shutdown.
+        stop_group(server, grace=0, reap=30)
         (pause / "go").touch()
         began = time.monotonic()
         _, stderr = child.communicate(timeout=300)
@@ -128,4 +103,4 @@ def test_a_tracking_server_stopped_mid_run_fails_cleanly_and_the_snapshot_stays_
         experiment = client.get_experiment_by_name(MODEL).experiment_id
         assert client.search_runs([experiment], "attributes.status = 'RUNNING'") == []  # the dead run was closed
     finally:
-        stop(server)
+        stop_group(server, grace=0, reap=30)

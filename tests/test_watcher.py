@@ -3,19 +3,21 @@ store and a real watchfiles watch; events are collected by an injected `emit` in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
 import pandas as pd
 import pytest
+import waiting
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
 from prefect.events import Event
@@ -48,14 +50,8 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    """Call CHECK until it returns something truthy; fail naming WHAT after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+# A watcher answers within milliseconds: look often, and give up sooner than on a server.
+wait_for = functools.partial(waiting.wait_for, timeout=20.0, interval=0.05)
 
 
 @pytest.fixture
