@@ -41,7 +41,7 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from rewarm.service import prefect_server
+    from rewarm.serve import prefect_server
 
     months = 3 if quick else 5
     files = []

@@ -148,7 +148,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rewarm import service
+    from rewarm import serve as service
     from rewarm.store import open_store, resolve_store
 
     settings = _several(args.config)

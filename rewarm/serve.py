@@ -18,7 +18,7 @@ from rewarm.config import Settings
 from rewarm.errors import RewarmError
 from rewarm.processes import healthy, port_in_use, spawn, stop_group, wait_healthy
 
-log = logging.getLogger("rewarm.service")
+log = logging.getLogger("rewarm.serve")
 DEFAULT_PORT = 4200
 # Queued retrains ask for their slot again this often (Prefect's default is 30 s).
 SLOT_WAIT_SECONDS = "5"
