@@ -193,25 +193,39 @@ def stack(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`rewarm stack`: start the stack, print what a client exports, keep it up until Ctrl-C or SIGTERM."""
+    """`python -m rewarm.stack`: start the stack, print what a client exports, keep it up until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m rewarm.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", required=True, type=Path, help="where the databases, artifacts and logs live")
     parser.add_argument("--pool", default="rewarm", help="the process work pool the worker polls")
     parser.add_argument("--artifacts", help="where MLflow keeps artifacts (default FOLDER/artifacts; or s3://...)")
     args = parser.parse_args(argv)
+    try:
+        check_can_start()
+    except RewarmError as exc:
+        parser.error(str(exc))
+    return serve_stack(args.folder, args.pool, args.artifacts)
+
+
+def check_can_start() -> None:
+    """Refuse early what cannot start PostgreSQL here: root without runuser."""
     if shutil.which("runuser") is None and os.geteuid() == 0:
-        parser.error("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
+        raise RewarmError("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
+
+
+def serve_stack(folder: Path, pool: str = "rewarm", artifacts: str | None = None) -> int:
+    """Run the stack under FOLDER in the foreground, printing what a client exports, until Ctrl-C or SIGTERM."""
+    check_can_start()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the stack like Ctrl-C, not just this process
     with (
         contextlib.suppress(KeyboardInterrupt),
-        stack(args.folder.resolve(), args.pool, artifacts=args.artifacts) as running,
+        stack(folder.resolve(), pool, artifacts=artifacts) as running,
     ):
         print("stack up; in another shell:")
         for key, value in running.env.items():
             print(f"  export {key}={value}")
-        print(f"  rewarm deploy --pool {args.pool} --config A/rewarm.toml --config B/rewarm.toml")
-        print(f"logs: {args.folder}/*.log; Ctrl-C stops everything (the databases are kept)", flush=True)
+        print(f"  rewarm deploy --pool {pool} --config A/rewarm.toml --config B/rewarm.toml")
+        print(f"logs: {folder}/*.log; Ctrl-C stops everything (the databases are kept)", flush=True)
         signal.pause()
     print("stack stopped", flush=True)
     return 0
