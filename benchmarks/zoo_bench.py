@@ -168,15 +168,17 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
 
 
 def plot(table: pd.DataFrame) -> Figure:
-    """rewarm's lead over the trees per dataset, in each dataset's metric (positive: rewarm ahead)."""
+    """rewarm's lead over the trees per dataset, relative to the trees' metric (positive: rewarm ahead), so that
+    an RMSE in dollars and an AUC share one axis."""
+    relative = 100 * table["lead"] / table["trees"].abs().clip(lower=1e-12)
     fig = Figure(figsize=(8, 0.45 * len(table) + 1.2))
     ax = fig.subplots()
-    colours = ["tab:green" if v >= 0 else "tab:red" for v in table["lead"]]
+    colours = ["tab:green" if v >= 0 else "tab:red" for v in relative]
     labels = [f"{d} ({m})" for d, m in zip(table["dataset"], table["metric"], strict=True)]
-    ax.barh(labels, table["lead"], color=colours)
+    ax.barh(labels, relative, color=colours)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set_xlabel("rewarm champion minus default LightGBM (losses negated: right is better for rewarm)")
+    ax.set_xlabel("rewarm's lead, % of the trees' metric (right: rewarm better)")
     ax.set_title("rewarm vs gradient-boosted trees on the dataset zoo, rounds 2..N")
     fig.tight_layout()
     return fig
