@@ -212,7 +212,7 @@ def run(
         "title": "rewarm benchmark zoo",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "seeds": list(range(seeds)),
+        "seeds": sorted({int(s) for s in df["seed"]}) if len(df) else [],
         "max_rows": max_rows,
     }
     folder.mkdir(parents=True, exist_ok=True)

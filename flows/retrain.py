@@ -1,8 +1,9 @@
 """Retrain on a new snapshot: challengers from the champion and from scratch, scored side by side.
 
 A round reads as its steps: fetch -> triage (processed, recover, or train) -> validate -> prepare -> train the
-candidates -> score the champion -> decide -> register -> promote -> report. Every MLflow and Prefect write
-happens inside a task, with that task's failure policy.
+candidates -> score the champion -> decide -> register -> promote -> report. Every MLflow and Prefect write of
+the round happens inside a task, with that task's failure policy (opening the store, and creating the GPU limit
+for Prefect's temporary server on a CUDA machine, are the setup before it).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from rewarm.tasks.promotion import decide, load_champion, move_aliases, register
 from rewarm.tasks.queue import cancel_queued
 from rewarm.tasks.round import (
     failed_on_error,
+    no_training,
     open_round,
-    outcome,
     prepare_round,
     report_round,
     skipped,
@@ -176,5 +177,5 @@ def _gone(settings: Settings, snapshot: str, expected: str) -> RoundResult | Non
         return skipped(name, snapshot, expected, done)
     if quarantine.holds(settings.data.quarantine_location, expected):
         reason = f"{Path(snapshot).name}: already quarantined (see `rewarm quarantine list`); nothing retrained"
-        return outcome("skipped", name, snapshot, expected, reason)
+        return no_training("skipped", name, snapshot, expected, reason)
     return None

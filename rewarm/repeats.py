@@ -87,9 +87,9 @@ def repeats_itself(rows: np.ndarray) -> str | None:
     return None
 
 
-def share_copied(rows: np.ndarray, earlier: Fingerprint) -> float | None:
-    """The share of ROWS' sampled shingles found in EARLIER's, or None when too few are sampled to judge."""
-    found = shingles(rows)
+def share_copied(found: np.ndarray, earlier: Fingerprint) -> float | None:
+    """The share of FOUND (a snapshot's shingles) sampled by EARLIER's rule that EARLIER holds, an estimate of the
+    share of the snapshot repeating it in order; None when too few are sampled to judge."""
     sampled = found[found % np.uint64(earlier.modulus) == 0]
     if len(sampled) < 10:
         return None

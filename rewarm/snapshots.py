@@ -180,7 +180,9 @@ def inspect(
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.Fingerprint, kept: list[SnapshotInfo], spec: DataSection) -> None:
-    """Reject a snapshot that is mostly an earlier one again (see rewarm/repeats.py)."""
+    """Reject a snapshot that is mostly earlier ones again (see rewarm/repeats.py): the shares of its ordered runs
+    found in each kept snapshot add up, so a cumulative dump of several earlier snapshots is caught too."""
+    found, copied = repeats.shingles(rows), []
     for info in reversed(kept):
         earlier = _fingerprint(info)
         if earlier is None:
@@ -191,14 +193,18 @@ def _check_not_copied(uri: str, rows, fp: repeats.Fingerprint, kept: list[Snapsh
                 "landed twice over: remove it, or land the new rows instead",
                 kind="repeated_snapshot",
             )
-        share = repeats.share_copied(rows, earlier)
-        if share is not None and share > spec.max_repeated_fraction:
-            raise SnapshotRejected(
-                f"{uri}: {share:.0%} of its rows repeat {info.name} (round {info.sequence}) in the same order, above "
-                f"data.max_repeated_fraction={spec.max_repeated_fraction}; a snapshot holds new rows only: land what "
-                "is new since then (or raise the limit if the repeats are real)",
-                kind="repeated_snapshot",
-            )
+        share = repeats.share_copied(found, earlier)
+        if share is not None and share >= 0.05:
+            copied.append((info, share))
+    total = min(1.0, sum(share for _, share in copied))
+    if total > spec.max_repeated_fraction:
+        names = ", ".join(f"{i.name} (round {i.sequence})" for i, _ in sorted(copied, key=lambda c: c[0].sequence))
+        raise SnapshotRejected(
+            f"{uri}: {total:.0%} of its rows repeat {names} in the same order, above "
+            f"data.max_repeated_fraction={spec.max_repeated_fraction}; a snapshot holds new rows only: land what "
+            "is new since then (or raise the limit if the repeats are real)",
+            kind="repeated_snapshot",
+        )
 
 
 def _fingerprint(info: SnapshotInfo) -> repeats.Fingerprint | None:

@@ -8,8 +8,9 @@ different sample of history.
 Two schemes exist. Scheme 1, the first, used pandas' hash key, which pandas applies to text columns only: on a
 frame without text every split drew the same number, so validation came out empty and replay never changed.
 Scheme 2 mixes the key in itself and reads every column type the same way (an integer column that turns float when
-a null arrives hashes as before). A model keeps the scheme of its lineage (it travels in model.json), so no round
-trains on rows an earlier round of the same lineage held out.
+a null arrives hashes as before; integers beyond 2**53 lose their last digits, as floats do). A model keeps the
+scheme of its lineage (it travels in model.json), and a snapshot already kept is always split as its first round
+split it, so a rerun (a crash, --force) never trains on the rows that round held out.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _canonical(s: pd.Series) -> pd.Series:
     ):
         x = numbers(s) + 0.0  # + 0.0: -0.0 and 0.0 are one value; timestamps as seconds, whatever their unit
         return pd.Series(np.where(np.isnan(x), np.nan, x))  # one NaN bit pattern for every missing number
-    return pd.Series(_as_text(s).to_numpy(dtype=object, na_value=None))
+    return pd.Series(_as_text(s).to_numpy(dtype=object, na_value=None), dtype=object)  # not left to inference
 
 
 def _key(key: str) -> np.uint64:
@@ -62,9 +63,6 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def scores(df: pd.DataFrame, key: str, scheme: int = CURRENT, rows: np.ndarray | None = None) -> np.ndarray:
     """A number in [0, 1) per row, from its content and KEY; different keys give independent numbers
     (scheme 2). ROWS: precomputed row_hashes(df)."""
-    if scheme == LEGACY:
-        legacy = pd.util.hash_pandas_object(df, index=False, hash_key=key).to_numpy()
-        return (legacy % np.uint64(1_000_000)).astype(np.float64) / 1_000_000
     if scheme != CURRENT:
         raise ValueError(f"unknown split scheme {scheme}; this rewarm knows {SCHEMES}")
     rows = row_hashes(df) if rows is None else rows

@@ -18,7 +18,7 @@ from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
 from rewarm.registry import LoadedModel
 from rewarm.rounds import RoundData
-from rewarm.training import Checkpoint, Tensors, TrainResult, score_holdout, train
+from rewarm.training import Checkpoint, Tensors, TrainResult, effective_batch_size, score_holdout, train
 
 from .snapshot import IN_MEMORY
 
@@ -134,6 +134,7 @@ def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent
         str(parent_version),
         cfg.model_dump_json(),
         f"{len(data.train)}/{len(data.val)}/{len(data.holdout)}",
+        f"batch {effective_batch_size(len(data.train), cfg.batch_size)}",
         repr(data.arch.to_dict()),
         data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
     ]
@@ -144,7 +145,7 @@ def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
     return {
         "max_epochs": cfg.max_epochs,
         "patience": cfg.patience,
-        "batch_size": cfg.batch_size,
+        "batch_size": effective_batch_size(len(data), cfg.batch_size),  # as trained: smaller for small sets
         "lr": cfg.lr,
         "weight_decay": cfg.weight_decay,
         "warmup_fraction": cfg.warmup_fraction,

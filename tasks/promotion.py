@@ -94,13 +94,3 @@ def move_aliases(name: str, version: int, decision: Decision) -> int | None:
         get_run_logger().info("challenger -> v%d: %s", version, decision.reason)
     registry.mark_applied(client, name, version)
     return previous
-
-
-@task(name="recover-round", **REGISTRY)
-def recover_round(name: str, version: int) -> tuple[str, int | None]:
-    """Apply the decision a crashed round recorded on VERSION (registered, aliases never moved)."""
-    done, previous = registry.recover(MlflowClient(), name, version)
-    get_run_logger().warning(
-        "recovered %s v%d, registered by a run that died before its aliases moved: %s", name, version, done
-    )
-    return done, previous

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
@@ -35,9 +34,8 @@ from .snapshot import IN_MEMORY, Fetched
 
 @dataclass(frozen=True)
 class Triage:
-    """What a run does with a fetched snapshot: train it, or hand back RESULT (skipped, recovered)."""
+    """What a run does with a fetched snapshot: train it (RESULT None), or hand back RESULT (skipped, recovered)."""
 
-    action: Literal["train", "done"]
     experiment_id: str
     checkpoints: Path  # this snapshot's epoch checkpoints
     result: RoundResult | None = None
@@ -54,7 +52,7 @@ def triage_snapshot(settings: Settings, store: Store, fetched: Fetched, force: b
     experiment = experiment_id(store, name)
     checkpoints = store.home / "checkpoints" / name / sha[:16]
     if expected is not None and sha != expected:
-        return Triage("done", experiment, checkpoints, changed(name, fetched.uri, expected, sha))
+        return Triage(experiment, checkpoints, changed(name, fetched.uri, expected, sha))
     note = f"its process died; closed by a rerun at {datetime.now(UTC).isoformat(timespec='seconds')}"
     closed = tracking.close_abandoned(client, experiment, sha, note)
     if closed:
@@ -62,13 +60,14 @@ def triage_snapshot(settings: Settings, store: Store, fetched: Fetched, force: b
             "closed %d run(s) a killed retrain of this snapshot left open: %s", len(closed), closed
         )
     for version in ledger.unapplied(client, name, sha):
-        return Triage("done", experiment, checkpoints, _recover(name, fetched.uri, sha, int(version.version)))
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the round was trained; only its aliases move now
+        return Triage(experiment, checkpoints, _recover(name, fetched.uri, sha, int(version.version)))
     done = ledger.processed(client, name).get(sha)
     if done is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # left by a kill after the round's last write
         if not force:
-            return Triage("done", experiment, checkpoints, skipped(name, fetched.uri, sha, done))
-    return Triage("train", experiment, checkpoints)
+            return Triage(experiment, checkpoints, skipped(name, fetched.uri, sha, done))
+    return Triage(experiment, checkpoints)
 
 
 def _recover(name: str, snapshot: str, sha: str, version: int) -> RoundResult:
@@ -94,7 +93,7 @@ def skipped(name: str, snapshot: str, sha: str, version: int) -> RoundResult:
         f"{Path(snapshot).name}: content already processed as {name} v{version} (sha256 {sha[:12]}); "
         "nothing retrained (pass force=True, or --force, to retrain on it again)"
     )
-    return outcome("skipped", name, snapshot, sha, reason, version=version)
+    return no_training("skipped", name, snapshot, sha, reason, version=version)
 
 
 def changed(name: str, snapshot: str, expected: str, found: str) -> RoundResult:
@@ -102,10 +101,12 @@ def changed(name: str, snapshot: str, expected: str, found: str) -> RoundResult:
         f"{Path(snapshot).name}: rewritten since it landed (sha256 {expected[:12]} announced, {found[:12]} now); "
         "nothing retrained here: the watcher announces the new content once it is complete"
     )
-    return outcome("skipped", name, snapshot, found, reason, logging.WARNING)
+    return no_training("skipped", name, snapshot, found, reason, logging.WARNING)
 
 
-def outcome(status, name: str, snapshot: str, sha: str, reason: str, level: int = logging.INFO, **extra) -> RoundResult:
+def no_training(
+    status, name: str, snapshot: str, sha: str, reason: str, level: int = logging.INFO, **extra
+) -> RoundResult:
     """The result of a run that trains nothing: logged, with the REASON for the user."""
     get_run_logger().log(level, reason)
     return RoundResult(status, name, reason, Path(snapshot).name, sha, **extra)
@@ -163,17 +164,19 @@ def failed_on_error(run: RoundRun) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        fail_round(run)
+        fail_round(run.run_id)
         raise
 
 
-@task(name="fail-round-run", **IN_MEMORY)
-def fail_round(run: RoundRun) -> None:
-    """Mark the round's MLflow run FAILED; the store may be what failed, so a failure here is only logged."""
+def fail_round(run_id: str) -> None:
+    """Mark a round's MLflow run FAILED. Not a task: it runs while an error (perhaps Prefect's own) propagates,
+    and the store may be what failed, so a failure here is only logged and never hides the first error."""
     try:
-        MlflowClient().set_terminated(run.run_id, "FAILED")
+        MlflowClient().set_terminated(run_id, "FAILED")
     except Exception as exc:
-        get_run_logger().warning("could not mark run %s FAILED (%s); the next retrain of it will", run.run_id, exc)
+        logging.getLogger("rewarm.round").warning(
+            "could not mark run %s FAILED (%s); the next retrain of it will", run_id, exc
+        )
 
 
 @task(name="report-round", **REGISTRY)

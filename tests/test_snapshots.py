@@ -398,3 +398,14 @@ def test_a_holdout_that_cannot_hold_every_class_says_which_and_what_to_do(tmp_pa
     message = str(caught.value)
     assert "holdout rows hold 1 of the 2 classes of target 'late' that roc_auc needs (none of ['1']" in message
     assert "set gate.metric to log_loss or accuracy" in message and caught.value.kind == "holdout_classes"
+
+
+def test_a_cumulative_dump_of_several_earlier_snapshots_is_rejected(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    months = [_frame(n=1500, seed=s) for s in (1, 2, 3)]
+    for i, month in enumerate(months):
+        admit(str(_parquet(tmp_path / f"m{i}.parquet", month)), SPEC, history)
+    dump = pd.concat([*months, _frame(n=300, seed=9)], ignore_index=True)  # everything so far, plus a little
+    with pytest.raises(SnapshotRejected, match=r"9\d% of its rows repeat m0.parquet \(round 1\), m1.parquet") as e:
+        admit(str(_parquet(tmp_path / "dump.parquet", dump)), SPEC, history)
+    assert e.value.kind == "repeated_snapshot"
