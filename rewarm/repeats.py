@@ -12,7 +12,7 @@ copies leave traces that natural repeats do not:
 
 Runs are compared as 8-row shingles (hashes of 8 consecutive rows). Only shingles of at least 6 distinct rows
 count, so data that arrives sorted, where a run of identical rows is natural, never looks copied. Each kept
-snapshot records a fingerprint: the digest of its sorted row hashes and a content-defined sample of at most
+snapshot records a row sketch: the digest of its sorted row hashes and a content-defined sample of at most
 about 512 shingles, so no earlier file is read again to check a new one.
 """
 
@@ -30,12 +30,12 @@ from rewarm.splits import row_hashes
 
 SHINGLE = 8  # rows per shingle: natural data almost never repeats 8 rows in order
 MIN_DISTINCT = 6  # distinct rows a shingle needs to count (sorted data repeats identical rows by nature)
-SAMPLE = 512  # shingles a fingerprint keeps, about
+SAMPLE = 512  # shingles a row sketch keeps, about
 MIN_DISTINCT_ROWS = 20  # below this many distinct rows, equal multiplicities can happen by chance
 
 
 @dataclass(frozen=True)
-class Fingerprint:
+class RowSketch:
     """What a kept snapshot records for later comparisons."""
 
     rows_digest: str  # SHA-256 of the sorted row hashes: the same rows, whatever their order
@@ -56,15 +56,15 @@ def shingles(rows: np.ndarray) -> np.ndarray:
     return combined[distinct >= MIN_DISTINCT]
 
 
-def fingerprint(rows: np.ndarray) -> Fingerprint:
-    """The fingerprint of a snapshot whose row hashes are ROWS."""
+def sketch(rows: np.ndarray) -> RowSketch:
+    """The row sketch of a snapshot whose row hashes are ROWS."""
     digest = hashlib.sha256(np.sort(rows).tobytes()).hexdigest()
     modulus = 1
     while len(rows) / modulus > SAMPLE:
         modulus *= 2
     found = shingles(rows)
     kept = np.unique(found[found % np.uint64(modulus) == 0])
-    return Fingerprint(digest, modulus, tuple(f"{int(v):016x}" for v in kept))
+    return RowSketch(digest, modulus, tuple(f"{int(v):016x}" for v in kept))
 
 
 def repeats_itself(rows: np.ndarray) -> str | None:
@@ -87,7 +87,7 @@ def repeats_itself(rows: np.ndarray) -> str | None:
     return None
 
 
-def share_copied(found: np.ndarray, earlier: Fingerprint) -> float | None:
+def share_copied(found: np.ndarray, earlier: RowSketch) -> float | None:
     """The share of FOUND (a snapshot's shingles) sampled by EARLIER's rule that EARLIER holds, an estimate of the
     share of the snapshot repeating it in order; None when too few are sampled to judge."""
     sampled = found[found % np.uint64(earlier.modulus) == 0]
@@ -102,10 +102,10 @@ def frame_rows(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return row_hashes(df[[c for c in columns if c in df.columns]])
 
 
-def to_json(fp: Fingerprint) -> bytes:
+def to_json(fp: RowSketch) -> bytes:
     return json.dumps({"rows_digest": fp.rows_digest, "modulus": fp.modulus, "shingles": list(fp.shingles)}).encode()
 
 
-def from_json(raw: bytes) -> Fingerprint:
+def from_json(raw: bytes) -> RowSketch:
     found = json.loads(raw)
-    return Fingerprint(found["rows_digest"], int(found["modulus"]), tuple(found["shingles"]))
+    return RowSketch(found["rows_digest"], int(found["modulus"]), tuple(found["shingles"]))

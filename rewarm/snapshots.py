@@ -18,7 +18,7 @@ from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-FINGERPRINT = ".fingerprint"  # beside a kept snapshot: its rows' fingerprint (rewarm/repeats.py)
+SKETCH = ".rows-sketch"  # beside a kept snapshot: its rows' sketch (rewarm/repeats.py)
 log = logging.getLogger("rewarm.snapshots")
 
 
@@ -146,7 +146,7 @@ class Landed:
     frame: pd.DataFrame
     data: bytes
     kept: bool
-    fingerprint: repeats.Fingerprint | None = None  # of a snapshot not yet kept
+    sketch: repeats.RowSketch | None = None  # of a snapshot not yet kept
 
 
 def inspect(
@@ -170,23 +170,23 @@ def inspect(
             _check_newest(info, kept[-1], uri)
             return Landed(info, df, data, kept=True)
     rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
-    fp = repeats.fingerprint(rows)
+    fp = repeats.sketch(rows)
     _check_not_copied(uri, rows, fp, kept, spec)
     sequence = max((i.sequence for i in kept), default=0) + 1
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
-    return Landed(info, df, data, kept=False, fingerprint=fp)
+    return Landed(info, df, data, kept=False, sketch=fp)
 
 
-def _check_not_copied(uri: str, rows, fp: repeats.Fingerprint, kept: list[SnapshotInfo], spec: DataSection) -> None:
+def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:
     """Reject a snapshot that is mostly earlier ones again (see rewarm/repeats.py): the shares of its ordered runs
     found in each kept snapshot add up, so a cumulative dump of several earlier snapshots is caught too."""
     found, copied = repeats.shingles(rows), []
     for info in reversed(kept):
-        earlier = _fingerprint(info)
+        earlier = _sketch(info)
         if earlier is None:
-            continue  # kept before fingerprints were recorded
+            continue  # kept before row sketches were recorded
         if earlier.rows_digest == fp.rows_digest:
             raise SnapshotRejected(
                 f"{uri}: holds exactly the rows of {info.name} (round {info.sequence}) in another order; it was "
@@ -207,14 +207,14 @@ def _check_not_copied(uri: str, rows, fp: repeats.Fingerprint, kept: list[Snapsh
         )
 
 
-def _fingerprint(info: SnapshotInfo) -> repeats.Fingerprint | None:
-    fs, path = locations.filesystem(f"{info.stored}{FINGERPRINT}")
+def _sketch(info: SnapshotInfo) -> repeats.RowSketch | None:
+    fs, path = locations.filesystem(f"{info.stored}{SKETCH}")
     try:
         return repeats.from_json(fs.cat_file(path))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError) as exc:  # torn by a crash: the check is skipped for that snapshot only
-        log.warning("fingerprint of %s unreadable (%s); not compared", info.name, exc)
+        log.warning("row sketch of %s unreadable (%s); not compared", info.name, exc)
         return None
 
 
@@ -230,8 +230,8 @@ def keep(landed: Landed, split_scheme: int = splits.CURRENT) -> SnapshotInfo:
     # The data first, then the record that makes the entry count; each is written whole or not at all, so
     # a crash leaves at most a data file without a record, which no listing sees and the rerun rewrites.
     locations.write_atomic(stored, landed.data)
-    if landed.fingerprint is not None:
-        locations.write_atomic(f"{stored}{FINGERPRINT}", repeats.to_json(landed.fingerprint))
+    if landed.sketch is not None:
+        locations.write_atomic(f"{stored}{SKETCH}", repeats.to_json(landed.sketch))
     locations.write_atomic(f"{stored}.json", json.dumps(info.to_dict(), indent=2).encode())
     return info
 

@@ -44,7 +44,7 @@ def _register_legacy(home: Path) -> str:
     history.mkdir(parents=True)
     stored = history / f"00001-{tags['rewarm.snapshot_sha256'][:12]}-flights-2013-01.parquet"
     shutil.copyfile(FIXTURE / "flights-2013-01.parquet", stored)
-    record = {  # the record format of 5d0fc4c: no split_scheme, no fingerprint beside it
+    record = {  # the record format of 5d0fc4c: no split_scheme, no row sketch beside it
         "name": "flights-2013-01.parquet",
         "source": "flights-2013-01.parquet",
         "sha256": tags["rewarm.snapshot_sha256"],

@@ -283,8 +283,8 @@ def test_a_history_at_an_fsspec_url_keeps_lists_and_loads(tmp_path: Path, memory
     fs = fsspec.filesystem("memory")
     assert fs.cat_file(info.stored) == jan.read_bytes()
     assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(memory_history, detail=False)) == sorted(
-        [f"00001-{info.sha256[:12]}-jan.parquet{end}" for end in ("", ".json", ".fingerprint")]
-        + [f"00002-{info2.sha256[:12]}-feb.csv{end}" for end in ("", ".json", ".fingerprint")]
+        [f"00001-{info.sha256[:12]}-jan.parquet{end}" for end in ("", ".json", ".rows-sketch")]
+        + [f"00002-{info2.sha256[:12]}-feb.csv{end}" for end in ("", ".json", ".rows-sketch")]
     )
     pd.testing.assert_frame_equal(load(info), df)
 
@@ -379,11 +379,11 @@ def test_real_months_and_naturally_repeating_rows_are_not_taken_for_copies(tmp_p
     assert len(list_history(history)) == 2
 
 
-def test_a_history_kept_before_fingerprints_is_not_compared(tmp_path: Path) -> None:
+def test_a_history_kept_before_row_sketches_is_not_compared(tmp_path: Path) -> None:
     history = tmp_path / "history"
     jan = _frame(n=2000, seed=1)
     info, _ = admit(str(_parquet(tmp_path / "jan.parquet", jan)), SPEC, history)
-    Path(f"{info.stored}.fingerprint").unlink()  # as kept by rewarm before this check existed
+    Path(f"{info.stored}.rows-sketch").unlink()  # as kept by rewarm before this check existed
     again, _ = admit(str(_parquet(tmp_path / "feb.parquet", jan.iloc[::-1])), SPEC, history)
     assert again.sequence == 2
 
