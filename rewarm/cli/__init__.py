@@ -43,7 +43,7 @@ app.add_typer(model.quarantine_app, name="quarantine")
 
 # Click's exception for a command line it cannot parse (UsageError, BadParameter, ...): Typer exports only
 # BadParameter of that family (recent Typer from its own copy of Click), so take the base from there.
-ClickException: type[Exception] = typer.BadParameter.__mro__[2]
+ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main(argv: list[str] | None = None) -> int:
