@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     # Set before parsing, which may import Prefect (--strategies is checked against rewarm.config).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Prefect's temporary server migrates a fresh SQLite database at its first start: over its default 20 s on
+    # a busy 2-core machine (seen in a full CI run), which a first-time user's `rewarm retrain` must survive.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     job = _parse(argv)
     return _run(job) if callable(job) else job
 
