@@ -28,14 +28,24 @@ FIXTURE = Path(__file__).parent / "fixtures" / "legacy-model"
 pytestmark = pytest.mark.slow
 
 
-def _register_legacy(home: Path) -> str:
+def _model_files(folder: Path) -> Path:
+    """The fixture's logged model as MLflow wrote it; its weights are kept as state_dict.pt.fixture in git
+    (*.pt files are run output there, ignored), so they take their real name in a copy."""
+    model = folder / "legacy-model"
+    shutil.copytree(FIXTURE / "model", model)
+    weights = model / "artifacts" / "state_dict.pt"
+    Path(f"{weights}.fixture").rename(weights)
+    return model
+
+
+def _register_legacy(home: Path, folder: Path) -> str:
     """Put the fixture in today's store as it stood: version 1, champion, applied; January in the history."""
     meta = json.loads((FIXTURE / "version.json").read_text())
     name, tags = meta["name"], {k: v for k, v in meta["tags"].items() if k != registry.APPLIED_TAG}
     experiment = experiment_id(open_store(resolve_store()), name)
     client = MlflowClient()
     run_id = client.create_run(experiment, run_name="legacy").info.run_id
-    client.log_artifacts(run_id, str(FIXTURE / "model"), "model")
+    client.log_artifacts(run_id, str(_model_files(folder)), "model")
     client.set_terminated(run_id)
     version = mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags).version
     client.set_registered_model_alias(name, registry.CHAMPION, version)
@@ -60,7 +70,7 @@ def _register_legacy(home: Path) -> str:
 def test_a_version_registered_by_an_earlier_rewarm_loads_serves_and_warm_starts(
     tmp_path: Path, home: Path, prefect_server: None, flights: pd.DataFrame
 ) -> None:
-    name = _register_legacy(home)
+    name = _register_legacy(home, tmp_path)
     config = write_config(tmp_path, name=name)
     client = MlflowClient()
     old = registry.load_version(client, name, 1)
