@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_snapshots import _frame
 
 from rewarm.config import DataSection
 from rewarm.models.preprocess import Preprocessor
@@ -14,15 +15,8 @@ from rewarm.splits import CURRENT, LEGACY, holdout_mask, in_split, replay_mask, 
 
 
 def _mixed(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "dist": rng.uniform(100, 2000, n).round(1),
-            "temp": rng.normal(50, 10, n).round(2),
-            "carrier": rng.choice(["AA", "UA", "DL"], n),
-            "late": rng.integers(0, 2, n),
-        }
-    )
+    """Numbers, a text category and a 0/1 label: the snapshot tests' frame."""
+    return _frame(n, seed)
 
 
 def _numeric(n: int = 4000, seed: int = 1) -> pd.DataFrame:
