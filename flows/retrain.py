@@ -23,7 +23,7 @@ from rewarm.models.strategies import COLD, strategy
 from rewarm.registry import LoadedModel
 from rewarm.results import RoundResult
 from rewarm.store import Store, open_store, resolve_store
-from rewarm.tasks.candidates import score_champion, train_candidates
+from rewarm.tasks.candidates import plan_race, score_champion, train_candidates
 from rewarm.tasks.gpu import gpu_slot, upsert_gpu_limit
 from rewarm.tasks.promotion import decide, load_champion, move_aliases, register_model
 from rewarm.tasks.queue import cancel_queued
@@ -96,10 +96,13 @@ def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expe
     saved, before = triage.checkpoints, champion.version if champion else None
     with failed_on_error(run):
         with gpu_slot(data.train.y.device):  # every model's trainings share the GPUs: the global limit, strict
-            candidates = train_candidates(_choices(settings, champion), data, champion, settings.train, run, saved)
             incumbent = score_champion(champion, data, run)
+            plan = plan_race(name, settings.train, incumbent, settings.metric)
+            candidates = train_candidates(
+                _choices(settings, champion), data, champion, settings.train, run, saved, plan
+            )
         decision = decide(settings.gate, settings.metric, data, candidates, incumbent, before, settings.train.seed)
-        version = register_model(name, candidates[decision.winner], decision, data, run.lineage)
+        version = register_model(name, candidates, decision, data, run.lineage)
         replaced = move_aliases(name, version, decision)
         return report_round(settings, run, info, decision, version, replaced, candidates, incumbent, data, saved)
 

@@ -115,6 +115,82 @@ class TrainSection(_Section):
         description=("auto: CUDA (with bf16 autocast) when present, else the CPU."),
     )
 
+    warm_lr: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Peak learning rate of warm-started candidates (shrink_perturb, warm): they start near a good "
+            "solution, so a lower re-warmed peak keeps what the champion learned. None: lr."
+        ),
+    )
+    warm_warmup_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Warmup share of warm-started candidates' step budget. None: warmup_fraction.",
+    )
+    warm_max_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        description=("Epoch budget of warm-started candidates (their cosine schedule spans it). None: max_epochs."),
+    )
+    warm_replay_fraction: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Warm-started candidates train on the newest snapshot plus this share of the earlier rows every "
+            "other candidate trains on (a different sample each round); 1: the same rows as cold. Validation "
+            "rows are the same for every candidate, so that they race on one curve."
+        ),
+    )
+    racing: bool = Field(
+        default=True,
+        description=(
+            "Candidates train side by side, an epoch each in turn; one that can no longer catch up with the "
+            "leader's validation loss (see race_horizon) is stopped early and cannot win the round."
+        ),
+    )
+    race_min_epochs: int = Field(
+        default=2,
+        ge=1,
+        description="No candidate is stopped before it has trained this many epochs.",
+    )
+    race_horizon: float = Field(
+        default=3.0,
+        ge=0,
+        description=(
+            "The racing bound: a candidate is assumed to gain at most race_horizon times its recent "
+            "per-epoch improvement of validation loss from here on; stopped when even that leaves it behind "
+            "the leader's best. Chosen from measured learning curves (docs/benchmarks.md)."
+        ),
+    )
+    cold_every: int = Field(
+        default=4,
+        ge=0,
+        description=(
+            "A cold audit, cold trained in full whatever the race says, every this many retrains (counted in "
+            "the registry, so restarts keep the cadence); 0: only on the first model and on evidence."
+        ),
+    )
+    audit_margin: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Evidence that the warm lineage fell behind, in gate-metric units: the untouched champion trails "
+            "this round's best warm-started candidate by more than this on the same holdout rows (the data "
+            "moved); cold is then trained in full. None: 0.02 for roc_auc and accuracy, 5% of the champion's "
+            "value for log_loss, rmse and mae."
+        ),
+    )
+
+    def for_candidate(self, warm_started: bool) -> TrainSection:
+        """The budget a candidate trains under: warm-started ones take the warm_* values that are set."""
+        if not warm_started:
+            return self
+        update = {"lr": self.warm_lr, "warmup_fraction": self.warm_warmup_fraction, "max_epochs": self.warm_max_epochs}
+        return self.model_copy(update={k: v for k, v in update.items() if v is not None})
+
     @field_validator("strategies")
     @classmethod
     def _non_empty_unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:

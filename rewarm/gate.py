@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -41,6 +42,24 @@ def best_candidate(metric: str, y: np.ndarray, predictions: dict[str, np.ndarray
     values = {name: METRICS[metric](y, p) for name, p in predictions.items()}
     name = max(values, key=lambda k: sign * values[k])
     return name, values[name]
+
+
+def decide_round(
+    cfg: GateSection,
+    metric: str,
+    y: np.ndarray,
+    outcomes: Mapping,
+    champion: np.ndarray | None,
+    champion_version: int | None = None,
+    seed: int = 0,
+) -> Decision:
+    """decide() over a round's candidates (rewarm.racing.Outcome by name): only those that trained to the end
+    compete (a stopped one cannot win); the race's stops and a cold audit are added to the reason."""
+    finished = {o.name: o.predictions for o in outcomes.values() if not o.stopped}
+    decision = decide(cfg, metric, y, finished, champion, champion_version, seed)
+    notes = [o.stopped for o in outcomes.values() if o.stopped]
+    notes += [f"cold audit ({o.audit})" for o in outcomes.values() if o.audit]
+    return replace(decision, reason="; ".join([decision.reason, *notes])) if notes else decision
 
 
 def decide(

@@ -15,7 +15,7 @@ SHA_TAG = TAG + "snapshot_sha256"
 UNREADABLE = "unreadable:"  # stands for the hash of a landed file rewarm may not read
 
 
-def _versions(client: MlflowClient, name: str) -> list:
+def versions(client: MlflowClient, name: str) -> list:
     # An unknown model has no versions ([]); any other MLflow error propagates: "not processed" must be known.
     versions = client.search_model_versions(f"name = '{name}'")
     return sorted(versions, key=lambda v: int(v.version))
@@ -25,7 +25,7 @@ def processed(client: MlflowClient, name: str) -> dict[str, int]:
     """Content hash -> the first complete version registered from it whose decision was applied (the record
     that survives restarts). Versions registered before rewarm wrote the applied tag count as applied."""
     done: dict[str, int] = {}
-    for v in _versions(client, name):
+    for v in versions(client, name):
         sha = v.tags.get(SHA_TAG)
         if sha and v.tags.get(TAG + "complete") == "true" and v.tags.get(APPLIED_TAG) != NOT_APPLIED:
             done.setdefault(sha, int(v.version))
@@ -37,7 +37,7 @@ def unapplied(client: MlflowClient, name: str, sha256: str) -> list:
     aliases moved), oldest first."""
     return [
         v
-        for v in _versions(client, name)
+        for v in versions(client, name)
         if v.tags.get(SHA_TAG) == sha256
         and v.tags.get(TAG + "complete") == "true"
         and v.tags.get(APPLIED_TAG) == NOT_APPLIED

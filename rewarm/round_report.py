@@ -36,7 +36,8 @@ def round_summary(
             "ci_low": decision.ci_low,
             "ci_high": decision.ci_high,
         }
-    if "shrink_perturb" in strategies and "cold" in strategies:
+    parent["train_seconds_total"] = sum(s["train_seconds"] for s in strategies.values())
+    if "shrink_perturb" in strategies and "cold" in strategies and not strategies["cold"]["stopped"]:
         sp, cold = strategies["shrink_perturb"], strategies["cold"]
         parent["compute_saved_vs_cold"] = 1.0 - sp["train_seconds"] / max(cold["train_seconds"], 1e-9)
         parent["samples_saved_vs_cold"] = 1.0 - sp["samples_seen"] / max(cold["samples_seen"], 1)
@@ -73,7 +74,10 @@ def decision_markdown(summary: RoundResult) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, s in summary.strategies.items():
-        lines.append(f"| {name} | {s[metric]:.4f} | {s['train_seconds']:.1f} | {s['epochs']} | {s['samples_seen']:,} |")
+        label = f"{name} (stopped by the race)" if s.get("stopped") else name
+        lines.append(
+            f"| {label} | {s[metric]:.4f} | {s['train_seconds']:.1f} | {s['epochs']} | {s['samples_seen']:,} |"
+        )
     if summary.champion is not None:
         lines.append(f"| champion (untouched) | {summary.champion[metric]:.4f} | 0 | 0 | 0 |")
     saved = summary.parent_metrics.get("compute_saved_vs_cold")
@@ -106,4 +110,7 @@ def demo_table(summaries: list[RoundResult]):
 
 
 def _cell(stats: dict | None, metric: str) -> str:
-    return "-" if stats is None else f"{stats[metric]:.4f} / {stats['train_seconds']:.1f}s"
+    if stats is None:
+        return "-"
+    stopped = f" stopped@{stats['epochs']}" if stats.get("stopped") else ""
+    return f"{stats[metric]:.4f} / {stats['train_seconds']:.1f}s{stopped}"

@@ -32,6 +32,12 @@ class RoundData:
     holdout: Tensors
     y_holdout: np.ndarray  # holdout targets as the metrics see them: class indices, or values in target units
     split_scheme: int = splits.CURRENT  # how this round's rows were split (rewarm/splits.py)
+    warm_train: Tensors | None = None  # what warm-started candidates train on, when smaller than train
+
+    def train_for(self, warm_started: bool) -> Tensors:
+        """The training rows of a candidate: warm-started ones take the newest snapshot plus a replay sample of
+        history (train.warm_replay_fraction); the same validation rows for every candidate, so that they race."""
+        return self.warm_train if warm_started and self.warm_train is not None else self.train
 
     @property
     def rows(self) -> dict[str, int]:
@@ -85,7 +91,9 @@ def prepare(
     pre, arch = _preprocessing(settings, train_frame, parent)
     pre = replace(pre, split_scheme=scheme)
     val = splits.validation_mask(train_frame, spec.validation_fraction, scheme)
+    older = np.arange(len(train_frame)) < len(train_frame) - int((~held).sum())  # rows from earlier snapshots
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
+    train = _tensors(pre, train_frame[~val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
     present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
     if settings.metric == "roc_auc" and present < needed:
@@ -103,12 +111,32 @@ def prepare(
         arch=arch,
         train_frame=train_frame,
         holdout_frame=holdout_frame,
-        train=_tensors(pre, train_frame[~val], device),
+        train=train,
         val=_tensors(pre, train_frame[val], device),
         holdout=_tensors(pre, holdout_frame, device),
         y_holdout=y_holdout,
         split_scheme=scheme,
+        warm_train=_warm_rows(train, train_frame, older, ~val, settings.train.warm_replay_fraction, current, scheme),
     )
+
+
+def _warm_rows(
+    train: Tensors,
+    frame: pd.DataFrame,
+    older: np.ndarray,
+    in_train: np.ndarray,
+    fraction: float,
+    current: SnapshotInfo,
+    scheme: int,
+) -> Tensors | None:
+    """TRAIN's rows that warm-started candidates see: every training row of the newest snapshot and FRACTION of
+    the earlier snapshots' (a different sample each round); None when that is all of them."""
+    if fraction >= 1.0 or not older.any():
+        return None
+    keep = ~older
+    keep[older] = splits.warm_replay_mask(frame[older], fraction, current.sequence, scheme)
+    idx = torch.as_tensor(np.flatnonzero(keep[in_train]), device=train.y.device)
+    return Tensors(train.x_num[idx], train.x_cat[idx], train.y[idx])
 
 
 def _preprocessing(

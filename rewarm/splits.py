@@ -125,6 +125,12 @@ def replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int = CU
     return in_split(df, fraction, f"replay{round_:010d}", scheme)
 
 
+def warm_replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int = CURRENT) -> np.ndarray:
+    """Rows of earlier snapshots that round ROUND_'s warm-started candidates train on (train.warm_replay_fraction),
+    drawn independently of replay_mask, another sample each round."""
+    return in_split(df, fraction, f"warm-replay{round_:010d}", scheme)
+
+
 def validation_mask(df: pd.DataFrame, fraction: float, scheme: int = CURRENT) -> np.ndarray:
     """Training rows set aside for early stopping."""
     return in_split(df, fraction, _VALIDATION_KEY, scheme)

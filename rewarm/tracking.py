@@ -85,12 +85,13 @@ def log_training(client: MlflowClient, run_id: str, result: TrainResult) -> None
 def training_summary(result: TrainResult | None) -> dict[str, float]:
     """The training figures every nested run carries (zeros for the untouched champion)."""
     if result is None:
-        return {"train_seconds": 0.0, "epochs": 0, "best_epoch": 0, "samples_seen": 0}
+        return {"train_seconds": 0.0, "epochs": 0, "best_epoch": 0, "samples_seen": 0, "stopped": 0.0}
     return {
         "train_seconds": result.seconds,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "samples_seen": result.samples_seen,
+        "stopped": float(bool(result.stopped)),  # 1: the race stopped it (rewarm/racing.py)
     }
 
 

@@ -50,6 +50,7 @@ class TrainResult:
     train_loss: list[float] = field(default_factory=list)  # per epoch
     val_loss: list[float] = field(default_factory=list)  # per epoch
     resumed_at: int = 0  # the epoch a checkpoint brought this training back to (0: started fresh)
+    stopped: str = ""  # why a race stopped it before its own rule did ("" when it ran to the end)
 
 
 log = logging.getLogger("rewarm.training")
@@ -145,6 +146,139 @@ def score_holdout(model: nn.Module, holdout: Tensors, y: np.ndarray, pre: Prepro
     return outputs, metrics.score(pre.task, y, outputs)
 
 
+class Training:
+    """One candidate's training, an epoch at a time, so that candidates can race side by side.
+
+    Build it, call epoch() until it returns False (early stopping or the epoch budget), or stop() it when it
+    can no longer catch up; finish() loads the best epoch's weights into the model and returns the result.
+    A stopped training can be resumed by calling epoch() again (an audit that asks for it in full).
+    With CHECKPOINT, the state is saved after every epoch and a saved state is resumed from (a finished or
+    stopped training is not run again).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Tensors,
+        val_set: Tensors,
+        task: str,
+        cfg: TrainSection,
+        on_epoch: Callable[[int, float, float], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.model, self.train_set, self.val_set, self.task, self.cfg = model, train_set, val_set, task, cfg
+        self.on_epoch, self.checkpoint = on_epoch, checkpoint
+        self.device = device = train_set.y.device
+        model.to(device)
+        self.batch_size = effective_batch_size(len(train_set), cfg.batch_size)
+        steps = cfg.max_epochs * math.ceil(len(train_set) / self.batch_size)
+        # The fused AdamW kernel (CPU and CUDA) took 8-18% off a CPU training step here against the default.
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        # The schedule is a plain list written into the optimizer, without LambdaLR's per-step bookkeeping.
+        factor = warmup_cosine(steps, cfg.warmup_fraction)
+        self.lrs = [cfg.lr * factor(k) for k in range(steps)]
+        self.step = 0
+        self.criterion = loss_fn(task)
+        self.shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
+        self.done, self.earlier = False, 0.0
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.shuffle.set_state(saved["shuffle"].to(self.shuffle.get_state().device))
+            self.step, self.best = saved["step"], (saved["best_loss"], saved["best_epoch"], saved["best_state"])
+            r = self.result
+            r.train_loss, r.val_loss = list(saved["train_loss"]), list(saved["val_loss"])
+            r.epochs, r.samples_seen, r.resumed_at = saved["epoch"], saved["samples_seen"], saved["epoch"]
+            r.stopped = str(saved.get("stopped", ""))
+            self.done, self.earlier = bool(saved["done"]), float(saved["seconds"])
+            log.info("resuming from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
+        else:
+            self.best = (evaluate_loss(model, val_set, task), 0, _cpu_copy(model))  # (loss, epoch, state)
+        self.initial_loss = float(saved.get("initial_loss", self.best[0])) if saved else self.best[0]
+        self.seconds = 0.0  # spent in this process
+        self.last: dict[str, torch.Tensor] | None = None  # the last epoch's weights, while finish() shows the best
+
+    @property
+    def best_loss(self) -> float:
+        return self.best[0]
+
+    @property
+    def finished(self) -> bool:
+        """Done by its own rule (early stopping or the budget), or stopped by a race."""
+        return self.done or bool(self.result.stopped)
+
+    def epoch(self) -> bool:
+        """Train one epoch (resuming a stopped training); return whether another epoch follows."""
+        if self.done or self.result.epochs >= self.cfg.max_epochs:
+            self.done = True
+            return False
+        self.result.stopped = ""
+        if self.last is not None:  # finished, then resumed: go on from where training was, not from the best
+            self.model.load_state_dict(self.last)
+            self.last = None
+        started = time.perf_counter()
+        model, data, device, r = self.model, self.train_set, self.device, self.result
+        model.train()
+        order = torch.randperm(len(data), generator=self.shuffle, device=device)
+        running = torch.zeros((), device=device)  # summed on-device: no host sync per step
+        group = self.optimizer.param_groups[0]
+        for start in range(0, len(data), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            with autocast(device):
+                loss = self.criterion(model(data.x_num[idx], data.x_cat[idx]).float(), data.y[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            group["lr"] = self.lrs[min(self.step, len(self.lrs) - 1)]
+            self.optimizer.step()
+            self.step += 1
+            running.add_(loss.detach(), alpha=len(idx))
+        val = evaluate_loss(model, self.val_set, self.task)
+        r.train_loss.append(float(running) / len(data))
+        r.val_loss.append(val)
+        r.epochs, r.samples_seen = r.epochs + 1, r.samples_seen + len(data)
+        if self.on_epoch is not None:
+            self.on_epoch(r.epochs, r.train_loss[-1], val)
+        if val < self.best[0] - 1e-4:
+            self.best = (val, r.epochs, _cpu_copy(model))
+        self.done = r.epochs - self.best[1] >= self.cfg.patience or r.epochs == self.cfg.max_epochs
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - started
+        self._save()
+        return not self.done
+
+    def stop(self, reason: str) -> None:
+        """Stop before the training's own rule does (it can no longer catch up): saved as stopped."""
+        self.result.stopped = reason
+        self._save()
+
+    def finish(self) -> TrainResult:
+        """Load the best epoch's weights into the model; return what the training did."""
+        r = self.result
+        r.seconds = self.earlier + self.seconds
+        r.best_epoch, r.state_dict = self.best[1], self.best[2]
+        if self.last is None:
+            self.last = _cpu_copy(self.model)
+        self.model.load_state_dict(self.best[2])
+        return r
+
+    def _save(self) -> None:
+        if self.checkpoint is None:
+            return
+        r = self.result
+        state = {"model": _cpu_copy(self.model), "optimizer": self.optimizer.state_dict()}
+        self.checkpoint.save(
+            state
+            | {"shuffle": self.shuffle.get_state(), "epoch": r.epochs, "step": self.step, "done": self.done}
+            | {"stopped": r.stopped, "seconds": self.earlier + self.seconds, "samples_seen": r.samples_seen}
+            | {"best_loss": self.best[0], "best_epoch": self.best[1], "best_state": self.best[2]}
+            | {"initial_loss": self.initial_loss}
+            | {"train_loss": r.train_loss, "val_loss": r.val_loss}
+        )
+
+
 def train(
     model: nn.Module,
     train_set: Tensors,
@@ -154,82 +288,12 @@ def train(
     on_epoch: Callable[[int, float, float], None] | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
-    """Train MODEL in place until validation loss stops improving or the epoch budget runs out.
-
-    With CHECKPOINT, the state is saved after every epoch and a saved state is resumed from (a finished
-    training is not run again).
-    """
-    device = train_set.y.device
-    model.to(device)
-    batch_size = effective_batch_size(len(train_set), cfg.batch_size)
-    steps_per_epoch = math.ceil(len(train_set) / batch_size)
-    # The fused AdamW kernel (CPU and CUDA) took 8-18% off a CPU training step here against the default.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    # The schedule is a plain list written into the optimizer, without LambdaLR's per-step bookkeeping.
-    factor = warmup_cosine(cfg.max_epochs * steps_per_epoch, cfg.warmup_fraction)
-    lrs = [cfg.lr * factor(k) for k in range(cfg.max_epochs * steps_per_epoch)]
-    group, step = optimizer.param_groups[0], 0
-    criterion = loss_fn(task)
-    shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
-    result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
-    saved = checkpoint.load() if checkpoint is not None else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        shuffle.set_state(saved["shuffle"].to(shuffle.get_state().device))
-        step, best = saved["step"], (saved["best_loss"], saved["best_epoch"], saved["best_state"])
-        result.train_loss, result.val_loss = list(saved["train_loss"]), list(saved["val_loss"])
-        result.epochs, result.samples_seen, result.resumed_at = saved["epoch"], saved["samples_seen"], saved["epoch"]
-        log.info("resuming from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
-    else:
-        best = (evaluate_loss(model, val_set, task), 0, _cpu_copy(model))  # (loss, epoch, state)
-    done = bool(saved and saved["done"])
-    earlier = float(saved["seconds"]) if saved else 0.0
-    started = time.perf_counter()
-    for epoch in range(result.epochs + 1, 0 if done else cfg.max_epochs + 1):
-        model.train()
-        order = torch.randperm(len(train_set), generator=shuffle, device=device)
-        running = torch.zeros((), device=device)  # summed on-device: no host sync per step
-        for start in range(0, len(train_set), batch_size):
-            idx = order[start : start + batch_size]
-            with autocast(device):
-                loss = criterion(model(train_set.x_num[idx], train_set.x_cat[idx]).float(), train_set.y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            group["lr"] = lrs[step]
-            optimizer.step()
-            step += 1
-            running.add_(loss.detach(), alpha=len(idx))
-        val = evaluate_loss(model, val_set, task)
-        result.train_loss.append(float(running) / len(train_set))
-        result.val_loss.append(val)
-        result.epochs, result.samples_seen = epoch, result.samples_seen + len(train_set)
-        if on_epoch is not None:
-            on_epoch(epoch, result.train_loss[-1], val)
-        if val < best[0] - 1e-4:
-            best = (val, epoch, _cpu_copy(model))
-        stop = epoch - best[1] >= cfg.patience or epoch == cfg.max_epochs
-        if checkpoint is not None:
-            state = {"model": _cpu_copy(model), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state()}
-            checkpoint.save(
-                state
-                | {"epoch": epoch, "step": step, "done": stop, "seconds": earlier + time.perf_counter() - started}
-                | {
-                    "best_loss": best[0],
-                    "best_epoch": best[1],
-                    "best_state": best[2],
-                    "samples_seen": result.samples_seen,
-                }
-                | {"train_loss": result.train_loss, "val_loss": result.val_loss}
-            )
-        if stop:
-            break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    result.seconds = earlier + time.perf_counter() - started
-    result.best_epoch, result.state_dict = best[1], best[2]
-    model.load_state_dict(best[2])
-    return result
+    """Train MODEL in place until validation loss stops improving or the epoch budget runs out (one candidate,
+    no race); with CHECKPOINT, resumable after a kill."""
+    training = Training(model, train_set, val_set, task, cfg, on_epoch, checkpoint)
+    while not training.finished and training.epoch():
+        pass
+    return training.finish()
 
 
 MIN_STEPS_PER_EPOCH = 16  # a small training set still takes this many optimizer steps an epoch

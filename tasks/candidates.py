@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +13,20 @@ import torch
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import tracking
+from rewarm import audits, ledger, tracking
 from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
+from rewarm.racing import Outcome, RaceRule, contest
 from rewarm.registry import LoadedModel
 from rewarm.rounds import RoundData
-from rewarm.training import Checkpoint, Tensors, TrainResult, effective_batch_size, score_holdout, train
+from rewarm.training import Checkpoint, Tensors, Training, effective_batch_size, score_holdout
 
+from .policy import BACKOFF, TRANSIENT, retry_on
 from .snapshot import IN_MEMORY
 
-
-@dataclass
-class Outcome:
-    """A trained candidate (or the champion) with its holdout predictions and metrics."""
-
-    name: str
-    module: TabularMLP
-    predictions: np.ndarray
-    metrics: dict[str, float]
-    result: TrainResult | None = None  # None for the champion, which is scored untouched
-    run_id: str = ""  # the nested MLflow run it was logged in
+REGISTRY = {"retries": 3, "retry_delay_seconds": BACKOFF, "retry_condition_fn": retry_on(*TRANSIENT), **IN_MEMORY}
 
 
 @dataclass(frozen=True)
@@ -44,6 +38,25 @@ class RoundRun:
     lineage: dict[str, object]  # tags saying where the round's models come from
 
 
+@dataclass(frozen=True)
+class Race:
+    """How this round's candidates race: which train in full whatever the race says, and why."""
+
+    audit: str = ""  # why cold trains in full this round ('' when it races)
+    incumbent: Outcome | None = None  # the champion scored on this holdout: evidence for an audit mid-round
+    metric: str = ""  # the gate's metric, which the evidence is read in
+
+
+@task(name="plan-race", **REGISTRY)
+def plan_race(name: str, cfg: TrainSection, incumbent: Outcome | None, metric: str) -> Race:
+    """Whether cold trains in full this round (an audit), from the model's complete versions in the registry."""
+    versions = [dict(v.tags) for v in ledger.versions(MlflowClient(), name)]
+    audit = audits.planned([t for t in versions if t.get("rewarm.complete") == "true"], cfg.cold_every)
+    if audit:
+        get_run_logger().info("cold audit: %s", audit)
+    return Race(audit, incumbent, metric)
+
+
 @task(name="train-candidates", **IN_MEMORY)
 def train_candidates(
     choices: list[Strategy],
@@ -52,53 +65,91 @@ def train_candidates(
     cfg: TrainSection,
     run: RoundRun,
     checkpoints: Path | None = None,
+    plan: Race = Race(),
 ) -> dict[str, Outcome]:
     """Train every candidate on the same data and device, each from the champion by its strategy (or cold),
-    each in a nested run of RUN; with CHECKPOINTS, every epoch is saved and a rerun resumes from the last."""
-    client, outcomes = MlflowClient(), {}
+    side by side an epoch at a time (train.racing), each in a nested run of RUN; a candidate that can no
+    longer catch up is stopped. With CHECKPOINTS, every epoch is saved and a rerun resumes from the last."""
+    logger, client = get_run_logger(), MlflowClient()
     parent, parent_version = (champion.module, champion.version) if champion else (None, None)
-    for choice in choices:
-        tags = {tracking.KIND_TAG: "candidate"}
-        with tracking.run(client, run.experiment_id, choice.name, tags, parent=run.run_id) as child:
-            outcomes[choice.name] = _train_one(client, choice, data, parent, cfg, child, checkpoints, parent_version)
+    with ExitStack() as stack:
+        run_ids, trainings, seeds = {}, {}, {}
+        for choice in choices:
+            tags = {tracking.KIND_TAG: "candidate"}
+            run_ids[choice.name] = stack.enter_context(
+                tracking.run(client, run.experiment_id, choice.name, tags, parent=run.run_id)
+            )
+            trainings[choice.name], seeds[choice.name] = _start(choice, data, parent, cfg, checkpoints, parent_version)
+        rule = RaceRule(cfg.race_min_epochs, cfg.race_horizon) if cfg.racing else None
+        score = partial(_holdout, data)
+        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan, choices))
+        for choice in choices:
+            outcome = outcomes[choice.name]
+            outcome.run_id, outcome.module = run_ids[choice.name], outcome.module.cpu()
+            _log(client, choice, outcome, data, cfg, seeds[choice.name])
+    for outcome in outcomes.values():
+        if outcome.stopped:
+            logger.info(outcome.stopped)
     return outcomes
 
 
-def _train_one(
-    client: MlflowClient,
+def _start(
     choice: Strategy,
     data: RoundData,
     parent: TabularMLP | None,
     cfg: TrainSection,
-    run_id: str,
     checkpoints: Path | None,
     parent_version: int | None,
-) -> Outcome:
-    """Initialise from the parent by CHOICE, train to early stopping, score on the holdout, log to RUN_ID."""
-    logger = get_run_logger()
+) -> tuple[Training, int]:
+    """Initialise a candidate from the parent by CHOICE, ready to train on its rows under its budget."""
     init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
+    warm = choice.from_parent and parent is not None
     module = initialise(choice, data.arch, parent, init_seed)
     saved = None
     if checkpoints is not None:
-        saved = Checkpoint(checkpoints / f"{choice.name}.pt", _checkpoint_key(choice, data, cfg, parent_version))
-    result = train(module, data.train, data.val, data.preprocessor.task, cfg, checkpoint=saved)
-    if result.resumed_at:
-        logger.warning("%s: resumed from the epoch-%d checkpoint of an earlier run", choice.name, result.resumed_at)
-    outcome = _score(choice.name, module, data.holdout, data.y_holdout, data.preprocessor)
-    outcome.result, outcome.run_id = result, run_id
-    params = {**choice.params(), **_train_params(cfg, data.train), "init_seed": init_seed}
-    tracking.log(client, run_id, params=params, tags={"rewarm.resumed_from_epoch": result.resumed_at})
-    tracking.log_training(client, run_id, result)
-    tracking.log(client, run_id, metrics=_holdout_keys(outcome.metrics))
-    logger.info(
-        "%s: %d epochs (best %d), %.1f s, %s",
+        key = _checkpoint_key(choice, data, cfg, parent_version)
+        saved = Checkpoint(checkpoints / f"{choice.name}.pt", key)
+    training = Training(
+        module, data.train_for(warm), data.val, data.preprocessor.task, cfg.for_candidate(warm), None, saved
+    )
+    if training.result.resumed_at:
+        get_run_logger().warning(
+            "%s: resumed from the epoch-%d checkpoint of an earlier run", choice.name, training.result.resumed_at
+        )
+    return training, init_seed
+
+
+def _evidence(cfg: TrainSection, plan: Race, choices: list[Strategy], outcomes: dict[str, Outcome]) -> str:
+    """Evidence, on this holdout, that the data moved under the champion (rewarm/audits.py)."""
+    if plan.incumbent is None or "cold" not in outcomes or not plan.metric:
+        return ""
+    warm = {c.name: outcomes[c.name].metrics[plan.metric] for c in choices if c.from_parent}
+    return audits.champion_trails(plan.metric, cfg.audit_margin, plan.incumbent.metrics[plan.metric], warm)
+
+
+def _log(
+    client: MlflowClient, choice: Strategy, outcome: Outcome, data: RoundData, cfg: TrainSection, seed: int
+) -> None:
+    """A candidate's parameters, curves, holdout metrics, and (stopped) why, in its nested run."""
+    result, warm = outcome.result, choice.from_parent
+    params = {**choice.params(), **_train_params(cfg.for_candidate(warm), data.train_for(warm)), "init_seed": seed}
+    tags: dict[str, object] = {"rewarm.resumed_from_epoch": result.resumed_at}
+    if result.stopped:
+        tags |= {"rewarm.stopped": result.stopped, "mlflow.note.content": result.stopped}
+    if outcome.audit:
+        tags |= {"rewarm.audit": outcome.audit}
+    tracking.log(client, outcome.run_id, params=params, tags=tags)
+    tracking.log_training(client, outcome.run_id, result)
+    tracking.log(client, outcome.run_id, metrics=_holdout_keys(outcome.metrics))
+    get_run_logger().info(
+        "%s: %d epochs (best %d), %.1f s, %s%s",
         choice.name,
         result.epochs,
         result.best_epoch,
         result.seconds,
         _fmt(outcome.metrics),
+        " (stopped by the race)" if result.stopped else "",
     )
-    return outcome
 
 
 @task(name="score-champion", **IN_MEMORY)
@@ -120,6 +171,10 @@ def score_champion(champion: LoadedModel | None, data: RoundData, run: RoundRun)
     return outcome
 
 
+def _holdout(data: RoundData, module: TabularMLP) -> tuple[np.ndarray, dict[str, float]]:
+    return score_holdout(module, data.holdout, data.y_holdout, data.preprocessor)
+
+
 def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> Outcome:
     """Score MODULE on the holdout and keep it, on the CPU, with its predictions and metrics."""
     p, scores = score_holdout(module, holdout, y, pre)
@@ -128,13 +183,15 @@ def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: 
 
 def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent_version: int | None) -> str:
     """Everything a candidate's training depends on: a checkpoint from other inputs is never resumed."""
+    warm = choice.from_parent and parent_version is not None
+    rows = len(data.train_for(warm))
     parts = [
         data.snapshot.sha256,
         repr(choice.params()),
         str(parent_version),
-        cfg.model_dump_json(),
-        f"{len(data.train)}/{len(data.val)}/{len(data.holdout)}",
-        f"batch {effective_batch_size(len(data.train), cfg.batch_size)}",
+        cfg.for_candidate(warm).model_dump_json(),
+        f"{rows}/{len(data.val)}/{len(data.holdout)}",
+        f"batch {effective_batch_size(rows, cfg.batch_size)}",
         repr(data.arch.to_dict()),
         data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
     ]

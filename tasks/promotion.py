@@ -6,21 +6,13 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import gate, registry
+from rewarm import audits, gate, registry
 from rewarm.config import GateSection
 from rewarm.gate import Decision
 from rewarm.rounds import RoundData
 
-from .candidates import Outcome
-from .policy import BACKOFF, TRANSIENT, retry_on
+from .candidates import REGISTRY, Outcome
 from .snapshot import IN_MEMORY
-
-REGISTRY = {
-    "retries": 3,
-    "retry_delay_seconds": BACKOFF,
-    "retry_condition_fn": retry_on(*TRANSIENT),
-    **IN_MEMORY,
-}
 
 
 @task(name="load-champion", **REGISTRY)
@@ -45,27 +37,25 @@ def decide(
     champion_version: int | None,
     seed: int,
 ) -> Decision:
-    """Compare every candidate and the champion on the same holdout rows (paired bootstrap); say why."""
-    decision = gate.decide(
-        cfg,
-        metric,
-        data.y_holdout,
-        {o.name: o.predictions for o in candidates.values()},
-        incumbent.predictions if incumbent else None,
-        champion_version,
-        seed=seed,
-    )
+    """Compare every candidate that trained to the end and the champion on the same holdout rows (paired
+    bootstrap); say why, with the race's stops and the audit."""
+    incumbent_p = incumbent.predictions if incumbent else None
+    decision = gate.decide_round(cfg, metric, data.y_holdout, candidates, incumbent_p, champion_version, seed)
     get_run_logger().info(decision.reason)
     return decision
 
 
 @task(name="register-model", **REGISTRY)
-def register_model(name: str, winner: Outcome, decision: Decision, data: RoundData, lineage: dict[str, object]) -> int:
+def register_model(
+    name: str, candidates: dict[str, Outcome], decision: Decision, data: RoundData, lineage: dict[str, object]
+) -> int:
     """Log the winner as a pyfunc model and register it with its lineage, metrics and the decision (complete,
     not yet applied) in one write; no alias moves here."""
+    winner = candidates[decision.winner]
     tags = {k.removeprefix("rewarm."): v for k, v in lineage.items()}
     tags |= {"strategy": winner.name, "decision": decision.action, "reason": decision.reason}
     tags |= {f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}
+    tags |= {k.removeprefix("rewarm."): v for k, v in audits.version_tags(decision.metric, candidates).items()}
     meta = {
         "strategy": winner.name,
         "parent_version": lineage["rewarm.parent_version"],

@@ -146,7 +146,8 @@ def test_killed_mid_training_resumes_from_the_epoch_checkpoint(setup: tuple[Path
     assert versions(client, sha) == []  # nothing registered
     assert registry.current_version(client, MODEL, registry.CHAMPION) == 1
     saved = list((home / "checkpoints" / MODEL).rglob("*.pt"))
-    assert [p.name for p in saved] == ["shrink_perturb.pt"]  # the first candidate, two epochs in
+    # the candidates race, an epoch each in turn: two checkpoint writes are each one epoch in
+    assert sorted(p.name for p in saved) == ["cold.pt", "shrink_perturb.pt"]
 
     rerun = retrain(str(months[1]), config=str(config))
 
@@ -158,8 +159,8 @@ def test_killed_mid_training_resumes_from_the_epoch_checkpoint(setup: tuple[Path
         [client.get_experiment_by_name(MODEL).experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'"
     )
     resumed = {r.info.run_name: r.data.tags.get("rewarm.resumed_from_epoch") for r in children}
-    assert resumed["shrink_perturb"] == "2" and resumed["cold"] == "0"  # picked up where the kill left it
+    assert resumed["shrink_perturb"] == "1" and resumed["cold"] == "1"  # picked up where the kill left it
     sp = next(r for r in children if r.info.run_name == "shrink_perturb")
-    assert sp.data.metrics["epochs"] > 2
+    assert sp.data.metrics["epochs"] > 1
     assert len(client.get_metric_history(sp.info.run_id, "val_loss")) == sp.data.metrics["epochs"]
     assert not (home / "checkpoints" / MODEL / sha[:16]).exists()  # removed once the round was applied

@@ -1,8 +1,9 @@
 """`rewarm benchmark`: cold vs warm vs shrink-perturb over seeds, and the other benchmarks as modes.
 
-`rewarm benchmark MODE` picks a mode (run, sweep, loop, overhead, scaling, zoo). The flags that picked one
-before there were modes (--sweep, --loop, --overhead, --scaling, --zoo) still work on plain `rewarm benchmark`,
-one at a time; with none, it runs the default replay. Each command only parses: it returns the work to run.
+`rewarm benchmark MODE` picks a mode (run, sweep, loop, overhead, scaling, zoo, service). The flags that picked
+one before there were modes (--sweep, --loop, --overhead, --scaling, --zoo, --service) still work on plain
+`rewarm benchmark`, one at a time; with none, it runs the default replay. Each command only parses: it returns
+the work to run.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ OverheadFlag = Annotated[
 ]
 ScalingFlag = Annotated[bool, typer.Option("--scaling", help="the scaling mode: same as `rewarm benchmark scaling`")]
 ZooFlag = Annotated[bool, typer.Option("--zoo", help="the zoo mode: same as `rewarm benchmark zoo`")]
+ServiceFlag = Annotated[bool, typer.Option("--service", help="the service mode: same as `rewarm benchmark service`")]
 
 app = typer.Typer(name="benchmark", invoke_without_command=True)
 
@@ -98,9 +100,10 @@ def benchmark(
     overhead: OverheadFlag = False,
     scaling: ScalingFlag = False,
     zoo: ZooFlag = False,
+    service: ServiceFlag = False,
 ) -> Job | None:
     """Cold vs warm vs shrink-perturb, side by side, over seeds (a MODE runs another benchmark)."""
-    flags = {"sweep": sweep, "loop": loop, "overhead": overhead, "scaling": scaling, "zoo": zoo}
+    flags = {"sweep": sweep, "loop": loop, "overhead": overhead, "scaling": scaling, "zoo": zoo, "service": service}
     chosen = [mode for mode, on in flags.items() if on]
     if len(chosen) > 1:
         given = ", ".join(f"--{mode}" for mode in chosen[:-1]) + f" and --{chosen[-1]}"
@@ -113,6 +116,8 @@ def benchmark(
         return partial(run_zoo, config, landing, out, datasets or None, seeds, max_rows, no_mlflow)
     if mode in MEASURES:
         return partial(measure, mode, config, landing, out, quick)
+    if mode == "service":
+        return partial(run_service, config, out, quick, seeds, no_mlflow)
     grids = (shrink_grid, perturb_grid) if sweep else None
     return partial(replay, config, landing, out, quick, seeds, months, small_rows, grids, no_mlflow)
 
@@ -169,6 +174,22 @@ def _measure_command(mode: str):
 
 for _mode, _about in MEASURES.items():
     app.command(_mode, help=_about)(_measure_command(_mode))
+
+
+@app.command("service")
+def service_command(
+    quick: Quick = False, seeds: Seeds = 3, out: Out = None, no_mlflow: NoMlflow = False, config: Config = None
+) -> Job:
+    """The stream as the service runs it (racing, cold audits) beside a cold-only service, and a shifted stream."""
+    return partial(run_service, config, out, quick, seeds, no_mlflow)
+
+
+def run_service(config: str | None, out: Path | None, quick: bool, seeds: int, no_mlflow: bool) -> int:
+    """Replay the demo stream and its shifted twin with both services; print the totals and the files."""
+    from rewarm.benchmarks.service import run
+
+    print(run(_settings(config, False), _folder(out), quick=quick, seeds=seeds, log_mlflow=not no_mlflow))
+    return 0
 
 
 @app.command("zoo")

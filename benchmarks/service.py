@@ -1,0 +1,299 @@
+"""`rewarm benchmark service`: the stream as the service runs it, beside a cold-only service.
+
+Both services see the same snapshots, rows and holdouts. The rewarm service runs the configured candidates with
+racing and cold audits (rewarm/racing.py, rewarm/audits.py: the code the retrain flow runs), gates them against
+its champion and keeps its own registry of version tags; the cold-only service trains cold in full every round
+through the same gate. Per round and seed: the training seconds of everything trained, and the holdout metric of
+the champion each service leaves (its score on that round's holdout rows). Two streams: the demo's months, and
+the same months with a feature whose meaning changes part-way through (from SHIFT_MONTH, the scheduled
+departure and arrival hours are recorded in UTC instead of New York time), where the warm lineage's learned
+hours are wrong and the audits must fire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rewarm import audits, gate, rounds
+from rewarm.config import Settings
+from rewarm.metrics import HIGHER_IS_BETTER
+from rewarm.models.strategies import initialise, strategy
+from rewarm.racing import Outcome, RaceRule, contest
+from rewarm.training import Tensors, Training, pick_device, score_holdout
+
+from .replay import stage
+from .run import Options, streams
+
+SHIFT_MONTH = 7
+UTC_OFFSET_HOURS = 5  # New York in winter; the shift is in what the column means, not exact time zones
+
+
+@dataclass(frozen=True)
+class Row:
+    stream: str
+    service: str
+    seed: int
+    round: int
+    snapshot: str
+    seconds: float  # every candidate's training this round
+    champion_metric: float  # the champion the round leaves, scored on this round's holdout
+    decision: str
+    winner: str
+    cold_full: bool
+    audit: str
+    stopped: str
+
+
+@dataclass
+class Service:
+    """One service's state across rounds: its champion (with its own preprocessing) and its versions' tags."""
+
+    name: str
+    strategies: tuple[str, ...]
+    racing: bool
+    champion: tuple | None = None  # (module, preprocessor)
+    versions: list[dict[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.versions = []
+
+
+def shifted(stream: list[tuple[str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
+    """The stream with the hour columns recorded in UTC from SHIFT_MONTH on (the same flights, a new meaning)."""
+    out = []
+    for month, (name, frame) in enumerate(stream, start=1):
+        if month >= SHIFT_MONTH:
+            frame = frame.copy()
+            for col in ("sched_dep_hour", "sched_arr_hour"):
+                frame[col] = (frame[col] + UTC_OFFSET_HOURS) % 24
+        out.append((name, frame))
+    return out
+
+
+def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: int) -> tuple[Row, float]:
+    """One round of SERVICE; return its row (minus stream) and the seconds trained."""
+    t, metric = settings.train, settings.metric
+    incumbent = None
+    if service.champion is not None:
+        module, pre = service.champion
+        x_num, x_cat = pre.features(data.holdout_frame)
+        held = Tensors.build(x_num, x_cat, data.y_holdout, data.holdout.y.device)
+        p, scores = score_holdout(module, held, data.y_holdout, pre)
+        incumbent = Outcome("champion", module, p, scores)
+    names = service.strategies if service.champion is not None else ("cold",)
+    audit = audits.planned(service.versions, t.cold_every) if "cold" in names else ""
+    trainings = {}
+    for name in names:
+        choice = strategy(name, t.shrink, t.perturb)
+        warm = choice.from_parent and service.champion is not None
+        parent = service.champion[0] if service.champion is not None else None
+        model = initialise(choice, data.arch, parent, seed + data.snapshot.sequence)
+        cfg = t.for_candidate(warm).model_copy(update={"seed": seed})
+        trainings[name] = Training(model, data.train_for(warm), data.val, data.preprocessor.task, cfg)
+
+    def evidence(outcomes: dict[str, Outcome]) -> str:
+        if incumbent is None or "cold" not in outcomes:
+            return ""
+        warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold"}
+        return audits.champion_trails(metric, t.audit_margin, incumbent.metrics[metric], warm)
+
+    rule = RaceRule(t.race_min_epochs, t.race_horizon) if service.racing and t.racing else None
+    score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731
+    outcomes = contest(trainings, score, rule, audit, evidence)
+    before = incumbent.predictions if incumbent is not None else None
+    decision = gate.decide_round(settings.gate, metric, data.y_holdout, outcomes, before, len(service.versions), seed)
+    tags = audits.version_tags(metric, outcomes) | {"rewarm.round": str(data.snapshot.sequence)}
+    service.versions.append(tags)
+    if decision.promoted:
+        service.champion = (outcomes[decision.winner].module, data.preprocessor)
+        value = outcomes[decision.winner].metrics[metric]
+    else:
+        value = incumbent.metrics[metric]
+    seconds = sum(o.result.seconds for o in outcomes.values())
+    row = Row(
+        stream="",
+        service=service.name,
+        seed=seed,
+        round=data.snapshot.sequence,
+        snapshot=data.snapshot.name,
+        seconds=seconds,
+        champion_metric=float(value),
+        decision=f"{decision.action} {decision.winner}",
+        winner=decision.winner if decision.promoted else "champion",
+        cold_full=tags[audits.COLD_FULL] == "true",
+        audit=tags[audits.AUDIT],
+        stopped="; ".join(o.stopped for o in outcomes.values() if o.stopped),
+    )
+    return row, seconds
+
+
+def replay(settings: Settings, name: str, stream: list, folder: Path, seeds: list[int], tick) -> list[Row]:
+    """Both services over STREAM for every seed, interleaved round by round so machine drift hits both."""
+    device = pick_device(settings.train.device)
+    staged = stage(stream, folder / "snapshots" / name)
+    rows, parent = [], None
+    services = {
+        seed: [
+            Service("rewarm", tuple(settings.train.strategies), racing=True),
+            Service("cold-only", ("cold",), racing=False),
+        ]
+        for seed in seeds
+    }
+    for index, (info, frame) in enumerate(staged):
+        data = rounds.prepare(settings, info, frame, [i for i, _ in staged[:index]], parent, device)
+        parent = (data.preprocessor, data.arch)
+        for seed in seeds:
+            pair = services[seed] if index % 2 == 0 else services[seed][::-1]  # no service always goes first
+            for service in pair:
+                row, _ = _round(settings, service, data, seed)
+                rows.append(Row(**{**asdict(row), "stream": name}))
+                tick(rows[-1])
+    return rows
+
+
+def totals(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per stream and service over rounds 2 on: training seconds (mean over seeds), the ratio to cold-only,
+    the champion's mean metric, and the worst per-round gap to the cold-only champion (seed means)."""
+    later = df[df["round"] > df["round"].min()]
+    per_round = later.groupby(["stream", "service", "round"])[["seconds", "champion_metric"]].mean().reset_index()
+    out = []
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    for (stream, service), part in per_round.groupby(["stream", "service"], sort=False):
+        cold = per_round[(per_round["stream"] == stream) & (per_round["service"] == "cold-only")].set_index("round")
+        mine = part.set_index("round")
+        gap = sign * (mine["champion_metric"] - cold["champion_metric"])
+        out.append(
+            {
+                "stream": stream,
+                "service": service,
+                "train_seconds": mine["seconds"].sum(),
+                "vs_cold_only": mine["seconds"].sum() / cold["seconds"].sum(),
+                "champion_metric_mean": mine["champion_metric"].mean(),
+                "worst_round_gap": gap.min(),
+                "worst_round": int(gap.idxmin()),
+                "cold_full_rounds": int(
+                    later[(later["stream"] == stream) & (later["service"] == service)]
+                    .groupby("round")["cold_full"]
+                    .any()
+                    .sum()
+                ),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def plot(df: pd.DataFrame, metric: str) -> dict[str, Figure]:
+    """Per stream: cumulative training seconds and the champion's holdout metric by round, for both services."""
+    figures = {}
+    for stream, part in df.groupby("stream", sort=False):
+        fig = Figure(figsize=(11, 4.2))
+        left, right = fig.subplots(1, 2)
+        for service, s in part.groupby("service", sort=False):
+            by_round = s.groupby("round")[["seconds", "champion_metric"]].mean()
+            later = by_round[by_round.index > by_round.index.min()]
+            left.plot(later.index, later["seconds"].cumsum(), marker="o", label=service)
+            right.plot(by_round.index, by_round["champion_metric"], marker="o", label=service)
+        if stream == "shifted":
+            right.axvline(SHIFT_MONTH, color="grey", linestyle=":", label="shift")
+        left.set(xlabel="round", ylabel="cumulative training seconds", title=f"{stream}: compute")
+        right.set(xlabel="round", ylabel=f"champion holdout {metric}", title=f"{stream}: champion")
+        left.legend(fontsize=8)
+        right.legend(fontsize=8)
+        fig.tight_layout()
+        figures[f"service-{stream}.png"] = fig
+    return figures
+
+
+def run(settings: Settings, folder: Path, quick: bool = False, seeds: int = 3, log_mlflow: bool = True) -> str:
+    """Replay both streams with both services; write rows, totals, plots; log them to MLflow; return a report."""
+    options = Options.quick(small_rows=None) if quick else Options(small_rows=None)
+    demo = streams(settings, options)["monthly"]
+    chosen = [settings.train.seed + i for i in range(seeds)]
+    started, rows = time.perf_counter(), []
+
+    def tick(row: Row) -> None:
+        print(
+            f"{row.stream} round {row.round} seed {row.seed} {row.service}: {row.champion_metric:.4f} "
+            f"{row.seconds:.1f}s {row.decision}{' [cold in full]' if row.cold_full else ''}",
+            flush=True,
+        )
+
+    for name, stream in {"monthly": demo, "shifted": shifted(demo)}.items():
+        rows += replay(settings, name, stream, folder, chosen, tick)
+    df = pd.DataFrame([asdict(r) for r in rows])
+    table = totals(df, settings.metric)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / "service-rows.csv", folder / "service-totals.csv", folder / "service.json"]
+    df.to_csv(files[0], index=False)
+    table.to_csv(files[1], index=False)
+    meta = {
+        "title": "rewarm benchmark service",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "seeds": chosen,
+        "quick": quick,
+        "shift_month": SHIFT_MONTH,
+        "train": settings.train.model_dump(),
+    }
+    files[2].write_text(json.dumps({"meta": meta, "totals": table.to_dict(orient="records")}, indent=1))
+    for fname, fig in plot(df, settings.metric).items():
+        fig.savefig(folder / fname, dpi=110)
+        files.append(folder / fname)
+    if log_mlflow:
+        _log(df, table, files, meta, settings.metric)
+    return _report(table, df, settings.metric) + "\nwritten: " + ", ".join(str(f) for f in files)
+
+
+def _report(table: pd.DataFrame, df: pd.DataFrame, metric: str) -> str:
+    lines = [
+        f"| stream | service | training s (rounds 2+) | vs cold-only | mean champion {metric} | worst round gap "
+        "| rounds with cold in full |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.stream} | {r.service} | {r.train_seconds:.1f} | {r.vs_cold_only:.2f} | "
+            f"{r.champion_metric_mean:.4f} | {r.worst_round_gap:+.4f} (round {r.worst_round}) | {r.cold_full_rounds} |"
+        )
+    shifted_rows = df[(df["stream"] == "shifted") & (df["service"] == "rewarm") & (df["round"] >= SHIFT_MONTH)]
+    fired = shifted_rows[shifted_rows["round"] <= SHIFT_MONTH + 1].groupby("seed")["cold_full"].any()
+    lines.append(
+        f"\nshifted stream: cold trained in full at round {SHIFT_MONTH} or {SHIFT_MONTH + 1} in "
+        f"{int(fired.sum())} of {len(fired)} seeds; cold promoted in {int((shifted_rows['winner'] == 'cold').sum())} "
+        f"of {len(shifted_rows)} rounds from the shift on (all seeds)"
+    )
+    return "\n".join(lines)
+
+
+def _log(df: pd.DataFrame, table: pd.DataFrame, files: list[Path], meta: dict, metric: str) -> None:
+    """One MLflow run in rewarm-benchmark: both services' champion metric and cumulative seconds (step = round)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    from rewarm.store import experiment_id, open_store, resolve_store
+
+    store = open_store(resolve_store())
+    client = MlflowClient()
+    rid = client.create_run(experiment_id(store, "rewarm-benchmark"), run_name=meta["title"]).info.run_id
+    points = []
+    for (stream, service), part in df.groupby(["stream", "service"], sort=False):
+        by_round = part.groupby("round")[["seconds", "champion_metric"]].mean()
+        cumulative = by_round["seconds"].where(by_round.index > by_round.index.min(), 0.0).cumsum()
+        for rnd, r in by_round.iterrows():
+            points.append(Metric(f"{stream}.{service}.champion_{metric}", float(r["champion_metric"]), 0, int(rnd)))
+            points.append(Metric(f"{stream}.{service}.cum_train_seconds", float(cumulative[rnd]), 0, int(rnd)))
+    for r in table.itertuples():
+        points.append(Metric(f"{r.stream}.{r.service}.vs_cold_only", float(r.vs_cold_only), 0, 0))
+    params = [Param(k, str(v)[:500]) for k, v in meta.items()]
+    for i in range(0, len(points), 900):
+        client.log_batch(rid, metrics=points[i : i + 900], params=params if i == 0 else [])
+    for path in files:
+        client.log_artifact(rid, str(path))
+    client.set_terminated(rid)

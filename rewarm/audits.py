@@ -1,0 +1,79 @@
+"""Cold audits: when the cold baseline trains in full instead of racing.
+
+A raced cold start is usually stopped after a few epochs: the warm lineage leads. That is only safe while the
+warm lineage keeps up, so cold also trains in full (an audit)
+- on the first model;
+- every train.cold_every retrains (counted over the registry's versions, so restarts keep the cadence);
+- on evidence, compared on the same holdout rows, never one month's metric against another's:
+  - shrink_perturb (or any warm-started candidate) lost to cold at the last audit;
+  - this round, the untouched champion trails the best warm-started candidate by more than
+    train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
+    and trained in full in the same round.
+Each version records whether cold trained in full (rewarm.cold_full) and whether warm lost (rewarm.warm_lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rewarm.metrics import HIGHER_IS_BETTER
+
+COLD_FULL, WARM_LOST, AUDIT = "rewarm.cold_full", "rewarm.warm_lost", "rewarm.audit"
+
+
+def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
+    """Why this round's cold start trains in full, from the model's earlier versions' tags ('' if it races).
+    A version from before audits existed counts as one: every round then trained cold in full."""
+    rounds = sorted(versions, key=lambda tags: int(tags.get("rewarm.round", 0) or 0))
+    if not rounds:
+        return "first model"
+    audits = [i for i, tags in enumerate(rounds) if tags.get(COLD_FULL, "true") == "true"]
+    if not audits:
+        since, last = len(rounds), None
+    else:
+        since, last = len(rounds) - 1 - audits[-1], rounds[audits[-1]]
+    if last is not None and last.get(WARM_LOST) == "true":
+        return f"evidence: warm-started candidates lost to cold at the last audit (round {last.get('rewarm.round')})"
+    if cold_every and since + 1 >= cold_every:
+        return f"cadence: every {cold_every} retrains ({since} since the last audit)"
+    return ""
+
+
+def margin(metric: str, configured: float | None, champion_value: float) -> float:
+    """How far the champion may trail a warm-started candidate before that is evidence (gate-metric units)."""
+    if configured is not None:
+        return configured
+    if metric in ("roc_auc", "accuracy"):
+        return 0.02
+    return 0.05 * abs(champion_value)
+
+
+def champion_trails(metric: str, configured: float | None, champion: float, warm: Mapping[str, float]) -> str:
+    """The evidence line when the champion trails the best warm-started candidate by more than the margin."""
+    if not warm:
+        return ""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    name = max(warm, key=lambda n: sign * warm[n])
+    gap, allowed = sign * (warm[name] - champion), margin(metric, configured, champion)
+    if gap <= allowed:
+        return ""
+    return (
+        f"evidence: the champion trails {name} by {gap:.4f} holdout {metric} on this round's rows "
+        f"({champion:.4f} vs {warm[name]:.4f}, margin {allowed:.4f})"
+    )
+
+
+def warm_lost(metric: str, cold: float, warm: Mapping[str, float]) -> bool:
+    """At an audit: did cold beat every warm-started candidate on the holdout?"""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return bool(warm) and all(sign * (cold - v) > 0 for v in warm.values())
+
+
+def version_tags(metric: str, outcomes: Mapping) -> dict[str, str]:
+    """What the next rounds' plans read from this round's version: did cold train in full, did warm lose to it,
+    and why cold trained in full. OUTCOMES: rewarm.racing.Outcome by candidate name."""
+    cold = outcomes.get("cold")
+    full = cold is not None and not cold.stopped
+    warm = {o.name: o.metrics[metric] for o in outcomes.values() if o.name != "cold" and not o.stopped}
+    lost = full and warm_lost(metric, cold.metrics[metric], warm)
+    return {COLD_FULL: str(full).lower(), WARM_LOST: str(lost).lower(), AUDIT: cold.audit if cold else ""}

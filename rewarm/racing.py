@@ -1,0 +1,109 @@
+"""Racing: a round's candidates train side by side, an epoch each in turn, on the same validation rows; one that
+can no longer catch up with the leader is stopped, so a safeguard candidate costs a few epochs, not a training.
+
+The rule is a bound from the learning curve. A candidate's validation loss improves by less and less each epoch
+(the cosine schedule decays, and the loss curve flattens), so from epoch e on it is taken to gain at most
+HORIZON times its recent per-epoch improvement (the mean over the last two epochs of its best loss). When even
+that leaves it above the leader's best loss, it is stopped. HORIZON was chosen from measured curves of the demo
+stream (`python -m rewarm.benchmarks.curves`, docs/benchmarks.md): the smallest value at which no stopped cold
+start would have gone on to beat the leader.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from rewarm.training import Training, TrainResult
+
+log = logging.getLogger("rewarm.racing")
+
+
+@dataclass
+class Outcome:
+    """A trained candidate (or the champion) with its holdout predictions and metrics."""
+
+    name: str
+    module: nn.Module
+    predictions: np.ndarray
+    metrics: dict[str, float]
+    result: TrainResult | None = None  # None for the champion, which is scored untouched
+    run_id: str = ""  # the nested MLflow run it was logged in
+    audit: str = ""  # why this (cold) candidate trained in full, when it did
+
+    @property
+    def stopped(self) -> str:
+        """Why the race stopped it ('' when it trained to the end): a stopped candidate cannot win."""
+        return self.result.stopped if self.result is not None else ""
+
+
+@dataclass(frozen=True)
+class RaceRule:
+    min_epochs: int = 2
+    horizon: float = 3.0
+
+    def reachable(self, curve: list[float], initial: float) -> float:
+        """The lowest validation loss a candidate with best-so-far CURVE (epoch 0 = INITIAL) is taken to reach."""
+        best = [initial]
+        for v in curve:
+            best.append(min(best[-1], v))
+        window = min(2, len(best) - 1)
+        gain = (best[-1 - window] - best[-1]) / window if window else 0.0
+        return best[-1] - self.horizon * max(0.0, gain)
+
+
+def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collection[str] = ()) -> dict[str, str]:
+    """Train every candidate, an epoch each in turn, until each is done; without RULE nothing is stopped early.
+    Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name."""
+    for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
+        trainings[name].result.stopped = ""
+    stopped: dict[str, str] = {n: t.result.stopped for n, t in trainings.items() if t.result.stopped}
+    while live := [n for n, t in trainings.items() if not t.finished]:
+        for name in live:
+            trainings[name].epoch()
+        if rule is None or len(trainings) < 2:
+            continue
+        leader = min(trainings, key=lambda n: trainings[n].best_loss)
+        lead = trainings[leader].best_loss
+        for name in live:
+            t = trainings[name]
+            if name in full or name == leader or t.finished or t.result.epochs < rule.min_epochs:
+                continue
+            if rule.reachable(t.result.val_loss, t.initial_loss) > lead:
+                line = f"{name} stopped at epoch {t.result.epochs}: val_loss {t.best_loss:.4f}, {leader} {lead:.4f}"
+                t.stop(line)
+                stopped[name] = line
+                log.info(line)
+    return stopped
+
+
+def contest(
+    trainings: Mapping[str, Training],
+    score: Callable[[nn.Module], tuple[np.ndarray, dict[str, float]]],
+    rule: RaceRule | None,
+    audit: str = "",
+    evidence: Callable[[dict[str, Outcome]], str] = lambda outcomes: "",
+) -> dict[str, Outcome]:
+    """A round's candidates, raced and scored: cold trains in full when AUDIT says why; otherwise, when
+    EVIDENCE (read from the scored outcomes) finds a reason, a cold start the race stopped goes on, in full.
+    Each outcome holds its best epoch's weights, on the training device."""
+    stopped = race(trainings, rule, {"cold"} if audit else ())
+    outcomes = {n: _scored(n, t, score) for n, t in trainings.items()}
+    audit = audit or evidence(outcomes)
+    if audit and "cold" in stopped:  # the data moved: the stopped cold start goes on from its last epoch
+        log.warning("%s; %s: training cold in full", stopped["cold"], audit)
+        race({"cold": trainings["cold"]}, None, full={"cold"})
+        outcomes["cold"] = _scored("cold", trainings["cold"], score)
+    if audit and "cold" in outcomes:
+        outcomes["cold"].audit = audit
+    return outcomes
+
+
+def _scored(name: str, training: Training, score: Callable) -> Outcome:
+    result = training.finish()
+    predictions, metrics = score(training.model)
+    return Outcome(name, training.model, predictions, metrics, result)

@@ -1,0 +1,207 @@
+"""Racing and cold audits (rewarm/racing.py, rewarm/audits.py) on real flight rows, tiny models, the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from flight_snapshots import small_month
+
+from rewarm import audits, gate, rounds
+from rewarm.config import Settings
+from rewarm.models.strategies import COLD, Strategy, initialise
+from rewarm.racing import Outcome, RaceRule, contest, race
+from rewarm.snapshots import SnapshotInfo
+from rewarm.training import Training, score_holdout, train
+
+SP = Strategy("shrink_perturb", 0.8, 0.01)
+
+
+def _settings(**train: object) -> Settings:
+    data = {
+        "target": "late",
+        "task": "binary",
+        "numeric": ["distance", "sched_dep_hour", "temp", "visib"],
+        "categorical": ["carrier", "origin", "dest"],
+        "landing": "unused",
+        "extra_columns": "ignore",
+    }
+    cfg = {"max_epochs": 8, "patience": 2, "batch_size": 128, **train}
+    return Settings.model_validate(
+        {"model": {"name": "race", "hidden": [16], "embedding_dim": 4}, "data": data, "train": cfg}
+    )
+
+
+def _two_rounds(settings: Settings, flights: pd.DataFrame, folder: Path) -> tuple[rounds.RoundData, rounds.RoundData]:
+    """January's and February's rounds, January kept as a Parquet file the way the history keeps it."""
+    jan, feb = small_month(flights, 1, 1500), small_month(flights, 2, 1500)
+    jan.to_parquet(folder / "jan.parquet", index=False)
+    first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(folder / "jan.parquet"), 1, "", None)
+    second = SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None)
+    cpu = torch.device("cpu")
+    data1 = rounds.prepare(settings, first, jan, [], None, cpu)
+    return data1, rounds.prepare(settings, second, feb, [first], (data1.preprocessor, data1.arch), cpu)
+
+
+@pytest.fixture(scope="module")
+def round_two(flights: pd.DataFrame, tmp_path_factory) -> tuple[Settings, rounds.RoundData, torch.nn.Module]:
+    """February's round on January's trained champion: real rows, split as a retrain splits them."""
+    settings = _settings()
+    data1, data2 = _two_rounds(settings, flights, tmp_path_factory.mktemp("race"))
+    champion = initialise(COLD, data1.arch, None, 1)
+    train(champion, data1.train, data1.val, "binary", settings.train)
+    return settings, data2, champion
+
+
+def _trainings(settings: Settings, data: rounds.RoundData, champion: torch.nn.Module) -> dict[str, Training]:
+    t = settings.train
+    out = {}
+    for choice in (SP, COLD):
+        model = initialise(choice, data.arch, champion, 7)
+        warm = choice.from_parent
+        out[choice.name] = Training(model, data.train_for(warm), data.val, "binary", t.for_candidate(warm))
+    return out
+
+
+def _score(data: rounds.RoundData):
+    return lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)
+
+
+def test_the_race_stops_the_trailing_candidate_and_the_leader_trains_as_if_alone(round_two) -> None:
+    settings, data, champion = round_two
+    trainings = _trainings(settings, data, champion)
+
+    stopped = race(trainings, RaceRule(min_epochs=1, horizon=0.0))
+
+    assert list(stopped) == ["cold"]
+    cold = trainings["cold"].result
+    assert cold.stopped == stopped["cold"] and cold.epochs < settings.train.max_epochs
+    assert stopped["cold"].startswith(f"cold stopped at epoch {cold.epochs}: val_loss ")
+    assert "shrink_perturb" in stopped["cold"]
+    leader = trainings["shrink_perturb"].finish()
+    # the leader's training is untouched by the race: bit for bit what it does alone
+    alone = initialise(SP, data.arch, champion, 7)
+    reference = train(alone, data.train, data.val, "binary", settings.train)
+    assert leader.val_loss == reference.val_loss and leader.best_epoch == reference.best_epoch
+    for name, value in trainings["shrink_perturb"].model.state_dict().items():
+        assert torch.equal(value, reference.state_dict[name]), name  # the best epoch's weights, not the last
+
+
+def test_without_a_rule_or_on_an_audit_nothing_is_stopped(round_two) -> None:
+    settings, data, champion = round_two
+    assert race(_trainings(settings, data, champion), None) == {}
+    trainings = _trainings(settings, data, champion)
+    outcomes = contest(trainings, _score(data), RaceRule(1, 0.0), audit="cadence: every 2 retrains")
+    assert not outcomes["cold"].stopped and outcomes["cold"].audit == "cadence: every 2 retrains"
+    assert trainings["cold"].done  # by its own rule: early stopping or the budget
+
+
+def test_evidence_resumes_a_stopped_cold_start_in_full(round_two) -> None:
+    settings, data, champion = round_two
+    raced = contest(_trainings(settings, data, champion), _score(data), RaceRule(1, 0.0))
+    assert raced["cold"].stopped  # what the race alone does
+
+    seen: list[dict[str, Outcome]] = []
+    evidence = lambda outcomes: seen.append(outcomes) or "evidence: the data moved"  # noqa: E731
+    trainings = _trainings(settings, data, champion)
+    audited = contest(trainings, _score(data), RaceRule(1, 0.0), evidence=evidence)
+
+    assert seen and not audited["cold"].stopped and audited["cold"].audit == "evidence: the data moved"
+    assert audited["cold"].result.epochs > raced["cold"].result.epochs
+    # resumed from where it stopped: the curve goes on from the stopped epochs, not from a fresh start
+    assert audited["cold"].result.val_loss[: raced["cold"].result.epochs] == raced["cold"].result.val_loss
+
+
+def test_a_stopped_candidate_never_wins_the_gate(round_two) -> None:
+    settings, data, champion = round_two
+    outcomes = contest(_trainings(settings, data, champion), _score(data), RaceRule(1, 0.0))
+    perfect = data.y_holdout.astype(float)  # a stopped cold start that would score perfectly
+    outcomes["cold"].predictions = perfect
+    decision = gate.decide_round(settings.gate, "roc_auc", data.y_holdout, outcomes, None)
+    assert decision.winner == "shrink_perturb"
+    assert outcomes["cold"].stopped in decision.reason
+
+
+def test_warm_started_candidates_train_on_the_newest_snapshot_plus_a_replay_sample(
+    flights: pd.DataFrame, tmp_path: Path
+) -> None:
+    sizes = {}
+    for fraction in (1.0, 0.25):
+        _, data = _two_rounds(_settings(warm_replay_fraction=fraction), flights, tmp_path)
+        sizes[fraction] = (len(data.train_for(False)), len(data.train_for(True)))
+    full, _ = sizes[1.0]
+    assert sizes[1.0] == (full, full)  # 1.0: the same rows as cold
+    cold_rows, warm_rows = sizes[0.25]
+    assert cold_rows == full
+    newest = 0.8 * 0.8 * 1500  # February's rows outside the holdout and the validation, roughly
+    older = full - newest
+    assert abs(warm_rows - (newest + 0.25 * older)) < 0.06 * full
+
+
+def test_the_reachable_loss_is_the_best_minus_horizon_times_the_recent_gain() -> None:
+    rule = RaceRule(min_epochs=2, horizon=3.0)
+    # best so far: 0.70 (start), 0.60, 0.55, 0.52 -> mean gain over the last two epochs 0.04
+    assert rule.reachable([0.60, 0.55, 0.52], 0.70) == pytest.approx(0.52 - 3 * 0.04)
+    assert rule.reachable([0.60, 0.61, 0.62], 0.70) == pytest.approx(0.60)  # no recent gain: no credit
+    assert RaceRule(2, 0.0).reachable([0.5], 0.7) == 0.5
+
+
+# ---- audits --------------------------------------------------------------------------------------
+
+
+def _version(round_: int, cold_full: bool, warm_lost: bool = False) -> dict[str, str]:
+    tags = {"rewarm.round": str(round_), audits.COLD_FULL: str(cold_full).lower()}
+    return tags | {audits.WARM_LOST: str(warm_lost).lower()}
+
+
+def test_an_audit_on_the_first_model_then_on_the_cadence() -> None:
+    assert audits.planned([], 4) == "first model"
+    history = [_version(1, True)]
+    plans = []
+    for r in range(2, 10):
+        plan = audits.planned(history, 4)
+        plans.append(plan)
+        history.append(_version(r, bool(plan)))
+    assert [bool(p) for p in plans] == [False, False, False, True, False, False, False, True]
+    assert plans[3].startswith("cadence: every 4 retrains")
+    assert audits.planned([_version(1, True), _version(2, False)], 0) == ""  # 0: never on cadence
+
+
+def test_an_audit_after_warm_lost_at_the_last_one_and_order_does_not_matter() -> None:
+    history = [_version(3, False), _version(1, True), _version(2, True, warm_lost=True)]
+    assert audits.planned(history, 10).startswith("evidence: warm-started candidates lost to cold")
+    legacy = [{"rewarm.round": "1"}, {"rewarm.round": "2"}]  # versions from before audits: cold ran in full
+    assert audits.planned(legacy, 3) == ""
+
+
+def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_direction() -> None:
+    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.63}).startswith("evidence:")
+    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.61}) == ""
+    assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.50}).startswith("evidence:")
+    assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.59}) == ""
+    assert audits.champion_trails("rmse", 1.0, 10.0, {"warm": 9.5}) == ""  # a configured margin, in metric units
+    assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
+
+
+def test_version_tags_record_what_the_next_plan_reads() -> None:
+    def outcome(name: str, auc: float, stopped: str = "", audit: str = "") -> Outcome:
+        from rewarm.training import TrainResult
+
+        result = TrainResult({}, 3, 2, 10, 0.1, stopped=stopped)
+        return Outcome(name, torch.nn.Linear(1, 1), np.zeros(1), {"roc_auc": auc}, result, audit=audit)
+
+    raced = {"shrink_perturb": outcome("shrink_perturb", 0.7), "cold": outcome("cold", 0.6, stopped="cold stopped")}
+    assert audits.version_tags("roc_auc", raced) == {
+        audits.COLD_FULL: "false",
+        audits.WARM_LOST: "false",
+        audits.AUDIT: "",
+    }
+    full = {"shrink_perturb": outcome("shrink_perturb", 0.7), "cold": outcome("cold", 0.72, audit="cadence")}
+    assert audits.version_tags("roc_auc", full) == {
+        audits.COLD_FULL: "true",
+        audits.WARM_LOST: "true",
+        audits.AUDIT: "cadence",
+    }
