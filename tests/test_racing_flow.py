@@ -1,0 +1,75 @@
+"""Racing and cold audits through the real retrain flow: real Prefect, real MLflow registry, real flight rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm import audits
+from rewarm.flows.retrain import retrain
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+NAME = "flights-race"
+
+
+def _config(folder: Path) -> Path:
+    """Two retrains between cadence audits; a race that stops cold after one epoch behind; no evidence audits."""
+    path = write_config(folder, NAME)
+    text = path.read_text().replace(
+        "[train]\n", "[train]\ncold_every = 2\nrace_min_epochs = 1\nrace_horizon = 0.0\naudit_margin = 1.0\n"
+    )
+    path.write_text(text)
+    return path
+
+
+def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
+    tmp_path: Path, home: Path, flights: pd.DataFrame
+) -> None:
+    (tmp_path / "landing").mkdir()
+    months = []
+    for m in range(1, 5):
+        months.append(tmp_path / "landing" / f"flights-2013-{m:02d}.parquet")
+        small_month(flights, m).to_parquet(months[-1], index=False)
+    config = str(_config(tmp_path))
+    first = retrain(str(months[0]), config=config)
+    client = MlflowClient()  # the store the flow opened
+
+    def tags(version: int) -> dict[str, str]:
+        return client.get_model_version(NAME, str(version)).tags
+
+    assert tags(first.version)[audits.AUDIT] == "first model" and tags(first.version)[audits.COLD_FULL] == "true"
+
+    second = retrain(str(months[1]), config=config)  # between audits: cold races and trails after one epoch
+    assert second.strategies["cold"]["stopped"] == 1.0 and second.strategies["cold"]["epochs"] == 1
+    assert tags(second.version)[audits.COLD_FULL] == "false"
+    assert second.winner == "shrink_perturb" or second.decision == "keep"
+    assert "cold stopped at epoch 1: val_loss " in second.reason
+    cold_run = _nested(client, second, "cold")
+    assert cold_run.data.tags["rewarm.stopped"].startswith("cold stopped at epoch 1")
+    assert len(client.get_metric_history(cold_run.info.run_id, "val_loss")) == 1  # its curve, as it stood
+    assert "holdout_roc_auc" in cold_run.data.metrics  # its holdout score as it stood
+
+    # The cadence comes from the registry, not from this process: mark round 2 an audit by hand and round 3
+    # is no longer one.
+    client.set_model_version_tag(NAME, str(second.version), audits.COLD_FULL, "true")
+    third = retrain(str(months[2]), config=config)
+    assert third.strategies["cold"]["stopped"] == 1.0 and tags(third.version)[audits.COLD_FULL] == "false"
+
+    fourth = retrain(str(months[3]), config=config)  # two retrains since the last audit: cold in full
+    assert fourth.strategies["cold"]["stopped"] == 0.0
+    assert tags(fourth.version)[audits.AUDIT].startswith("cadence: every 2 retrains")
+    assert tags(fourth.version)[audits.COLD_FULL] == "true"
+    assert "cold audit (cadence" in fourth.reason
+
+
+def _nested(client: MlflowClient, result, name: str):
+    version = client.get_model_version(NAME, str(result.version))
+    parent = client.get_run(version.run_id).data.tags["mlflow.parentRunId"]
+    experiment = client.get_experiment_by_name(NAME).experiment_id
+    runs = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent}'")
+    return next(r for r in runs if r.info.run_name == name)
