@@ -96,7 +96,9 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         parent = service.champion[0] if service.champion is not None else None
         model = initialise(choice, data.arch, parent, seed + data.snapshot.sequence)
         cfg = t.for_candidate(warm).model_copy(update={"seed": seed})
-        trainings[name] = Training(model, data.train_for(warm), data.val, data.preprocessor.task, cfg)
+        trainings[name] = Training(
+            model, data.train_for(warm), data.val, data.preprocessor.task, cfg, race_set=data.race_val
+        )
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
         if incumbent is None or "cold" not in outcomes:

@@ -67,14 +67,14 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
             trainings[name].epoch()
         if rule is None or len(trainings) < 2:
             continue
-        leader = min(trainings, key=lambda n: trainings[n].best_loss)
-        lead = trainings[leader].best_loss
+        leader = min(trainings, key=lambda n: trainings[n].race_best)
+        lead = trainings[leader].race_best
         for name in live:
             t = trainings[name]
             if name in full or name == leader or t.finished or t.result.epochs < rule.min_epochs:
                 continue
-            if rule.reachable(t.result.val_loss, t.initial_loss) > lead:
-                line = f"{name} stopped at epoch {t.result.epochs}: val_loss {t.best_loss:.4f}, {leader} {lead:.4f}"
+            if rule.reachable(t.result.race_loss, t.initial_race) > lead:
+                line = f"{name} stopped at epoch {t.result.epochs}: val_loss {t.race_best:.4f}, {leader} {lead:.4f}"
                 t.stop(line)
                 stopped[name] = line
                 log.info(line)

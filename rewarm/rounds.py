@@ -33,10 +33,12 @@ class RoundData:
     y_holdout: np.ndarray  # holdout targets as the metrics see them: class indices, or values in target units
     split_scheme: int = splits.CURRENT  # how this round's rows were split (rewarm/splits.py)
     warm_train: Tensors | None = None  # what warm-started candidates train on, when smaller than train
+    race_val: Tensors | None = None  # the newest snapshot's validation rows, which candidates race on
 
     def train_for(self, warm_started: bool) -> Tensors:
         """The training rows of a candidate: warm-started ones take the newest snapshot plus a replay sample of
-        history (train.warm_replay_fraction); the same validation rows for every candidate, so that they race."""
+        history (train.warm_replay_fraction). Every candidate early-stops on the same validation rows and races
+        on the newest snapshot's share of them (race_val): the holdout the gate scores is drawn from it too."""
         return self.warm_train if warm_started and self.warm_train is not None else self.train
 
     @property
@@ -93,7 +95,7 @@ def prepare(
     val = splits.validation_mask(train_frame, spec.validation_fraction, scheme)
     older = np.arange(len(train_frame)) < len(train_frame) - int((~held).sum())  # rows from earlier snapshots
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
-    train = _tensors(pre, train_frame[~val], device)
+    train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
     present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
     if settings.metric == "roc_auc" and present < needed:
@@ -112,12 +114,21 @@ def prepare(
         train_frame=train_frame,
         holdout_frame=holdout_frame,
         train=train,
-        val=_tensors(pre, train_frame[val], device),
+        val=val_set,
         holdout=_tensors(pre, holdout_frame, device),
         y_holdout=y_holdout,
         split_scheme=scheme,
         warm_train=_warm_rows(train, train_frame, older, ~val, settings.train.warm_replay_fraction, current, scheme),
+        race_val=_subset(val_set, ~older[val]) if (~older[val]).sum() >= MIN_RACE_ROWS and older.any() else None,
     )
+
+
+MIN_RACE_ROWS = 200  # fewer newest validation rows than this: candidates race on every validation row
+
+
+def _subset(data: Tensors, keep: np.ndarray) -> Tensors:
+    idx = torch.as_tensor(np.flatnonzero(keep), device=data.y.device)
+    return Tensors(data.x_num[idx], data.x_cat[idx], data.y[idx])
 
 
 def _warm_rows(
@@ -135,8 +146,7 @@ def _warm_rows(
         return None
     keep = ~older
     keep[older] = splits.warm_replay_mask(frame[older], fraction, current.sequence, scheme)
-    idx = torch.as_tensor(np.flatnonzero(keep[in_train]), device=train.y.device)
-    return Tensors(train.x_num[idx], train.x_cat[idx], train.y[idx])
+    return _subset(train, keep[in_train])
 
 
 def _preprocessing(

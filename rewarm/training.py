@@ -51,6 +51,7 @@ class TrainResult:
     val_loss: list[float] = field(default_factory=list)  # per epoch
     resumed_at: int = 0  # the epoch a checkpoint brought this training back to (0: started fresh)
     stopped: str = ""  # why a race stopped it before its own rule did ("" when it ran to the end)
+    race_loss: list[float] = field(default_factory=list)  # per epoch, on the rows candidates race on
 
 
 log = logging.getLogger("rewarm.training")
@@ -165,8 +166,10 @@ class Training:
         cfg: TrainSection,
         on_epoch: Callable[[int, float, float], None] | None = None,
         checkpoint: Checkpoint | None = None,
+        race_set: Tensors | None = None,
     ) -> None:
         self.model, self.train_set, self.val_set, self.task, self.cfg = model, train_set, val_set, task, cfg
+        self.race_set = race_set  # the rows a race compares candidates on (None: the validation rows)
         self.on_epoch, self.checkpoint = on_epoch, checkpoint
         self.device = device = train_set.y.device
         model.to(device)
@@ -191,18 +194,25 @@ class Training:
             r = self.result
             r.train_loss, r.val_loss = list(saved["train_loss"]), list(saved["val_loss"])
             r.epochs, r.samples_seen, r.resumed_at = saved["epoch"], saved["samples_seen"], saved["epoch"]
-            r.stopped = str(saved.get("stopped", ""))
+            r.stopped, r.race_loss = str(saved.get("stopped", "")), list(saved.get("race_loss", r.val_loss))
             self.done, self.earlier = bool(saved["done"]), float(saved["seconds"])
             log.info("resuming from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
         else:
             self.best = (evaluate_loss(model, val_set, task), 0, _cpu_copy(model))  # (loss, epoch, state)
-        self.initial_loss = float(saved.get("initial_loss", self.best[0])) if saved else self.best[0]
+        if saved is not None:
+            self.initial_race = float(saved.get("initial_race", saved["best_loss"]))
+        else:
+            self.initial_race = self._race_loss(self.best[0])
         self.seconds = 0.0  # spent in this process
         self.last: dict[str, torch.Tensor] | None = None  # the last epoch's weights, while finish() shows the best
 
     @property
-    def best_loss(self) -> float:
-        return self.best[0]
+    def race_best(self) -> float:
+        """The lowest loss on the race rows so far (epoch 0: as initialised)."""
+        return min([self.initial_race, *self.result.race_loss])
+
+    def _race_loss(self, val: float) -> float:
+        return val if self.race_set is None else evaluate_loss(self.model, self.race_set, self.task)
 
     @property
     def finished(self) -> bool:
@@ -237,6 +247,7 @@ class Training:
         val = evaluate_loss(model, self.val_set, self.task)
         r.train_loss.append(float(running) / len(data))
         r.val_loss.append(val)
+        r.race_loss.append(self._race_loss(val))
         r.epochs, r.samples_seen = r.epochs + 1, r.samples_seen + len(data)
         if self.on_epoch is not None:
             self.on_epoch(r.epochs, r.train_loss[-1], val)
@@ -274,7 +285,7 @@ class Training:
             | {"shuffle": self.shuffle.get_state(), "epoch": r.epochs, "step": self.step, "done": self.done}
             | {"stopped": r.stopped, "seconds": self.earlier + self.seconds, "samples_seen": r.samples_seen}
             | {"best_loss": self.best[0], "best_epoch": self.best[1], "best_state": self.best[2]}
-            | {"initial_loss": self.initial_loss}
+            | {"initial_race": self.initial_race, "race_loss": r.race_loss}
             | {"train_loss": r.train_loss, "val_loss": r.val_loss}
         )
 

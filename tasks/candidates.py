@@ -109,8 +109,9 @@ def _start(
     if checkpoints is not None:
         key = _checkpoint_key(choice, data, cfg, parent_version)
         saved = Checkpoint(checkpoints / f"{choice.name}.pt", key)
+    budget = cfg.for_candidate(warm)
     training = Training(
-        module, data.train_for(warm), data.val, data.preprocessor.task, cfg.for_candidate(warm), None, saved
+        module, data.train_for(warm), data.val, data.preprocessor.task, budget, None, saved, data.race_val
     )
     if training.result.resumed_at:
         get_run_logger().warning(

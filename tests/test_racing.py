@@ -62,7 +62,8 @@ def _trainings(settings: Settings, data: rounds.RoundData, champion: torch.nn.Mo
     for choice in (SP, COLD):
         model = initialise(choice, data.arch, champion, 7)
         warm = choice.from_parent
-        out[choice.name] = Training(model, data.train_for(warm), data.val, "binary", t.for_candidate(warm))
+        budget = t.for_candidate(warm)
+        out[choice.name] = Training(model, data.train_for(warm), data.val, "binary", budget, race_set=data.race_val)
     return out
 
 
