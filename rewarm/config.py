@@ -135,12 +135,13 @@ class TrainSection(_Section):
         description=("Epoch budget of warm-started candidates (their cosine schedule spans it). None: max_epochs."),
     )
     warm_replay_fraction: float = Field(
-        default=1.0,
+        default=0.25,
         gt=0.0,
         le=1.0,
         description=(
             "Warm-started candidates train on the newest snapshot plus this share of the earlier rows every "
-            "other candidate trains on (a different sample each round); 1: the same rows as cold. Validation "
+            "other candidate trains on (a different sample each round); 1: the same rows as cold. 0.25 scored "
+            "above cold on the demo stream's holdouts at a tenth of its time (docs/benchmarks.md). Validation "
             "rows are the same for every candidate, so that they race on one curve."
         ),
     )
@@ -157,16 +158,17 @@ class TrainSection(_Section):
         description="No candidate is stopped before it has trained this many epochs.",
     )
     race_horizon: float = Field(
-        default=3.0,
+        default=2.0,
         ge=0,
         description=(
             "The racing bound: a candidate is assumed to gain at most race_horizon times its recent "
-            "per-epoch improvement of validation loss from here on; stopped when even that leaves it behind "
-            "the leader's best. Chosen from measured learning curves (docs/benchmarks.md)."
+            "per-epoch improvement of validation loss (on the newest snapshot's validation rows) from here on; "
+            "stopped when even that leaves it behind the leader's best. Chosen from measured learning curves "
+            "(docs/benchmarks.md): 0 stops a candidate as soon as it trails."
         ),
     )
     cold_every: int = Field(
-        default=4,
+        default=6,
         ge=0,
         description=(
             "A cold audit, cold trained in full whatever the race says, every this many retrains (counted in "

@@ -1,12 +1,12 @@
 """Racing: a round's candidates train side by side, an epoch each in turn, on the same validation rows; one that
 can no longer catch up with the leader is stopped, so a safeguard candidate costs a few epochs, not a training.
 
+Candidates race on the newest snapshot's validation rows: the population the gate's holdout is drawn from.
 The rule is a bound from the learning curve. A candidate's validation loss improves by less and less each epoch
 (the cosine schedule decays, and the loss curve flattens), so from epoch e on it is taken to gain at most
 HORIZON times its recent per-epoch improvement (the mean over the last two epochs of its best loss). When even
-that leaves it above the leader's best loss, it is stopped. HORIZON was chosen from measured curves of the demo
-stream (`python -m rewarm.benchmarks.curves`, docs/benchmarks.md): the smallest value at which no stopped cold
-start would have gone on to beat the leader.
+that leaves it above the leader's best loss, it is stopped. HORIZON comes from measured curves of the demo
+stream (`python -m rewarm.benchmarks.curves`, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Outcome:
 @dataclass(frozen=True)
 class RaceRule:
     min_epochs: int = 2
-    horizon: float = 3.0
+    horizon: float = 2.0
 
     def reachable(self, curve: list[float], initial: float) -> float:
         """The lowest validation loss a candidate with best-so-far CURVE (epoch 0 = INITIAL) is taken to reach."""

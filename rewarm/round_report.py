@@ -87,24 +87,25 @@ def decision_markdown(summary: RoundResult) -> str:
 
 
 def demo_table(summaries: list[RoundResult]):
-    """Per month: each strategy's holdout metric and training seconds, the decision, compute saved."""
+    """Per month: each strategy's holdout metric and training seconds (a raced one marked where it was stopped),
+    the decision, and the seconds everything trained."""
     from rich.table import Table
 
     metric = summaries[0].metric if summaries else "metric"
     names = sorted({n for s in summaries for n in s.strategies}, key=["shrink_perturb", "warm", "cold"].index)
     table = Table(title=f"rewarm demo: holdout {metric} and training seconds per snapshot")
-    for col in ["snapshot", "champion before", *[f"{n}" for n in names], "decision", "compute saved"]:
+    for col in ["snapshot", "champion before", *[f"{n}" for n in names], "decision", "trained s"]:
         table.add_column(col, justify="left" if col in ("snapshot", "decision") else "right")
     for s in summaries:
         champ = f"{s.champion[metric]:.4f}" if s.champion else "-"
         cells = [_cell(s.strategies.get(n), metric) for n in names]
-        saved = s.parent_metrics.get("compute_saved_vs_cold")
+        total = s.parent_metrics.get("train_seconds_total")
         table.add_row(
             s.snapshot,
             champ,
             *cells,
             f"{s.decision} v{s.version} ({s.winner})",
-            "-" if saved is None else f"{saved:.0%}",
+            "-" if total is None else f"{total:.1f}",
         )
     return table
 

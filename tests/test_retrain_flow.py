@@ -99,7 +99,11 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     assert last.data.tags["rewarm.parent_version"] == str(expected if third.decision == "keep" else third.replaced)
     assert int(last.data.tags["rewarm.rows_train"]) > 2000
     assert last.data.tags["rewarm.decision"] == third.decision
-    assert "compute_saved_vs_cold" in last.data.metrics
+    assert last.data.metrics["train_seconds_total"] == pytest.approx(
+        sum(s["train_seconds"] for s in third.strategies.values())
+    )
+    # compute saved against cold is only known when cold trained in full (not stopped by the race)
+    assert ("compute_saved_vs_cold" in last.data.metrics) == (not third.strategies["cold"]["stopped"])
     assert last.inputs.dataset_inputs, "training data is logged as an MLflow dataset input"
     artifacts = [a.path for a in client.list_artifacts(last.info.run_id)]
     assert "learning_curves.png" in artifacts
