@@ -24,12 +24,14 @@ from .run import Options, streams
 def _replay(settings: Settings, files: list[Path], home: Path) -> list[dict]:
     """Run the retrain flow on FILES in order against a fresh HOME; wall and training seconds per retrain."""
     from rewarm.flows.retrain import retrain
+    from rewarm.serve import flows_in_process
 
     os.environ["REWARM_HOME"] = str(home)
     out = []
     for path in files:
         started = time.perf_counter()
-        summary = retrain(snapshot=str(path), settings=settings, in_order=False)
+        with flows_in_process():  # as `rewarm retrain` runs it
+            summary = retrain(snapshot=str(path), settings=settings, in_order=False)
         wall = time.perf_counter() - started
         trained = sum(s["train_seconds"] for s in summary.strategies.values())
         out.append({"snapshot": path.name, "wall": wall, "train": trained, "overhead": 1 - trained / wall})

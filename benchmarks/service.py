@@ -49,6 +49,9 @@ class Row:
     cold_full: bool
     audit: str
     stopped: str
+    champion_before: float  # the champion the round started with, on this round's holdout (nan: none)
+    best_warm: float  # the best warm-started candidate's holdout metric (nan: none trained)
+    cold: float  # cold's holdout metric, as it stood when stopped (nan: not trained)
 
 
 @dataclass
@@ -132,8 +135,17 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         cold_full=tags[audits.COLD_FULL] == "true",
         audit=tags[audits.AUDIT],
         stopped="; ".join(o.stopped for o in outcomes.values() if o.stopped),
+        champion_before=incumbent.metrics[metric] if incumbent is not None else float("nan"),
+        best_warm=_best([o.metrics[metric] for n, o in outcomes.items() if n != "cold"], metric),
+        cold=outcomes["cold"].metrics[metric] if "cold" in outcomes else float("nan"),
     )
     return row, seconds
+
+
+def _best(values: list[float], metric: str) -> float:
+    if not values:
+        return float("nan")
+    return max(values) if HIGHER_IS_BETTER[metric] else min(values)
 
 
 def replay(settings: Settings, name: str, stream: list, folder: Path, seeds: list[int], tick) -> list[Row]:
