@@ -44,8 +44,8 @@ def margin(metric: str, configured: float | None, champion_value: float) -> floa
     if configured is not None:
         return configured
     if metric in ("roc_auc", "accuracy"):
-        return 0.02
-    return 0.05 * abs(champion_value)
+        return 0.05
+    return 0.10 * abs(champion_value)
 
 
 def champion_trails(metric: str, configured: float | None, champion: float, warm: Mapping[str, float]) -> str:

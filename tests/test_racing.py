@@ -179,10 +179,11 @@ def test_an_audit_after_warm_lost_at_the_last_one_and_order_does_not_matter() ->
 
 
 def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_direction() -> None:
-    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.63}).startswith("evidence:")
-    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.61}) == ""
+    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.66}).startswith("evidence:")
+    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.64}) == ""
+    assert audits.champion_trails("roc_auc", 0.01, 0.60, {"shrink_perturb": 0.62}).startswith("evidence:")
     assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.50}).startswith("evidence:")
-    assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.59}) == ""
+    assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.55}) == ""
     assert audits.champion_trails("rmse", 1.0, 10.0, {"warm": 9.5}) == ""  # a configured margin, in metric units
     assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
 
