@@ -85,7 +85,7 @@ def test_the_race_stops_the_trailing_candidate_and_the_leader_trains_as_if_alone
     leader = trainings["shrink_perturb"].finish()
     # the leader's training is untouched by the race: bit for bit what it does alone
     alone = initialise(SP, data.arch, champion, 7)
-    reference = train(alone, data.train, data.val, "binary", settings.train)
+    reference = train(alone, data.train_for(True), data.val, "binary", settings.train.for_candidate(True))
     assert leader.val_loss == reference.val_loss and leader.best_epoch == reference.best_epoch
     for name, value in trainings["shrink_perturb"].model.state_dict().items():
         assert torch.equal(value, reference.state_dict[name]), name  # the best epoch's weights, not the last
