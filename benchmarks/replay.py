@@ -1,9 +1,10 @@
 """Replay a snapshot stream and train every strategy at every round on the same data, over several seeds.
 
 Each strategy keeps its own lineage (round r+1 starts from that strategy's round-r model, as in Ash & Adams'
-online setting); the first round is one shared cold start per seed. Within a round all strategies train on
-the same tensors with the same budget rule (max_epochs, early stopping patience), interleaved in one process
-(the order rotates every round), so their seconds are measured side by side on the same machine state.
+online setting); the first round is one shared cold start per seed. Within a round every strategy trains as a
+retrain trains it (docs/how-it-works.md, the budget rule: cold on every training row, warm-started ones on the
+newest snapshot plus a replay sample, each under its budget; the same validation rows), without racing,
+interleaved in one process (the order rotates every round), so their seconds are measured side by side.
 """
 
 from __future__ import annotations
@@ -101,10 +102,12 @@ def replay(
 def _train(
     settings: Settings, data: rounds.RoundData, arm: Arm, parent: TabularMLP | None, seed: int, stream: str
 ) -> tuple[TabularMLP, Row]:
-    """One training, seeded like a retrain (the fresh copy and cold start use seed + round)."""
-    cfg = settings.train.model_copy(update={"seed": seed})
+    """One training, seeded like a retrain (the fresh copy and cold start use seed + round), on the rows and
+    under the budget a retrain gives its strategy (warm-started ones: the newest snapshot plus a replay sample)."""
+    warm = arm.strategy.from_parent and parent is not None
+    cfg = settings.train.for_candidate(warm).model_copy(update={"seed": seed})
     module = initialise(arm.strategy, data.arch, parent, seed + data.snapshot.sequence)
-    result = train(module, data.train, data.val, data.preprocessor.task, cfg)
+    result = train(module, data.train_for(warm), data.val, data.preprocessor.task, cfg)
     _, scores = score_holdout(module, data.holdout, data.y_holdout, data.preprocessor)
     row = Row(
         stream=stream,
@@ -115,7 +118,7 @@ def _train(
         seed=seed,
         round=data.snapshot.sequence,
         snapshot=data.snapshot.name,
-        rows_train=len(data.train) + len(data.val),
+        rows_train=len(data.train_for(warm)) + len(data.val),
         metric=settings.metric,
         value=float(scores[settings.metric]),
         seconds=result.seconds,
