@@ -5,16 +5,17 @@ racing and cold audits (rewarm/racing.py, rewarm/audits.py: the code the retrain
 its champion and keeps its own registry of version tags; the cold-only service trains cold in full every round
 through the same gate. Per round and seed: the training seconds of everything trained, and the holdout metric of
 the champion each service leaves (its score on that round's holdout rows). Two streams: the demo's months, and
-the same months with a feature whose meaning changes part-way through (from SHIFT_MONTH, the scheduled
+the same months with a feature whose meaning changes part-way through (from shift_month(), the scheduled
 departure and arrival hours are recorded in UTC instead of New York time), where the warm lineage's learned
-hours are wrong and the audits must fire.
+hours are wrong and evidence audits must fire (the shift is placed off the default cadence, so that the cadence
+alone cannot pass for the safeguard).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from rewarm.training import Tensors, Training, pick_device, score_holdout
 from .replay import stage
 from .run import Options, streams
 
-SHIFT_MONTH = 7
+SHIFT_FRACTION = 2 / 3  # the shift lands two thirds into the stream: month 8 of 12 (not on the cadence)
 UTC_OFFSET_HOURS = 5  # New York in winter; the shift is in what the column means, not exact time zones
 
 
@@ -62,17 +63,19 @@ class Service:
     strategies: tuple[str, ...]
     racing: bool
     champion: tuple | None = None  # (module, preprocessor)
-    versions: list[dict[str, str]] | None = None
+    champion_version: int | None = None
+    versions: list[dict[str, str]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.versions = []
+
+def shift_month(months: int) -> int:
+    return max(2, round(months * SHIFT_FRACTION))
 
 
 def shifted(stream: list[tuple[str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
-    """The stream with the hour columns recorded in UTC from SHIFT_MONTH on (the same flights, a new meaning)."""
-    out = []
+    """The stream with the hour columns recorded in UTC from shift_month() on (the same flights, a new meaning)."""
+    out, start = [], shift_month(len(stream))
     for month, (name, frame) in enumerate(stream, start=1):
-        if month >= SHIFT_MONTH:
+        if month >= start:
             frame = frame.copy()
             for col in ("sched_dep_hour", "sched_arr_hour"):
                 frame[col] = (frame[col] + UTC_OFFSET_HOURS) % 24
@@ -113,11 +116,14 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731
     outcomes = contest(trainings, score, rule, audit, evidence)
     before = incumbent.predictions if incumbent is not None else None
-    decision = gate.decide_round(settings.gate, metric, data.y_holdout, outcomes, before, len(service.versions), seed)
+    decision = gate.decide_round(
+        settings.gate, metric, data.y_holdout, outcomes, before, service.champion_version, seed
+    )
     tags = audits.version_tags(metric, outcomes) | {"rewarm.round": str(data.snapshot.sequence)}
     service.versions.append(tags)
     if decision.promoted:
         service.champion = (outcomes[decision.winner].module, data.preprocessor)
+        service.champion_version = len(service.versions)
         value = outcomes[decision.winner].metrics[metric]
     else:
         value = incumbent.metrics[metric]
@@ -215,7 +221,7 @@ def plot(df: pd.DataFrame, metric: str) -> dict[str, Figure]:
             left.plot(later.index, later["seconds"].cumsum(), marker="o", label=service)
             right.plot(by_round.index, by_round["champion_metric"], marker="o", label=service)
         if stream == "shifted":
-            right.axvline(SHIFT_MONTH, color="grey", linestyle=":", label="shift")
+            right.axvline(shift_month(part["round"].max()), color="grey", linestyle=":", label="shift")
         left.set(xlabel="round", ylabel="cumulative training seconds", title=f"{stream}: compute")
         right.set(xlabel="round", ylabel=f"champion holdout {metric}", title=f"{stream}: champion")
         left.legend(fontsize=8)
@@ -253,7 +259,7 @@ def run(settings: Settings, folder: Path, quick: bool = False, seeds: int = 3, l
         "wall_seconds": round(time.perf_counter() - started, 1),
         "seeds": chosen,
         "quick": quick,
-        "shift_month": SHIFT_MONTH,
+        "shift_month": shift_month(options.months),
         "train": settings.train.model_dump(),
     }
     files[2].write_text(json.dumps({"meta": meta, "totals": table.to_dict(orient="records")}, indent=1))
@@ -276,13 +282,21 @@ def _report(table: pd.DataFrame, df: pd.DataFrame, metric: str) -> str:
             f"| {r.stream} | {r.service} | {r.train_seconds:.1f} | {r.vs_cold_only:.2f} | "
             f"{r.champion_metric_mean:.4f} | {r.worst_round_gap:+.4f} (round {r.worst_round}) | {r.cold_full_rounds} |"
         )
-    shifted_rows = df[(df["stream"] == "shifted") & (df["service"] == "rewarm") & (df["round"] >= SHIFT_MONTH)]
-    fired = shifted_rows[shifted_rows["round"] <= SHIFT_MONTH + 1].groupby("seed")["cold_full"].any()
-    lines.append(
-        f"\nshifted stream: cold trained in full at round {SHIFT_MONTH} or {SHIFT_MONTH + 1} in "
-        f"{int(fired.sum())} of {len(fired)} seeds; cold promoted in {int((shifted_rows['winner'] == 'cold').sum())} "
-        f"of {len(shifted_rows)} rounds from the shift on (all seeds)"
-    )
+    start = shift_month(int(df["round"].max()))
+    for stream in ("shifted", "monthly"):  # the monthly stream, unshifted, is the control
+        mine = df[(df["stream"] == stream) & (df["service"] == "rewarm")]
+        near = mine[mine["round"].between(start, start + 1)]
+        fired = near.groupby("seed")["audit"].agg(lambda a: any(x.startswith("evidence") for x in a))
+        cold_won = near.groupby("seed")["winner"].agg(lambda w: (w == "cold").any())
+        gaps = []
+        for r in range(start, start + 3):
+            at = df[(df["stream"] == stream) & (df["round"] == r)].groupby("service")["champion_metric"].mean()
+            gaps.append(f"round {r} {at.get('rewarm', float('nan')) - at.get('cold-only', float('nan')):+.4f}")
+        lines.append(
+            f"\n{stream}{' (control)' if stream == 'monthly' else ''}, rounds {start}-{start + 1}: evidence audit "
+            f"(cold in full) in {int(fired.sum())} of {len(fired)} seeds; cold promoted in {int(cold_won.sum())}; "
+            f"rewarm's champion minus cold-only's (mean over seeds): {', '.join(gaps)}"
+        )
     return "\n".join(lines)
 
 

@@ -94,13 +94,12 @@ def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expe
     info = keep_snapshot(landed, data.split_scheme)  # only a snapshot the round accepted joins the history
     run = open_round(settings, triage.experiment_id, info, champion, data, landed, history)
     saved, before = triage.checkpoints, champion.version if champion else None
+    choices = _choices(settings, champion)
     with failed_on_error(run):
         with gpu_slot(data.train.y.device):  # every model's trainings share the GPUs: the global limit, strict
             incumbent = score_champion(champion, data, run)
-            plan = plan_race(name, settings.train, incumbent, settings.metric)
-            candidates = train_candidates(
-                _choices(settings, champion), data, champion, settings.train, run, saved, plan
-            )
+            plan = plan_race(name, settings.train, choices, incumbent, settings.metric)
+            candidates = train_candidates(choices, data, champion, settings.train, run, saved, plan)
         decision = decide(settings.gate, settings.metric, data, candidates, incumbent, before, settings.train.seed)
         version = register_model(name, candidates, decision, data, run.lineage)
         replaced = move_aliases(name, version, decision)

@@ -22,9 +22,10 @@ COLD_FULL, WARM_LOST, AUDIT = "rewarm.cold_full", "rewarm.warm_lost", "rewarm.au
 
 
 def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
-    """Why this round's cold start trains in full, from the model's earlier versions' tags ('' if it races).
-    A version from before audits existed counts as one: every round then trained cold in full."""
-    rounds = sorted(versions, key=lambda tags: int(tags.get("rewarm.round", 0) or 0))
+    """Why this round's cold start trains in full, from the tags of the model's earlier versions, oldest first
+    (registry order: a --force rerun is a retrain too); '' if it races. A version from before audits existed
+    counts as one: every round then trained cold in full."""
+    rounds = list(versions)
     if not rounds:
         return "first model"
     audits = [i for i, tags in enumerate(rounds) if tags.get(COLD_FULL, "true") == "true"]
@@ -75,5 +76,7 @@ def version_tags(metric: str, outcomes: Mapping) -> dict[str, str]:
     cold = outcomes.get("cold")
     full = cold is not None and not cold.stopped
     warm = {o.name: o.metrics[metric] for o in outcomes.values() if o.name != "cold" and not o.stopped}
-    lost = full and warm_lost(metric, cold.metrics[metric], warm)
+    stopped = [o for o in outcomes.values() if o.name != "cold" and o.stopped]
+    # a warm-started candidate the race stopped while cold trained in full fell behind it: it lost
+    lost = full and (bool(stopped) or warm_lost(metric, cold.metrics[metric], warm))
     return {COLD_FULL: str(full).lower(), WARM_LOST: str(lost).lower(), AUDIT: cold.audit if cold else ""}

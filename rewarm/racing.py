@@ -59,12 +59,17 @@ class RaceRule:
 def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collection[str] = ()) -> dict[str, str]:
     """Train every candidate, an epoch each in turn, until each is done; without RULE nothing is stopped early.
     Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name."""
+    full = [n for n in full if n in trainings]
     for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
         trainings[name].result.stopped = ""
     stopped: dict[str, str] = {n: t.result.stopped for n, t in trainings.items() if t.result.stopped}
     while live := [n for n, t in trainings.items() if not t.finished]:
+        # Those furthest behind train first: after a resume from checkpoints written one candidate at a time,
+        # the rule compares candidates at the same epoch again.
+        fewest = min(trainings[n].result.epochs for n in live)
         for name in live:
-            trainings[name].epoch()
+            if trainings[name].result.epochs == fewest:
+                trainings[name].epoch()
         if rule is None or len(trainings) < 2:
             continue
         leader = min(trainings, key=lambda n: trainings[n].race_best)
@@ -94,7 +99,7 @@ def contest(
     stopped = race(trainings, rule, {"cold"} if audit else ())
     outcomes = {n: _scored(n, t, score) for n, t in trainings.items()}
     audit = audit or evidence(outcomes)
-    if audit and "cold" in stopped:  # the data moved: the stopped cold start goes on from its last epoch
+    if audit and "cold" in stopped and "cold" in trainings:  # the data moved: cold goes on from its last epoch
         log.warning("%s; %s: training cold in full", stopped["cold"], audit)
         race({"cold": trainings["cold"]}, None, full={"cold"})
         outcomes["cold"] = _scored("cold", trainings["cold"], score)

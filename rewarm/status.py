@@ -7,14 +7,15 @@ import os
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rewarm import ledger, quarantine
+from rewarm import audits, ledger, quarantine
 from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
 
 
-def collect(client: MlflowClient, name: str, last: int = 5) -> dict:
-    """Everything status shows, as plain data (so it is testable without a terminal)."""
+def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | None = None) -> dict:
+    """Everything status shows, as plain data (so it is testable without a terminal); with COLD_EVERY, what
+    the next retrain does with cold (rewarm/audits.py)."""
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -24,6 +25,9 @@ def collect(client: MlflowClient, name: str, last: int = 5) -> dict:
         version = current_version(client, name, alias)
         out[alias] = None if version is None else _version(client, name, version)
     out["decisions"] = _decisions(client, name, last)
+    if cold_every is not None:
+        complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
+        out["next_cold"] = audits.planned(complete, cold_every) or "races (stopped once it cannot catch up)"
     return out
 
 
@@ -77,6 +81,8 @@ def render(status: dict) -> str:
         )
     if status.get("last_event"):
         lines.append(f"  last alias event: {status['last_event']}")
+    if status.get("next_cold"):
+        lines.append(f"  next retrain, cold: {status['next_cold']}")
     lines.append("last decisions (newest first):")
     for d in status["decisions"]:
         lines.append(f"  {d['snapshot']}: {d['decision']} [{d['status']}] {d['reason']}")

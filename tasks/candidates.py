@@ -48,8 +48,11 @@ class Race:
 
 
 @task(name="plan-race", **REGISTRY)
-def plan_race(name: str, cfg: TrainSection, incumbent: Outcome | None, metric: str) -> Race:
-    """Whether cold trains in full this round (an audit), from the model's complete versions in the registry."""
+def plan_race(name: str, cfg: TrainSection, choices: list[Strategy], incumbent: Outcome | None, metric: str) -> Race:
+    """Whether cold trains in full this round (an audit), from the model's complete versions in the registry;
+    never when cold is not a candidate."""
+    if "cold" not in [c.name for c in choices]:
+        return Race("", incumbent, metric)
     versions = [dict(v.tags) for v in ledger.versions(MlflowClient(), name)]
     audit = audits.planned([t for t in versions if t.get("rewarm.complete") == "true"], cfg.cold_every)
     if audit:
@@ -124,7 +127,9 @@ def _evidence(cfg: TrainSection, plan: Race, choices: list[Strategy], outcomes: 
     """Evidence, on this holdout, that the data moved under the champion (rewarm/audits.py)."""
     if plan.incumbent is None or "cold" not in outcomes or not plan.metric:
         return ""
-    warm = {c.name: outcomes[c.name].metrics[plan.metric] for c in choices if c.from_parent}
+    warm = {
+        c.name: outcomes[c.name].metrics[plan.metric] for c in choices if c.from_parent and not outcomes[c.name].stopped
+    }
     return audits.champion_trails(plan.metric, cfg.audit_margin, plan.incumbent.metrics[plan.metric], warm)
 
 

@@ -171,9 +171,10 @@ def test_an_audit_on_the_first_model_then_on_the_cadence() -> None:
     assert audits.planned([_version(1, True), _version(2, False)], 0) == ""  # 0: never on cadence
 
 
-def test_an_audit_after_warm_lost_at_the_last_one_and_order_does_not_matter() -> None:
-    history = [_version(3, False), _version(1, True), _version(2, True, warm_lost=True)]
+def test_an_audit_after_warm_lost_at_the_last_one() -> None:
+    history = [_version(1, True), _version(2, True, warm_lost=True), _version(3, False)]
     assert audits.planned(history, 10).startswith("evidence: warm-started candidates lost to cold")
+    assert audits.planned([*history, _version(4, True)], 10) == ""  # the last audit is the one that counts
     legacy = [{"rewarm.round": "1"}, {"rewarm.round": "2"}]  # versions from before audits: cold ran in full
     assert audits.planned(legacy, 3) == ""
 
@@ -186,6 +187,16 @@ def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_dir
     assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.55}) == ""
     assert audits.champion_trails("rmse", 1.0, 10.0, {"warm": 9.5}) == ""  # a configured margin, in metric units
     assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
+
+
+def test_without_cold_among_the_candidates_there_is_no_audit_to_run(round_two) -> None:
+    from rewarm.tasks.candidates import plan_race
+
+    settings, data, champion = round_two
+    assert plan_race.fn("race", settings.train, [SP], None, "roc_auc").audit == ""  # the registry is not even read
+    trainings = {"shrink_perturb": _trainings(settings, data, champion)["shrink_perturb"]}
+    outcomes = contest(trainings, _score(data), RaceRule(1, 0.0), audit="cadence: every 2 retrains")
+    assert list(outcomes) == ["shrink_perturb"] and not outcomes["shrink_perturb"].stopped
 
 
 def test_version_tags_record_what_the_next_plan_reads() -> None:
@@ -207,3 +218,11 @@ def test_version_tags_record_what_the_next_plan_reads() -> None:
         audits.WARM_LOST: "true",
         audits.AUDIT: "cadence",
     }
+    held = {"shrink_perturb": outcome("shrink_perturb", 0.75), "cold": outcome("cold", 0.72, audit="cadence")}
+    assert audits.version_tags("roc_auc", held)[audits.WARM_LOST] == "false"
+    # at an audit, a warm-started candidate the race stopped fell behind cold: warm lost
+    behind = {
+        "shrink_perturb": outcome("shrink_perturb", 0.75, stopped="shrink_perturb stopped at epoch 2"),
+        "cold": outcome("cold", 0.72, audit="evidence: ..."),
+    }
+    assert audits.version_tags("roc_auc", behind)[audits.WARM_LOST] == "true"

@@ -9,7 +9,7 @@ import pytest
 from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
 
-from rewarm import audits
+from rewarm import audits, status
 from rewarm.flows.retrain import retrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -60,6 +60,8 @@ def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
     third = retrain(str(months[2]), config=config)
     assert third.strategies["cold"]["stopped"] == 1.0 and tags(third.version)[audits.COLD_FULL] == "false"
 
+    text = status.render(status.collect(client, NAME, cold_every=2))
+    assert "next retrain, cold: cadence: every 2 retrains (1 since the last audit)" in text
     fourth = retrain(str(months[3]), config=config)  # two retrains since the last audit: cold in full
     assert fourth.strategies["cold"]["stopped"] == 0.0
     assert tags(fourth.version)[audits.AUDIT].startswith("cadence: every 2 retrains")

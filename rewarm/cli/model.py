@@ -127,7 +127,7 @@ def run_status(config: str | None) -> int:
 
     settings = load_settings(config)
     open_store(resolve_store())
-    print(status.render(status.collect(MlflowClient(), settings.model.name)))
+    print(status.render(status.collect(MlflowClient(), settings.model.name, cold_every=_cold_every(settings))))
     print(status.render_service(status.service(settings)))
     return 0
 
@@ -204,3 +204,8 @@ def run_quarantine_retry(name: str, config: str | None) -> int:
     target = quarantine.retry(settings.data.quarantine_location, settings.data.landing, name)
     print(f"{name} is back in the landing location as {target}; it is retrained like any new snapshot")
     return 0
+
+
+def _cold_every(settings) -> int | None:
+    """The audit cadence `rewarm status` reports; None when cold is not a candidate (no audits then)."""
+    return settings.train.cold_every if "cold" in settings.train.strategies else None
