@@ -33,9 +33,14 @@ def test_every_arm_sees_the_same_rows_and_seeds(tiny: tuple) -> None:
     rows = pd.DataFrame(r.to_dict() for r in replay(settings, "tiny", staged, chosen, [7, 8], torch.device("cpu")))
     assert len(rows) == 3 * len(chosen) * 2  # rounds x arms x seeds, the bootstrap recorded for every arm
     assert set(rows["arm"]) == {"cold", "warm", "shrink_perturb"}
-    # The same training rows (count and snapshots) reach every arm and seed in a round.
-    assert (rows.groupby("round")["rows_train"].nunique() == 1).all()
-    assert rows.groupby("round")["rows_train"].first().is_monotonic_increasing  # cumulative history grows
+    # Every arm trains on the rows a retrain gives its strategy: cold on all of them, the warm-started arms on
+    # one and the same sample (the newest snapshot plus a replay share); the same for every seed.
+    later_rows = rows[rows["round"] > 1]
+    assert (later_rows.groupby(["round", "arm"])["rows_train"].nunique() == 1).all()
+    per_arm = later_rows.groupby(["round", "arm"])["rows_train"].first().unstack()
+    assert (per_arm["warm"] == per_arm["shrink_perturb"]).all() and (per_arm["warm"] < per_arm["cold"]).all()
+    assert (rows[rows["round"] == 1]["rows_train"].nunique()) == 1  # the bootstrap: one cold start for all
+    assert per_arm["cold"].is_monotonic_increasing  # cumulative history grows
     for _, cell in rows.groupby(["round", "arm"]):
         assert sorted(cell["seed"]) == [7, 8]
     # Round 1 is one cold start per seed, shared: identical numbers under every arm.
