@@ -1,0 +1,54 @@
+"""`rewarm benchmark service`'s bookkeeping (benchmarks/service.py): both services on the same rounds, the shift,
+the totals; tiny models on real flight rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from flight_snapshots import small_month, write_config
+
+from rewarm.benchmarks import service
+from rewarm.config import load_settings
+
+
+@pytest.fixture
+def stream(flights: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(f"2013-{m:02d}", small_month(flights, m, rows=600, seed=m)) for m in (1, 2, 3, 4)]
+
+
+def test_the_shift_changes_only_the_hours_from_its_month_on(stream: list) -> None:
+    moved = service.shifted(stream)
+    start = service.shift_month(len(stream))
+    assert start == 3 and service.shift_month(12) == 8  # off the default cadence (audits at 1, 7, 13)
+    for month, ((_, before), (_, after)) in enumerate(zip(stream, moved, strict=True), start=1):
+        hours = ["sched_dep_hour", "sched_arr_hour"]
+        rest = [c for c in before.columns if c not in hours]
+        pd.testing.assert_frame_equal(before[rest], after[rest])
+        same = (before[hours] == after[hours]).all().all()
+        assert same == (month < start), month
+        if month >= start:
+            assert ((after[hours] - before[hours]) % 24 == service.UTC_OFFSET_HOURS).all().all()
+
+
+def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_path: Path, stream: list) -> None:
+    settings = load_settings(write_config(tmp_path, name="service-bench"))
+    train = settings.train.model_copy(update={"max_epochs": 3, "cold_every": 2})
+    settings = settings.model_copy(update={"train": train})
+    rows = pd.DataFrame(asdict(r) for r in service.replay(settings, "t", stream, tmp_path, [0], lambda row: None))
+
+    assert len(rows) == 2 * len(stream)  # both services, every round, one seed
+    cold_only, mine = rows[rows["service"] == "cold-only"], rows[rows["service"] == "rewarm"]
+    assert cold_only["cold_full"].all() and (cold_only["audit"] == "first model").sum() == 1
+    assert mine.iloc[0]["audit"] == "first model" and mine.iloc[0]["decision"] == "first_model cold"
+    # round 1 is shared: the same bootstrap on the same rows gives the same champion
+    first = rows[rows["round"] == 1].set_index("service")["champion_metric"]
+    assert first["rewarm"] == first["cold-only"]
+    assert mine[mine["round"] == 3]["cold_full"].item()  # cold_every 2: an audit two retrains after the first
+    assert (rows["seconds"] > 0).all()
+    totals = service.totals(rows, settings.metric).set_index("service")
+    assert totals.loc["cold-only", "vs_cold_only"] == 1.0
+    expected = mine[mine["round"] > 1]["seconds"].sum() / cold_only[cold_only["round"] > 1]["seconds"].sum()
+    assert totals.loc["rewarm", "vs_cold_only"] == pytest.approx(expected)
