@@ -128,7 +128,7 @@ def replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int = CU
 def warm_replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int = CURRENT) -> np.ndarray:
     """Rows of earlier snapshots that round ROUND_'s warm-started candidates train on (train.warm_replay_fraction),
     drawn independently of replay_mask, another sample each round."""
-    return in_split(df, fraction, f"warm-replay{round_:010d}", scheme)
+    return in_split(df, fraction, f"warm{round_:012d}", scheme)  # 16 bytes: scheme 1's hash key length
 
 
 def validation_mask(df: pd.DataFrame, fraction: float, scheme: int = CURRENT) -> np.ndarray:
