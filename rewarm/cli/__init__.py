@@ -72,11 +72,8 @@ def _parse(argv: list[str] | None) -> Job | int:
 
 def _run(job: Job) -> int:
     """Run JOB; a RewarmError is one line and exit 2, an unreachable tracking server one line and exit 3."""
-    from rewarm.serve import flows_in_process
-
     try:
-        with flows_in_process():
-            return job()
+        return job()
     except RewarmError as exc:
         return _error(str(exc), 2)
     except Exception as exc:

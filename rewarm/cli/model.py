@@ -61,8 +61,10 @@ def run_retrain(
         if "://" not in snapshot and not os.path.isfile(snapshot):
             raise RewarmError(f"{snapshot}: no such file; check the path")
     from rewarm.flows.retrain import retrain
+    from rewarm.serve import flows_in_process
 
-    result = retrain(snapshot=snapshot, settings=settings, force=force)
+    with flows_in_process():
+        result = retrain(snapshot=snapshot, settings=settings, force=force)
     for done in result.processed if result.status == "caught_up" else (result,):
         print(done.line)
     if result.status == "caught_up" and not result.processed:
@@ -85,8 +87,10 @@ def run_demo(months: int, verbose: bool, config: str | None) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
     from rewarm.flows.demo import demo
+    from rewarm.serve import flows_in_process
 
-    demo(settings=_demo_settings(config), months=months)
+    with flows_in_process():
+        demo(settings=_demo_settings(config), months=months)
     return 0
 
 
