@@ -40,7 +40,7 @@ def _replay(settings: Settings, files: list[Path], home: Path) -> list[dict]:
 
 def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     """Measure both modes; write overhead.json and return a summary line per mode."""
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from rewarm.serve import prefect_server
@@ -56,7 +56,7 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     results = {"ephemeral": _replay(settings, files, folder / "home-ephemeral")}
     with prefect_server(folder / "prefect", free_port()) as url, temporary_settings({PREFECT_API_URL: url}):
         results["server"] = _replay(settings, files, folder / "home-server")
-        APILogHandler.flush()  # send the runs' logs while the server is still up
+        APILogWorker.drain_all(timeout=5)  # send the runs' logs while the server is still up
     if saved is None:
         os.environ.pop("REWARM_HOME", None)
     else:
