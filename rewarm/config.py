@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from rewarm.data_spec import DataSection, Task, _Section
 from rewarm.errors import ConfigError
+from rewarm.train_spec import StrategyName, TrainSection
 
-__all__ = ["DataSection", "Task", "Settings", "load_settings", "parse_settings"]
+__all__ = ["DataSection", "StrategyName", "Task", "TrainSection", "Settings", "load_settings", "parse_settings"]
 
 CONFIG_NAME = "rewarm.toml"
-StrategyName = Literal["shrink_perturb", "warm", "cold"]
 
 # Which metrics each task may gate on; the first is the default.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -43,163 +43,6 @@ class ModelSection(_Section):
         le=256,
         description=("Fixed at bootstrap so that vocabularies can grow without changing any layer's width."),
     )
-
-
-class TrainSection(_Section):
-    strategies: tuple[StrategyName, ...] = Field(
-        default=("shrink_perturb", "cold"),
-        description=(
-            "The challengers each retrain trains: shrink_perturb and warm start from the champion, cold from "
-            "scratch (the first model is always cold)."
-        ),
-    )
-    shrink: float = Field(
-        default=0.8,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Shrink-perturb's lambda: every weight becomes lambda * old + sigma * fresh. 0.8 (with sigma "
-            "0.01) was the best time/accuracy point of the sweep on the demo stream (docs/benchmarks.md): "
-            "mean holdout AUC above cold's and warm's at 0.40 of cold's training time."
-        ),
-    )
-    perturb: float = Field(
-        default=0.01,
-        ge=0.0,
-        le=1.0,
-        description=("Shrink-perturb's sigma: the scale of the freshly initialised weights added (see shrink)."),
-    )
-    max_epochs: int = Field(
-        default=30,
-        ge=1,
-        description=("Epoch budget per candidate; early stopping usually ends sooner."),
-    )
-    patience: int = Field(
-        default=3,
-        ge=1,
-        description=("Three epochs without validation improvement: the same rule for every strategy."),
-    )
-    batch_size: int = Field(
-        default=1024,
-        ge=1,
-        description=(
-            "Rows per optimizer step; a small training set gets smaller batches, so that an epoch takes at "
-            "least 16 steps."
-        ),
-    )
-    lr: float = Field(
-        default=3e-3,
-        gt=0,
-        description=("Peak learning rate of AdamW (linear warmup, then cosine decay over the epoch budget)."),
-    )
-    weight_decay: float = Field(
-        default=1e-4,
-        ge=0,
-        description=("AdamW's weight decay."),
-    )
-    warmup_fraction: float = Field(
-        default=0.05,
-        ge=0,
-        lt=1,
-        description=("The learning rate is re-warmed from zero over this share of the step budget at every retrain."),
-    )
-    seed: int = Field(
-        default=0,
-        description=(
-            "Seeds the fresh copy, the cold start and the batch order (plus the round number): a rerun on the"
-            " CPU reproduces its numbers."
-        ),
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto",
-        description=("auto: CUDA (with bf16 autocast) when present, else the CPU."),
-    )
-
-    warm_lr: float | None = Field(
-        default=None,
-        gt=0,
-        description=(
-            "Peak learning rate of warm-started candidates (shrink_perturb, warm): they start near a good "
-            "solution, so a lower re-warmed peak keeps what the champion learned. None: lr."
-        ),
-    )
-    warm_warmup_fraction: float | None = Field(
-        default=None,
-        ge=0,
-        lt=1,
-        description="Warmup share of warm-started candidates' step budget. None: warmup_fraction.",
-    )
-    warm_max_epochs: int | None = Field(
-        default=None,
-        ge=1,
-        description=("Epoch budget of warm-started candidates (their cosine schedule spans it). None: max_epochs."),
-    )
-    warm_replay_fraction: float = Field(
-        default=0.25,
-        gt=0.0,
-        le=1.0,
-        description=(
-            "Warm-started candidates train on the newest snapshot plus this share of the earlier rows every "
-            "other candidate trains on (a different sample each round); 1: the same rows as cold. 0.25 scored "
-            "above cold on the demo stream's holdouts at a tenth of its time (docs/benchmarks.md). Validation "
-            "rows are the same for every candidate, so that they race on one curve."
-        ),
-    )
-    racing: bool = Field(
-        default=True,
-        description=(
-            "Candidates train side by side, an epoch each in turn; one that can no longer catch up with the "
-            "leader's validation loss (see race_horizon) is stopped early and cannot win the round."
-        ),
-    )
-    race_min_epochs: int = Field(
-        default=2,
-        ge=1,
-        description="No candidate is stopped before it has trained this many epochs.",
-    )
-    race_horizon: float = Field(
-        default=2.0,
-        ge=0,
-        description=(
-            "The racing bound: a candidate is assumed to gain at most race_horizon times its recent "
-            "per-epoch improvement of validation loss (on the newest snapshot's validation rows) from here on; "
-            "stopped when even that leaves it behind the leader's best. Chosen from measured learning curves "
-            "(docs/benchmarks.md): 0 stops a candidate as soon as it trails."
-        ),
-    )
-    cold_every: int = Field(
-        default=6,
-        ge=0,
-        description=(
-            "A cold audit, cold trained in full whatever the race says, every this many retrains (counted in "
-            "the registry, so restarts keep the cadence); 0: only on the first model and on evidence."
-        ),
-    )
-    audit_margin: float | None = Field(
-        default=None,
-        ge=0,
-        description=(
-            "Evidence that the warm lineage fell behind, in gate-metric units: the untouched champion trails "
-            "this round's best warm-started candidate by more than this on the same holdout rows (the data "
-            "moved); cold is then trained in full. None: 0.05 for roc_auc and accuracy, 10% of the champion's "
-            "value for log_loss, rmse and mae (on the demo stream a month's fresh warm candidate led the "
-            "champion by less; a feature whose meaning changed moved it by 0.15: docs/benchmarks.md)."
-        ),
-    )
-
-    def for_candidate(self, warm_started: bool) -> TrainSection:
-        """The budget a candidate trains under: warm-started ones take the warm_* values that are set."""
-        if not warm_started:
-            return self
-        update = {"lr": self.warm_lr, "warmup_fraction": self.warm_warmup_fraction, "max_epochs": self.warm_max_epochs}
-        return self.model_copy(update={k: v for k, v in update.items() if v is not None})
-
-    @field_validator("strategies")
-    @classmethod
-    def _non_empty_unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("list each strategy once, at least one of shrink_perturb, warm, cold")
-        return v
 
 
 class GateSection(_Section):

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewarm import locations, metrics
+from rewarm import metrics
+from rewarm.checkpoint import Checkpoint
 from rewarm.config import TrainSection
 from rewarm.models.network import activate
 from rewarm.models.preprocess import Preprocessor
@@ -55,35 +54,6 @@ class TrainResult:
 
 
 log = logging.getLogger("rewarm.training")
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """An epoch checkpoint: everything train() needs to go on where a killed process stopped.
-
-    KEY names what the training depends on (snapshot, strategy, parent, settings, data sizes); a file
-    written under another key is not resumed from. Written under a temporary name and renamed, so a kill
-    mid-write leaves the previous epoch's file; loaded with weights_only=True (tensors and plain values).
-    """
-
-    path: Path
-    key: str
-
-    def load(self) -> dict | None:
-        if not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a torn or foreign file: start over rather than fail
-            log.warning("checkpoint %s unreadable (%s); training from the start", self.path, exc)
-            return None
-        return state if isinstance(state, dict) and state.get("key") == self.key else None
-
-    def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save({**state, "key": self.key}, buffer)
-        locations.write_atomic(str(self.path), buffer.getvalue())
 
 
 def pick_device(preference: str = "auto") -> torch.device:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from flight_snapshots import small_month, write_config
 
-from rewarm.benchmarks import service
+from rewarm.benchmarks import service, service_report
 from rewarm.config import load_settings
 
 
@@ -48,7 +48,7 @@ def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_p
     assert first["rewarm"] == first["cold-only"]
     assert mine[mine["round"] == 3]["cold_full"].item()  # cold_every 2: an audit two retrains after the first
     assert (rows["seconds"] > 0).all()
-    totals = service.totals(rows, settings.metric).set_index("service")
+    totals = service_report.totals(rows, settings.metric).set_index("service")
     assert totals.loc["cold-only", "vs_cold_only"] == 1.0
     expected = mine[mine["round"] > 1]["seconds"].sum() / cold_only[cold_only["round"] > 1]["seconds"].sum()
     assert totals.loc["rewarm", "vs_cold_only"] == pytest.approx(expected)
