@@ -103,10 +103,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         )
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
-        if incumbent is None or "cold" not in outcomes:
-            return ""
-        warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold"}
-        return audits.champion_trails(metric, t.audit_margin, incumbent.metrics[metric], warm)
+        return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes)
 
     rule = RaceRule(t.race_min_epochs, t.race_horizon) if service.racing and t.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731

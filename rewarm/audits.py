@@ -64,6 +64,16 @@ def champion_trails(metric: str, configured: float | None, champion: float, warm
     )
 
 
+def evidence(metric: str, configured: float | None, champion: Mapping[str, float] | None, outcomes: Mapping) -> str:
+    """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the
+    champion (its holdout metrics; None before the first model) trails the best warm-started candidate that
+    trained to the end. '' without a champion, or without a cold start to train in full."""
+    if champion is None or "cold" not in outcomes:
+        return ""
+    warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
+    return champion_trails(metric, configured, champion[metric], warm)
+
+
 def warm_lost(metric: str, cold: float, warm: Mapping[str, float]) -> bool:
     """At an audit: did cold beat every warm-started candidate on the holdout?"""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0

@@ -85,7 +85,7 @@ def train_candidates(
             trainings[choice.name], seeds[choice.name] = _start(choice, data, parent, cfg, checkpoints, parent_version)
         rule = RaceRule(cfg.race_min_epochs, cfg.race_horizon) if cfg.racing else None
         score = partial(_holdout, data)
-        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan, choices))
+        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan))
         for choice in choices:
             outcome = outcomes[choice.name]
             outcome.run_id, outcome.module = run_ids[choice.name], outcome.module.cpu()
@@ -123,14 +123,10 @@ def _start(
     return training, init_seed
 
 
-def _evidence(cfg: TrainSection, plan: Race, choices: list[Strategy], outcomes: dict[str, Outcome]) -> str:
+def _evidence(cfg: TrainSection, plan: Race, outcomes: dict[str, Outcome]) -> str:
     """Evidence, on this holdout, that the data moved under the champion (rewarm/audits.py)."""
-    if plan.incumbent is None or "cold" not in outcomes or not plan.metric:
-        return ""
-    warm = {
-        c.name: outcomes[c.name].metrics[plan.metric] for c in choices if c.from_parent and not outcomes[c.name].stopped
-    }
-    return audits.champion_trails(plan.metric, cfg.audit_margin, plan.incumbent.metrics[plan.metric], warm)
+    champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
+    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes)
 
 
 def _log(
