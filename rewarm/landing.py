@@ -33,6 +33,11 @@ class Arrival:
     # Last change, in seconds since the epoch. Locally the inode change time: a rename or copy sets it
     # (copy2 preserves mtime, not ctime), and so does every write of a file still being written.
     changed_at: float
+    # What the store says changes whenever the content does, read for free by the listing; the fingerprint
+    # cache (rewarm/fingerprints.py) reuses a hash only while it is unchanged. Locally size, mtime, ctime (set
+    # by every write and by os.utime, so a rewrite with its mtime put back still differs), inode and device;
+    # on an object store the ETag and/or version id. None where the listing gives neither: hashed every time.
+    stamp: str | None = None
 
     @property
     def order(self) -> tuple[float, str]:
@@ -61,6 +66,7 @@ def scan(location: str) -> list[Arrival]:
 def _scan_local(folder: Path) -> list[Arrival]:
     if not folder.is_dir():
         return []
+    real = str(folder.resolve())  # once: resolving each file's whole path cost more than the rest of a scan
     out = []
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -69,10 +75,14 @@ def _scan_local(folder: Path) -> list[Arrival]:
             except FileNotFoundError:  # renamed or removed while listing
                 continue
             if entry.is_file():
-                out.append(
-                    Arrival(str(Path(entry.path).resolve()), entry.name, st.st_size, max(st.st_mtime, st.st_ctime))
-                )
+                uri = str(Path(entry.path).resolve()) if entry.is_symlink() else os.path.join(real, entry.name)
+                changed = max(st.st_mtime, st.st_ctime)
+                out.append(Arrival(uri, entry.name, st.st_size, changed, _local_stamp(st)))
     return out
+
+
+def _local_stamp(st: os.stat_result) -> str:
+    return f"stat:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
 def _scan_remote(location: str) -> list[Arrival]:
@@ -84,8 +94,20 @@ def _scan_remote(location: str) -> list[Arrival]:
         if info.get("type") != "file":
             continue
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        out.append(Arrival(fs.unstrip_protocol(info["name"]), name, int(info.get("size") or 0), _when(info)))
+        size = int(info.get("size") or 0)
+        out.append(Arrival(fs.unstrip_protocol(info["name"]), name, size, _when(info), object_stamp(info)))
     return out
+
+
+# Listing fields that change with an object's content: S3's ETag and VersionId (s3fs), Azure's etag, GCS's
+# generation. Object stores' timestamps have one-second resolution, so size and time alone are never used.
+OBJECT_IDENTITY = ("ETag", "etag", "VersionId", "version_id", "generation")
+
+
+def object_stamp(info: dict) -> str | None:
+    """An fsspec listing entry's content identity (size and ETag / version id); None if it has neither."""
+    found = [f"{key}={info[key]}" for key in OBJECT_IDENTITY if info.get(key)]
+    return ";".join([f"size={int(info.get('size') or 0)}", *found]) if found else None
 
 
 def _when(info: dict) -> float:

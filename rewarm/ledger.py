@@ -5,10 +5,12 @@ still in the landing location and not processed is pending."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow import MlflowClient
 
-from rewarm.landing import Arrival, fingerprint, scan
+from rewarm import fingerprints
+from rewarm.landing import Arrival, scan
 from rewarm.registry import APPLIED_TAG, NOT_APPLIED, TAG
 
 SHA_TAG = TAG + "snapshot_sha256"
@@ -57,22 +59,25 @@ def pending(
     done: dict[str, int],
     settle_seconds: float,
     before: tuple[float, str] | None = None,
+    home: Path | None = None,
 ) -> list[Pending]:
     """Complete snapshots in LOCATION whose content is not DONE, oldest first, one per content (a second
-    copy under another name is not pending twice); only those landed before BEFORE if given."""
+    copy under another name is not pending twice); only those landed before BEFORE if given. Hashes come
+    from the fingerprint cache in HOME (REWARM_HOME's by default) for files unchanged since they were hashed."""
+    listed = scan(location)
+    ready = [a for a in listed if a.settled(settle_seconds) and (before is None or a.order < before)]
     out: list[Pending] = []
     seen: set[str] = set()
-    for arrival in scan(location):
-        if not arrival.settled(settle_seconds) or (before is not None and arrival.order >= before):
-            continue
-        try:
-            sha = fingerprint(arrival.uri)
-        except FileNotFoundError:  # moved away while listing
-            continue
-        except PermissionError:  # pending all the same: its retrain quarantines it, so it blocks nothing
-            sha = UNREADABLE + arrival.uri
-        if sha in done or sha in seen:
-            continue
-        seen.add(sha)
-        out.append(Pending(arrival, sha))
+    with fingerprints.cached(location, listed, home) as sha256:
+        for arrival in ready:
+            try:
+                sha = sha256(arrival)
+            except FileNotFoundError:  # moved away while listing
+                continue
+            except PermissionError:  # pending all the same: its retrain quarantines it, so it blocks nothing
+                sha = UNREADABLE + arrival.uri
+            if sha in done or sha in seen:
+                continue
+            seen.add(sha)
+            out.append(Pending(arrival, sha))
     return out

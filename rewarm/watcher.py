@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from rewarm import ledger
+from rewarm import fingerprints, ledger
 from rewarm.config import Settings
 from rewarm.landing import Arrival, fingerprint, scan
 from rewarm.locations import is_remote
@@ -89,20 +89,23 @@ class Watcher:
         """Look once: emit events for complete, new snapshots, oldest first, and again for any whose event
         brought no retrain within `service.resend_seconds`; return the events sent."""
         now = time.time() if now is None else now
-        fresh = [a for a in scan(self.location) if (a.uri, a.size, a.changed_at) not in self._looked_at]
+        listed = scan(self.location)
+        fresh = [a for a in listed if (a.uri, a.size, a.changed_at) not in self._looked_at]
         ready = [a for a in fresh if a.settled(self.settings.service.settle_seconds, now)]
         overdue = [sha for sha, (_, sent) in self._sent.items() if now - sent >= self.settings.service.resend_seconds]
         if not ready and not overdue:
             return []
         name = self.settings.model.name
         done = ledger.processed(MlflowClient(), name)
-        events = [e for a in ready if (e := self._judge(a, done, now)) is not None]
+        with fingerprints.cached(self.location, listed, self.home) as sha256:
+            events = [e for a in ready if (e := self._judge(a, sha256, done, now)) is not None]
         return events + [e for sha in overdue if (e := self._resend(sha, done, now)) is not None]
 
     def _resend(self, sha: str, done: dict[str, int], now: float) -> dict | None:
         """Announce a snapshot again if it is still there, unchanged, and not processed."""
         arrival, sent = self._sent[sha]
         try:
+            # Hashed afresh, not through the cache: ARRIVAL's stamp is the one listed when the event went out.
             unchanged = sha not in done and fingerprint(arrival.uri) == sha
         except FileNotFoundError:
             unchanged = False
@@ -115,9 +118,11 @@ class Watcher:
         log.warning("%s: no retrain %.0f s after its event; event sent again", arrival.name, now - sent)
         return event
 
-    def _judge(self, arrival: Arrival, done: dict[str, int], now: float) -> dict | None:
+    def _judge(
+        self, arrival: Arrival, sha256: Callable[[Arrival], str], done: dict[str, int], now: float
+    ) -> dict | None:
         try:
-            sha = fingerprint(arrival.uri)
+            sha = sha256(arrival)  # the fingerprint cache's hash while the file is unchanged
         except FileNotFoundError:  # moved away before it could be read
             return None
         except PermissionError as exc:  # the next scheduled run quarantines it

@@ -230,8 +230,9 @@ def test_fingerprint_of_a_missing_file_raises_file_not_found(tmp_path: Path) -> 
 
 
 @pytest.fixture
-def landed(tmp_path: Path) -> dict[str, bytes]:
+def landed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     """Three snapshots landed in the order jan, feb, mar (names chosen so name order differs)."""
+    monkeypatch.setenv("REWARM_HOME", str(tmp_path / "home"))  # pending()'s fingerprint cache: not ./.rewarm
     contents = {"jan.csv": b"jan", "feb.csv": b"feb", "mar.csv": b"mar"}
     (tmp_path / "landing").mkdir()
     for name, data in contents.items():
