@@ -127,7 +127,7 @@ def _admit(settings: Settings, fetched: Fetched, champion: LoadedModel | None, h
     try:
         _check_name(fetched.uri)
         classes = champion.preprocessor.classes if champion else ()
-        landed = read_snapshot(fetched, settings.data, history, classes)
+        landed = read_snapshot(fetched, settings.data, history, classes, settings.model.name)
         parent = (champion.preprocessor, champion.arch) if champion else None
         device = pick_device(settings.train.device)
         if device.type == "cuda" and not os.environ.get("PREFECT_API_URL"):

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from rewarm.data_spec import DataSection, Task, _Section
 from rewarm.errors import ConfigError
+from rewarm.locations import canonical
 from rewarm.train_spec import StrategyName, TrainSection
 
 __all__ = ["DataSection", "StrategyName", "Task", "TrainSection", "Settings", "load_settings", "parse_settings"]
@@ -193,6 +194,24 @@ def _anchor_landing(raw: dict, folder: Path) -> None:
         value = data.get(key, DataSection.model_fields[key].default)
         if isinstance(value, str) and value and "://" not in value and not Path(value).is_absolute():
             data[key] = str(folder / value)
+
+
+def check_histories(settings: list[Settings], home: Path | None = None) -> None:
+    """Refuse SETTINGS (one per --config) of which two would keep their models' snapshots in one history,
+    however it is spelled; HOME holds the default histories (REWARM_HOME's, when None)."""
+    if home is None:
+        from rewarm.store import resolve_store
+
+        home = resolve_store().home
+    seen: dict[str, Settings] = {}
+    for mine in settings:
+        where = canonical(mine.data.history_location(home, mine.model.name))
+        first = seen.setdefault(where, mine)
+        if first is not mine:
+            raise ConfigError(
+                f"{first.source} and {mine.source}: models {first.model.name!r} and {mine.model.name!r} would both "
+                f"keep their snapshots in {where}; give each model its own data.history"
+            )
 
 
 def parse_settings(raw: dict, source: str = "<built-in>") -> Settings:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rewarm.locations import OWNER_FILE, canonical
+
 Task = Literal["binary", "multiclass", "regression"]
 
 
@@ -142,7 +144,8 @@ class DataSection(_Section):
             "Where this model's admitted snapshots are kept, the history every round trains on: a folder or "
             "an fsspec URL (s3://bucket/rewarm/flights) of this model's own, that every worker retraining the"
             " model can reach. Empty: the folder snapshots/<model.name> in REWARM_HOME, which then has to be "
-            "shared by them."
+            f"shared by them. The first model to keep a snapshot there claims it ({OWNER_FILE}); any other "
+            "model is refused it."
         ),
     )
 
@@ -163,12 +166,14 @@ class DataSection(_Section):
             raise ValueError("data.classes is for classification targets; remove it for a regression task")
         if self.task == "binary" and self.classes and len(set(self.classes)) != 2:
             raise ValueError(f"a binary task takes exactly two data.classes, got {list(self.classes)}")
-        if self.quarantine and self.quarantine.rstrip("/") == self.landing.rstrip("/"):
+        return self._locations_are_apart()
+
+    def _locations_are_apart(self) -> DataSection:
+        """Compared canonically: file:///x, /x, /x/ and /y/../x are one folder."""
+        landing = canonical(self.landing)
+        if self.quarantine and canonical(self.quarantine) == landing:
             raise ValueError("data.quarantine must not be data.landing: rejected files would stay pending")
-        if self.history and self.history.rstrip("/") in (
-            self.landing.rstrip("/"),
-            self.quarantine_location.rstrip("/"),
-        ):
+        if self.history and canonical(self.history) in (landing, canonical(self.quarantine_location)):
             raise ValueError(
                 "data.history must be a folder of its own, not data.landing or data.quarantine: kept snapshots "
                 "would be taken for landed or rejected ones"

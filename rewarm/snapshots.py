@@ -147,6 +147,7 @@ class Landed:
     data: bytes
     kept: bool
     sketch: repeats.RowSketch | None = None  # of a snapshot not yet kept
+    model: str | None = None  # the model keeping it, which claims the history (None: nobody claims it)
 
 
 def inspect(
@@ -156,9 +157,13 @@ def inspect(
     classes: tuple = (),
     data: bytes | None = None,
     sha: str | None = None,
+    model: str | None = None,
 ) -> Landed:
     """Read (unless DATA holds its bytes, and SHA their SHA-256) and validate URI and give it its place in HISTORY
-    (a folder or an fsspec URL), writing nothing yet."""
+    (a folder or an fsspec URL), writing nothing yet. A HISTORY owned by another model than MODEL is refused
+    first, with a RewarmError: the configuration is at fault, not the snapshot."""
+    if model:
+        locations.check_owner(str(history), model, "data.history")
     data = read_bytes(uri) if data is None else data
     raw = read_raw(data, uri, spec)
     validate(raw, spec, uri, classes)
@@ -168,7 +173,7 @@ def inspect(
     for info in kept:
         if info.sha256 == sha:
             _check_newest(info, kept[-1], uri)
-            return Landed(info, df, data, kept=True)
+            return Landed(info, df, data, kept=True, model=model)
     rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
     fp = repeats.sketch(rows)
     _check_not_copied(uri, rows, fp, kept, spec)
@@ -176,7 +181,7 @@ def inspect(
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
-    return Landed(info, df, data, kept=False, sketch=fp)
+    return Landed(info, df, data, kept=False, sketch=fp, model=model)
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:
@@ -220,7 +225,10 @@ def _sketch(info: SnapshotInfo) -> repeats.RowSketch | None:
 
 def keep(landed: Landed, split_scheme: int = splits.CURRENT) -> SnapshotInfo:
     """Write a landed snapshot into the history (once), recording the SPLIT_SCHEME its round used; a crash leaves
-    no half entry."""
+    no half entry. Its model claims the history first (a history without an owner record, even one already
+    holding snapshots kept by an older rewarm, goes to the first model that keeps one there)."""
+    if landed.model:  # before anything is written: a model refused here leaves the history as it was
+        locations.claim(landed.info.stored.rsplit("/", 1)[0], landed.model, "data.history")
     if landed.kept:
         return landed.info
     info = replace(landed.info, split_scheme=split_scheme)
@@ -236,9 +244,12 @@ def keep(landed: Landed, split_scheme: int = splits.CURRENT) -> SnapshotInfo:
     return info
 
 
-def admit(uri: str, spec: DataSection, history: Path, classes: tuple = ()) -> tuple[SnapshotInfo, pd.DataFrame]:
-    """Validate URI and keep it in HISTORY at once; a file already admitted (same content) is not copied twice."""
-    landed = inspect(uri, spec, history, classes)
+def admit(
+    uri: str, spec: DataSection, history: Path | str, classes: tuple = (), model: str | None = None
+) -> tuple[SnapshotInfo, pd.DataFrame]:
+    """Validate URI and keep it in HISTORY (MODEL's) at once; a file already admitted (same content) is not
+    copied twice."""
+    landed = inspect(uri, spec, history, classes, model=model)
     return keep(landed), landed.frame
 
 
@@ -262,7 +273,8 @@ def list_history(history: str | Path) -> list[SnapshotInfo]:
         return []
     names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)}  # no glob: "[" in a path
     infos = []
-    for record in sorted(n for n in names if n.endswith(".json")):
+    # A leading "_" or ".": the owner record (rewarm/locations.py) or a temporary file, never a snapshot's record.
+    for record in sorted(n for n in names if n.endswith(".json") and not n.startswith(("_", "."))):
         try:
             info = SnapshotInfo(**json.loads(fs.cat_file(f"{folder.rstrip('/')}/{record}")))
         except (ValueError, TypeError) as exc:  # a record torn by a crash (before writes became atomic)

@@ -37,9 +37,12 @@ def fetch_snapshot(uri: str) -> Fetched:
 
 
 @task(name="read-snapshot", **IN_MEMORY)
-def read_snapshot(fetched: Fetched, spec: DataSection, history: str, classes: tuple = ()) -> snapshots.Landed:
-    """Parse and validate the landed bytes; nothing is written until the round accepts them."""
-    landed = snapshots.inspect(fetched.uri, spec, history, classes, fetched.data, fetched.sha256)
+def read_snapshot(
+    fetched: Fetched, spec: DataSection, history: str, classes: tuple = (), model: str | None = None
+) -> snapshots.Landed:
+    """Parse and validate the landed bytes; nothing is written until the round accepts them. MODEL, when given,
+    must own HISTORY (or nobody yet): another model's history is refused before anything is read."""
+    landed = snapshots.inspect(fetched.uri, spec, history, classes, fetched.data, fetched.sha256, model)
     info = landed.info
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)

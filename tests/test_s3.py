@@ -21,7 +21,7 @@ from rewarm.snapshots import admit, inspect, list_history, load
 
 moto_server = pytest.importorskip("moto.server")
 fsspec = pytest.importorskip("fsspec")
-pytest.importorskip("s3fs")
+s3fs = pytest.importorskip("s3fs")
 
 BUCKET = "rewarm-tests"
 SPEC = DataSection(
@@ -43,9 +43,11 @@ def s3_endpoint() -> Iterator[str]:
         import boto3
 
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        fsspec.filesystem("s3").invalidate_cache()
+        # s3fs caches one filesystem per set of arguments: one made by another test talks to that test's server.
+        s3fs.S3FileSystem.clear_instance_cache()
         yield url
     server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture

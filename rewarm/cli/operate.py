@@ -5,6 +5,7 @@ Each command only parses: it returns the work to run (a Job), and `rewarm.cli.ma
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ def run_serve(config: list[str] | None, port: int, host: str, watch: bool) -> in
     settings = several(config)
     store = open_store(resolve_store())
     _log_to_console()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack on stderr
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM stops it as cleanly as Ctrl-C
     serve.serve(settings, store.home, port=port, watch=watch, host=host)
     return 0
@@ -47,13 +49,14 @@ def run_serve(config: list[str] | None, port: int, host: str, watch: bool) -> in
 
 def several(paths: list[str] | None) -> list:
     """Validated settings of each --config given (./rewarm.toml when none), one model each."""
-    from rewarm.config import load_settings
+    from rewarm.config import check_histories, load_settings
 
     settings = [load_settings(p) for p in (paths or [None])]
     names = [s.model.name for s in settings]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise RewarmError(f"model name(s) {twice} given by more than one --config; each model needs its own name")
+    check_histories(settings)  # two models in one snapshot history would mix their snapshots
     return settings
 
 
