@@ -9,6 +9,7 @@ for Prefect's temporary server on a CUDA machine, are the setup before it).
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -92,7 +93,8 @@ def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expe
     champion = load_champion(name)
     landed, data = _admit(settings, fetched, champion, history)
     info = keep_snapshot(landed, data.split_scheme)  # only a snapshot the round accepted joins the history
-    run = open_round(settings, triage.experiment_id, info, champion, data, landed, history)
+    nonce = uuid.uuid4().hex if force else ""  # --force makes a new version on purpose: a key of its own
+    run = open_round(settings, triage.experiment_id, info, champion, data, landed, history, nonce)
     saved, before = triage.checkpoints, champion.version if champion else None
     choices = _choices(settings, champion)
     with failed_on_error(run):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -26,10 +28,12 @@ from rewarm.models import serving
 from rewarm.models.network import ArchConfig, TabularMLP
 from rewarm.models.preprocess import Preprocessor
 
+log = logging.getLogger("rewarm.registry")
 CHAMPION, CHALLENGER = "champion", "challenger"
 TAG = "rewarm."  # prefix of every tag rewarm writes
 # Written "no" with the version; set once the round's decision is applied to the aliases (or found stale).
 APPLIED_TAG, NOT_APPLIED = TAG + "applied", "no"
+ROUND_KEY = "round_key"  # the version tag (without the prefix) that makes registration idempotent
 SERVING_PACKAGE = "rewarm_models"  # the name models/ is shipped under inside each logged model
 
 
@@ -81,9 +85,12 @@ def log_model(
     write: there is never a version without its snapshot hash, metrics and decision. Idempotent per run: a
     retry after the version was registered returns that version.
     """
-    done = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    client, key = MlflowClient(), str((tags or {}).get(ROUND_KEY, ""))
+    done = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if done:
         return int(done[0].version)
+    if key and (found := keyed(client, name, key)):
+        return int(found[0].version)
     with tempfile.TemporaryDirectory() as tmp:
         config, weights = Path(tmp, serving.CONFIG_FILE), Path(tmp, serving.WEIGHTS_FILE)
         config.write_text(json.dumps({**meta, "arch": module.arch.to_dict(), "preprocessor": pre.to_dict()}))
@@ -100,8 +107,43 @@ def log_model(
                 signature=signature(pre),
                 pip_requirements=pip_requirements(),  # explicit: inference took 4-8 s per model here
             )
-    version = mlflow.register_model(info.model_uri, name, tags=version_tags(tags or {}))
-    return int(version.version)
+    try:
+        version = int(mlflow.register_model(info.model_uri, name, tags=version_tags(tags or {})).version)
+    except Exception:
+        # A create request whose response was lost may still have made the version: find it by its key.
+        if not key or not keyed(client, name, key):
+            raise
+        version = None
+    return reconcile(client, name, key) if key else version
+
+
+def round_key(model: str, sha256: str, parent: object, nonce: str = "") -> str:
+    """The key a round's version is created under: the same model, snapshot content and parent make one version
+    however often the request is sent; NONCE (a --force round's own) makes a new one on purpose."""
+    return hashlib.sha256(f"{model}\n{sha256}\n{parent}\n{nonce}".encode()).hexdigest()[:32]
+
+
+def keyed(client: MlflowClient, name: str, key: str) -> list:
+    """Versions of NAME created under round KEY, oldest first."""
+    found = client.search_model_versions(f"name = '{name}' and tags.`{TAG}{ROUND_KEY}` = '{key}'")
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def reconcile(client: MlflowClient, name: str, key: str) -> int:
+    """The one version of round KEY: a duplicate a retried create request made (MLflow's HTTP layer retries
+    POSTs inside one call) is deleted, so exactly the first stays. Only the lease holder registers for a model,
+    so no other writer's version can be among them."""
+    first, *extra = keyed(client, name, key)
+    for duplicate in extra:
+        log.warning(
+            "%s v%s duplicates v%s (round key %s, a retried request): deleted",
+            name,
+            duplicate.version,
+            first.version,
+            key,
+        )
+        client.delete_model_version(name, duplicate.version)
+    return int(first.version)
 
 
 def version_tags(tags: dict[str, object]) -> dict[str, str]:

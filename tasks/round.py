@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rewarm import ledger, rounds, snapshots, tracking
+from rewarm import ledger, registry, rounds, snapshots, tracking
 from rewarm.config import Settings
 from rewarm.gate import Decision
 from rewarm.models.network import ArchConfig
@@ -136,6 +136,7 @@ def open_round(
     data: rounds.RoundData,
     landed: snapshots.Landed,
     history: str,
+    nonce: str = "",
 ) -> RoundRun:
     """Open the round's parent MLflow run: lineage tags, settings, unseen categories and the training dataset."""
     client, name = MlflowClient(), settings.model.name
@@ -146,6 +147,8 @@ def open_round(
         "rewarm.rows_train": len(data.train) + len(data.val),
         "rewarm.round": info.sequence,
         "rewarm.split_scheme": data.split_scheme,
+        # One version per (model, content, parent): a retried or duplicated create is reconciled to it.
+        "rewarm.round_key": registry.round_key(name, info.sha256, champion.version if champion else "none", nonce),
     }
     tags = {tracking.KIND_TAG: "retrain", **lineage}
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": f"retrain {info.name}"}
