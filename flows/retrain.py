@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 from mlflow import MlflowClient
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from rewarm import landing as landing_files
-from rewarm import ledger, quarantine
+from rewarm import lease, ledger, quarantine
 from rewarm.config import Settings, load_settings
 from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.models.strategies import COLD, strategy
@@ -72,13 +72,15 @@ def retrain(
     if snapshot is not None and (sha256 is not None or _deployment_run()):
         landing_files.check_announced(snapshot, settings.data.landing)  # announced, not the user's own shell
     store = open_store(resolve_store())
-    pending = pending_before(settings, snapshot) if in_order else []
-    earlier = catch_up(settings, pending) if pending else []
-    if earlier:
-        cancel_queued({p.sha256 for p in pending})
-    if snapshot is None:
-        return RoundResult("caught_up", settings.model.name, processed=tuple(earlier))
-    return run_round(settings, store, snapshot, force, sha256)
+    # One writer per model, whatever started this run; the catch-up rounds inside find it held here.
+    with lease.hold(settings.model.name, store.home, get_run_logger().warning):
+        pending = pending_before(settings, snapshot) if in_order else []
+        earlier = catch_up(settings, pending) if pending else []
+        if earlier:
+            cancel_queued({p.sha256 for p in pending})
+        if snapshot is None:
+            return RoundResult("caught_up", settings.model.name, processed=tuple(earlier))
+        return run_round(settings, store, snapshot, force, sha256)
 
 
 def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expected: str | None) -> RoundResult:
