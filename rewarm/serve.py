@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import faulthandler
 import logging
 import os
 import subprocess
@@ -22,6 +23,9 @@ log = logging.getLogger("rewarm.serve")
 DEFAULT_PORT = 4200
 # Queued retrains ask for their slot again this often (Prefect's default is 30 s).
 SLOT_WAIT_SECONDS = "5"
+# After Ctrl-C or SIGTERM `rewarm serve` is gone within this long, whatever is in flight.
+SHUTDOWN_SECONDS = 45.0
+_STARTED: list[subprocess.Popen] = []  # Prefect servers this process started and has not stopped yet
 
 
 @contextlib.contextmanager
@@ -62,11 +66,13 @@ def prefect_server(home: Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1"
             f"one yourself (`prefect server start --host 127.0.0.1 --port N`) and set PREFECT_API_URL"
         )
     process, logfile = _start_server(home, host, port)
+    _STARTED.append(process)
     try:
         _wait_healthy(url, process, logfile)
         yield url
     finally:
         stop_group(process, "Prefect server")
+        _STARTED.remove(process)
 
 
 def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, Path]:
@@ -122,16 +128,34 @@ def serve(
                 target=contextvars.copy_context().run,
                 args=(watcher(s, home).run, stop_watching),
                 name=f"watch-{s.model.name}",
+                daemon=True,  # a watcher stuck in a store call must not keep the process alive after Ctrl-C
             )
             for s in (settings if watch else [])
         ]
-        for t in threads:
-            t.start()
-        try:
+        try:  # a signal before the runner installs its handler stops the watchers too
+            for t in threads:
+                t.start()
             asyncio.run(runner.start())
         except (KeyboardInterrupt, TerminationSignal):
             log.info("shutting down")
         finally:
+            _bound_shutdown()
             stop_watching.set()
             for t in threads:
                 t.join(timeout=10)
+
+
+def _bound_shutdown(seconds: float = SHUTDOWN_SECONDS) -> None:
+    """Make sure this process ends within SECONDS of the shutdown: past that, every thread's stack goes to
+    stderr (what hung, for a bug report), the Prefect server started here is stopped, and the process exits 1."""
+
+    def expire() -> None:
+        log.error("shutdown took longer than %.0f s; the threads still running:", seconds)
+        faulthandler.dump_traceback(all_threads=True)
+        for process in _STARTED:
+            stop_group(process, "Prefect server", grace=5, reap=5)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
