@@ -16,6 +16,7 @@ from pathlib import Path
 
 import fsspec
 
+from rewarm import locations
 from rewarm.locations import is_remote
 from rewarm.snapshots import FORMATS
 
@@ -159,13 +160,7 @@ def fingerprint(uri: str) -> str:
 
 def canonical(uri: str) -> str:
     """One spelling per file: an absolute local path, or the URL as fsspec writes it back."""
-    if is_remote(uri):
-        try:
-            fs, path = fsspec.core.url_to_fs(uri)
-        except ImportError:  # that filesystem's package is not installed here: compare the text
-            return uri.rstrip("/")
-        return fs.unstrip_protocol(path.rstrip("/"))
-    return str(Path(uri.removeprefix("file://")).resolve())
+    return locations.canonical(uri)
 
 
 def contains(location: str, uri: str) -> bool:

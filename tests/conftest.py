@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pytest
 
@@ -161,3 +163,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for tier, durations in _TIERS.items():
         tests = len(durations) // 3
         terminalreporter.write_line(f"{tier} tier: {tests} test(s), {sum(durations):.0f} s wall time (budget: 360 s)")
+
+
+@pytest.fixture
+def memory_folder() -> Iterator[str]:
+    """A fresh folder in fsspec's (process-wide) memory filesystem, removed afterwards."""
+    url = f"memory://rewarm-test-{uuid.uuid4().hex}"
+    fs = fsspec.filesystem("memory")
+    yield url
+    if fs.exists(url):
+        fs.rm(url, recursive=True)

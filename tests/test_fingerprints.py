@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,16 +210,6 @@ def test_the_watcher_caches_the_hash_of_what_it_announces(
 
 
 # --- object stores --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def memory_folder() -> Iterator[str]:
-    """A fresh folder in fsspec's (process-wide) memory filesystem, removed afterwards."""
-    url = f"memory://rewarm-fingerprints-{uuid.uuid4().hex}"
-    fs = fsspec.filesystem("memory")
-    yield url
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 def test_an_object_listing_without_an_etag_is_hashed_every_time(

@@ -6,8 +6,6 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -22,16 +20,6 @@ CSV = b"carrier,distance,late\nUA,1400,1\nAA,760,0\n"
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def memory_folder() -> Iterator[str]:
-    """A fresh folder in fsspec's (process-wide) memory filesystem, removed afterwards."""
-    url = f"memory://rewarm-landing-{uuid.uuid4().hex}"
-    fs = fsspec.filesystem("memory")
-    yield url
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 # --- names ---------------------------------------------------------------------------------------------
