@@ -17,7 +17,6 @@ and thread and go on (a limit of one must not deadlock on landing order).
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
 import re
@@ -29,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from rewarm import locations
 
 POLL_SECONDS = 0.5
 # A killed holder's Prefect slot is free again this long after it died (plus the server's check, every 15 s);
@@ -69,7 +70,7 @@ def holder_line() -> dict[str, object]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "user": getpass.getuser(),
+        "user": locations.user(),
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "flow_run": flow_run.name or "",
         "command": " ".join(sys.argv)[:300],
@@ -143,5 +144,7 @@ def _prefect_slot(model: str, say: Callable[[str], None]) -> Iterator[None]:
             f"{model}: another retrain holds its Prefect limit {name!r} (on another machine, or killed less than "
             f"{LEASE_SECONDS} s ago); waiting for it"
         )
-    with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_SECONDS):
+    # A renewal that fails (the server restarting) must not cancel a round mid-write: the file lock and the
+    # deployment's one-at-a-time limit still keep writers apart meanwhile.
+    with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_SECONDS, raise_on_lease_renewal_failure=False):
         yield

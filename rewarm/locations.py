@@ -110,11 +110,15 @@ class Owner:
     @classmethod
     def now(cls, model: str) -> Owner:
         """MODEL's claim, made here and now."""
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # a uid without a name (some containers)
-            user = str(os.getuid())
-        return cls(model, datetime.now(UTC).isoformat(timespec="seconds"), socket.gethostname(), user)
+        return cls(model, datetime.now(UTC).isoformat(timespec="seconds"), socket.gethostname(), user())
+
+
+def user() -> str:
+    """This process's user name; its uid where the uid has no name (some containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def owner(location: str) -> Owner | None:

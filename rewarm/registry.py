@@ -87,8 +87,8 @@ def log_model(
     """
     client, key = MlflowClient(), str((tags or {}).get(ROUND_KEY, ""))
     done = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    if done:
-        return int(done[0].version)
+    if done:  # a retry of this task: a duplicate left by the first try is reconciled now
+        return reconcile(client, name, key) if key else min(int(v.version) for v in done)
     if key and (found := keyed(client, name, key)):
         return int(found[0].version)
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,8 +131,8 @@ def keyed(client: MlflowClient, name: str, key: str) -> list:
 
 def reconcile(client: MlflowClient, name: str, key: str) -> int:
     """The one version of round KEY: a duplicate a retried create request made (MLflow's HTTP layer retries
-    POSTs inside one call) is deleted, so exactly the first stays. Only the lease holder registers for a model,
-    so no other writer's version can be among them."""
+    POSTs inside one call) is deleted, so exactly the first stays. The key names the round (model, content,
+    parent, a --force nonce), so a version of any other round is never among them."""
     first, *extra = keyed(client, name, key)
     for duplicate in extra:
         log.warning(

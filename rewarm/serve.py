@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ SLOT_WAIT_SECONDS = "5"
 # After Ctrl-C or SIGTERM `rewarm serve` is gone within this long, whatever is in flight.
 SHUTDOWN_SECONDS = 45.0
 _STARTED: list[subprocess.Popen] = []  # Prefect servers this process started and has not stopped yet
+_ARMED: list[bool] = []  # the shutdown's deadline is set (once per process)
+WATCHERS_SECONDS = 10.0  # how long the watchers together may take to finish their current look
 
 
 @contextlib.contextmanager
@@ -107,14 +110,13 @@ def serve(
     """Run the service until Ctrl-C (or SIGTERM): server if needed, deployments, then the watchers.
     A server started here binds HOST: 127.0.0.1 unless the user asks for another address."""
     from prefect.exceptions import TerminationSignal
-    from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from rewarm.deployments.service import deployment_name, ensure_gpu_limit, retrain_deployment, watcher
 
     with prefect_server(home, port, host) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
         os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
-        runner = Runner(pause_on_shutdown=True)
+        runner = _runner()
         ensure_gpu_limit(settings)
         for s in settings:
             # Applied now, triggers included, so that no event a watcher sends can arrive before its trigger.
@@ -135,19 +137,50 @@ def serve(
         try:  # a signal before the runner installs its handler stops the watchers too
             for t in threads:
                 t.start()
-            asyncio.run(runner.start())
+            asyncio.run(_run(runner))
         except (KeyboardInterrupt, TerminationSignal):
             log.info("shutting down")
         finally:
             _bound_shutdown()
             stop_watching.set()
+            deadline = time.monotonic() + WATCHERS_SECONDS  # one wait for all of them, not one each
             for t in threads:
-                t.join(timeout=10)
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+async def _run(runner) -> None:
+    """Run the runner; on Ctrl-C (asyncio cancels this task) bound the shutdown first, then let it wind down."""
+    started = asyncio.ensure_future(runner.start())
+    try:
+        await asyncio.shield(started)
+    except asyncio.CancelledError:
+        _bound_shutdown()
+        started.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await started
+        raise
+
+
+def _runner():
+    """Prefect's runner, whose SIGTERM handler (it replaces the command's) bounds the shutdown, then stops as
+    Ctrl-C does (Prefect 3.8's own handler leaves its stop coroutine un-awaited and exits)."""
+    from prefect.runner import Runner
+
+    class BoundedRunner(Runner):
+        def handle_sigterm(self, *args: object) -> None:
+            _bound_shutdown()
+            raise KeyboardInterrupt
+
+    return BoundedRunner(pause_on_shutdown=True)
 
 
 def _bound_shutdown(seconds: float = SHUTDOWN_SECONDS) -> None:
-    """Make sure this process ends within SECONDS of the shutdown: past that, every thread's stack goes to
-    stderr (what hung, for a bug report), the Prefect server started here is stopped, and the process exits 1."""
+    """Make sure this process ends within SECONDS of the shutdown (armed once, at its start): past that, every
+    thread's stack goes to stderr (what hung, for a bug report), the Prefect server started here is stopped,
+    and the process exits 1."""
+    if _ARMED:
+        return
+    _ARMED.append(True)
 
     def expire() -> None:
         log.error("shutdown took longer than %.0f s; the threads still running:", seconds)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 HUNG = """
 import subprocess, sys, time
@@ -19,12 +18,10 @@ time.sleep(600)  # a shutdown step that never returns
 
 
 def test_a_hung_shutdown_ends_within_its_bound_naming_what_hung_and_stops_the_server() -> None:
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", HUNG], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
-    assert time.monotonic() - start < 30
     assert "shutdown took longer than 1 s" in done.stderr
-    assert "time.sleep(600)" in done.stderr or "<string>" in done.stderr  # the stuck frame is in the dump
+    assert 'File "<string>", line 8' in done.stderr  # the stuck frame (the sleep) is in the dump
     server = int(done.stdout.split()[0])
     assert subprocess.run(["ps", "-o", "stat=", "-p", str(server)], capture_output=True, text=True).stdout.strip() in (
         "",
