@@ -59,7 +59,13 @@ class Service:
     def __init__(self, config: Path, env: dict[str, str], *extra: str) -> None:
         self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
         command = [sys.executable, "-m", "rewarm.cli", "serve", "--config", str(config), *extra]
-        self.process = spawn(command, self.log, env)
+        # Started as a shell without job control starts a background job (`rewarm serve &`, nohup, a CI
+        # script): with SIGINT ignored, which the child inherits. A Ctrl-C must stop it all the same.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.process = spawn(command, self.log, env)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

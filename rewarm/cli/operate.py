@@ -43,6 +43,7 @@ def run_serve(config: list[str] | None, port: int, host: str, watch: bool) -> in
     _log_to_console()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack on stderr
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM stops it as cleanly as Ctrl-C
+    _take_back_sigint()
     serve.serve(settings, store.home, port=port, watch=watch, host=host)
     return 0
 
@@ -58,6 +59,12 @@ def several(paths: list[str] | None) -> list:
         raise RewarmError(f"model name(s) {twice} given by more than one --config; each model needs its own name")
     check_histories(settings)  # two models in one snapshot history would mix their snapshots
     return settings
+
+
+def _take_back_sigint() -> None:
+    """A shell without job control starts a background job (`rewarm serve &`, nohup, a CI script) with SIGINT
+    ignored, and Python leaves it ignored: Ctrl-C or `kill -INT` would do nothing. A service takes it back."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -96,6 +103,7 @@ def run_watch(config: list[str] | None) -> int:
     store = open_store(resolve_store())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _take_back_sigint()
     threads = [threading.Thread(target=Watcher(s, store.home).run, args=(stop,), daemon=True) for s in settings]
     for thread in threads:
         thread.start()
