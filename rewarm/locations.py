@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import socket
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -73,12 +74,27 @@ def create_once(location: str, data: bytes) -> bool:
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     try:
         if is_remote(location):
-            fs.pipe_file(path, data, mode="create")
+            _pipe_once(fs, path, data)
         else:
             _publish_once(path, data)
     except FileExistsError:
         return False
     return True
+
+
+def _pipe_once(fs, path: str, data: bytes, tries: int = 3) -> None:
+    """A conditional create on an object store; S3 answers two racing ones with 409 ConditionalRequestConflict
+    (not "exists"), which is asked again: then the winner's object is there and this one is refused."""
+    for attempt in range(tries):
+        try:
+            fs.pipe_file(path, data, mode="create")
+            return
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if "ConditionalRequestConflict" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _publish_once(path: str, data: bytes) -> None:
