@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from flight_snapshots import small_month, write_config
@@ -18,7 +17,7 @@ from waiting import wait_for
 
 from rewarm import lease
 from rewarm.landing import fingerprint
-from rewarm.store import open_store, resolve_store
+from rewarm.store import experiment_id, open_store, resolve_store
 
 HOLDER = """
 import sys, time
@@ -105,7 +104,7 @@ def test_a_command_line_retrain_waits_for_the_live_writer_and_leaves_its_runs_al
     writer = threading.Thread(target=live_writer, daemon=True)
     writer.start()
     assert held.wait(30)
-    experiment = mlflow.set_experiment(model).experiment_id
+    experiment = experiment_id(store, model)  # the round's own experiment (not mlflow.set_experiment: global)
     tags = {"rewarm.kind": "retrain", "rewarm.snapshot_sha256": fingerprint(str(snapshot))}
     live = MlflowClient().create_run(experiment, tags=tags).info.run_id
 
