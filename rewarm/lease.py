@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import socket
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from rewarm import locations
 
+log = logging.getLogger("rewarm.lease")
 POLL_SECONDS = 0.5
 # A killed holder's Prefect slot is free again this long after it died (plus the server's check, every 15 s);
 # Prefect's shortest; the holder renews its lease meanwhile, so a long round keeps it.
@@ -73,6 +75,7 @@ def holder_line() -> dict[str, object]:
         "user": locations.user(),
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "flow_run": flow_run.name or "",
+        "flow_run_id": flow_run.id or "",
         "command": " ".join(sys.argv)[:300],
     }
 
@@ -84,15 +87,43 @@ def _file_lock(path: Path, model: str, say: Callable[[str], None]) -> Iterator[N
         waited = _wait(fh, path, model, say)
         try:
             fh.seek(0)
+            left = fh.read()  # a holder empties the file when it lets go: words left mean it died holding it
+            fh.seek(0)
             fh.truncate()
             fh.write(json.dumps(holder_line()))
             fh.flush()
+            if left.strip():
+                _recover(left, model, say)
             if waited:
                 say(f"{model}: lease taken after waiting {waited:.0f} s")
             yield
         finally:
             fh.truncate(0)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _recover(left: str, model: str, say: Callable[[str], None]) -> None:
+    """The lease's last holder died holding it (killed, or its machine lost power): say so, and end its Prefect
+    flow run Crashed, which nothing else would (a flow run outside a deployment has no process watching it).
+    Its MLflow runs are closed by the round that retrains its snapshot."""
+    try:
+        who = json.loads(left)
+    except ValueError:
+        who = {}
+    say(f"{model}: the last holder of its lease died holding it ({_describe_holder(who)}); taking over")
+    if not who.get("flow_run_id"):
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    message = f"its process (pid {who.get('pid')} on {who.get('host')}) died mid-round; a later retrain took over"
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(who["flow_run_id"])
+            if not run.state.is_final():
+                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    except Exception as exc:  # another Prefect server (a temporary one, gone with its process): nothing to end
+        log.info("could not end flow run %s of the dead holder: %s", who["flow_run_id"], exc)
 
 
 def _wait(fh, path: Path, model: str, say: Callable[[str], None]) -> float:
@@ -114,8 +145,10 @@ def _describe(path: Path) -> str:
         who = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         who = {}
-    if not who:
-        return f"lock {path}"
+    return _describe_holder(who) if who else f"lock {path}"
+
+
+def _describe_holder(who: dict) -> str:
     run = f"flow run {who['flow_run']}, " if who.get("flow_run") else ""
     return f"{run}pid {who.get('pid')} on {who.get('host')} since {who.get('since')}: {who.get('command', '')}"
 

@@ -149,27 +149,71 @@ def serve(
 
 
 async def _run(runner) -> None:
-    """Run the runner; on Ctrl-C (asyncio cancels this task) bound the shutdown first, then let it wind down."""
+    """Run the runner; on Ctrl-C (asyncio cancels this task) bound the shutdown first, cancel the runs in flight
+    as Prefect cancels a run (the run's process is told, its MLflow runs close), then let the runner wind down."""
     started = asyncio.ensure_future(runner.start())
     try:
         await asyncio.shield(started)
     except asyncio.CancelledError:
         _bound_shutdown()
+        await _cancel_in_flight(runner)
         started.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await started
         raise
 
 
+STOPPED = "rewarm serve stopped before this run finished; its snapshot stays pending and the next run retrains it"
+
+
+async def _cancel_in_flight(runner) -> None:
+    """Cancel every run this runner took that has not finished: those running (Prefect's cancellation, which
+    the run's process handles), and those it had accepted but not yet started (left Pending otherwise)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    try:
+        await runner.astop()
+    except Exception as exc:  # a runner that never got going has nothing in flight
+        log.debug("stopping the runner: %s", exc)
+    async with get_client() as client:
+        for run_id in sorted(runner.accepted, key=str):
+            try:
+                run = await client.read_flow_run(run_id)
+                if not run.state.is_final():
+                    await client.set_flow_run_state(run_id, Cancelled(message=STOPPED), force=True)
+                    log.info("flow run %s cancelled: %s", run.name, STOPPED)
+            except Exception as exc:  # the server may be what is going away: say so, keep stopping
+                log.warning("could not close flow run %s: %s", run_id, exc)
+
+
 def _runner():
     """Prefect's runner, whose SIGTERM handler (it replaces the command's) bounds the shutdown, then stops as
-    Ctrl-C does (Prefect 3.8's own handler leaves its stop coroutine un-awaited and exits)."""
+    Ctrl-C does (Prefect 3.8's own handler leaves its stop coroutine un-awaited and exits). It remembers the
+    runs it accepted, so that a shutdown leaves none of them Pending or Running."""
     from prefect.runner import Runner
 
     class BoundedRunner(Runner):
+        accepted: frozenset = frozenset()  # its own set once it runs
+
         def handle_sigterm(self, *args: object) -> None:
             _bound_shutdown()
             raise KeyboardInterrupt
+
+        async def __aenter__(self):
+            entered = await super().__aenter__()
+            self.accepted = set()
+            proposer = self._state_proposer  # Prefect 3.8 (pinned) accepts a scheduled run by proposing Pending
+            propose = proposer.propose_pending
+
+            async def propose_pending(flow_run) -> bool:
+                taken = await propose(flow_run)
+                if taken:
+                    self.accepted.add(flow_run.id)
+                return taken
+
+            proposer.propose_pending = propose_pending
+            return entered
 
     return BoundedRunner(pause_on_shutdown=True)
 

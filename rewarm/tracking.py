@@ -27,20 +27,27 @@ log_ = logging.getLogger("rewarm.tracking")
 def run(
     client: MlflowClient, experiment_id: str, name: str, tags: dict[str, object], parent: str | None = None
 ) -> Iterator[str]:
-    """Open a run (nested under PARENT if given) and close it FINISHED, or FAILED if the body raises."""
+    """Open a run (nested under PARENT if given) and close it FINISHED, FAILED if the body raises, or KILLED if
+    the process is being stopped (Ctrl-C, a cancellation, SIGTERM)."""
     # Text values: a tracking server (the REST store) refuses anything else, where SQLite would coerce.
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": name}
     all_tags |= {PARENT_TAG: parent} if parent else {}
     run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
     try:
         yield run_id
-    except BaseException:
+    except BaseException as exc:
         try:
-            client.set_terminated(run_id, "FAILED")
+            client.set_terminated(run_id, ended_as(exc))
         except Exception as exc:  # the store may be what failed; the next retrain closes this run
             log_.warning("could not mark run %s FAILED (%s); the next retrain of this snapshot will", run_id, exc)
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def ended_as(exc: BaseException) -> str:
+    """The MLflow status of a run its body left with EXC: KILLED when the process is being stopped (an
+    interrupt, Prefect's cancellation or termination signal, which are not Exceptions), FAILED otherwise."""
+    return "FAILED" if isinstance(exc, Exception) else "KILLED"
 
 
 def close_abandoned(client: MlflowClient, experiment_id: str, sha256: str, note: str) -> list[str]:

@@ -163,22 +163,29 @@ def open_round(
 
 @contextmanager
 def failed_on_error(run: RoundRun) -> Iterator[None]:
-    """Close the round's run FAILED if the body raises (the next rerun closes it otherwise)."""
+    """Close the round's run (and nested runs still open) FAILED if the body raises, KILLED if the process is
+    being stopped; the next rerun closes them otherwise."""
     try:
         yield
-    except BaseException:
-        fail_round(run.run_id)
+    except BaseException as exc:
+        fail_round(run, tracking.ended_as(exc))
         raise
 
 
-def fail_round(run_id: str) -> None:
-    """Mark a round's MLflow run FAILED. Not a task: it runs while an error (perhaps Prefect's own) propagates,
-    and the store may be what failed, so a failure here is only logged and never hides the first error."""
+def fail_round(run: RoundRun, status: str = "FAILED") -> None:
+    """Mark a round's MLflow run and its nested runs still RUNNING as STATUS. Not a task: it runs while an error
+    (perhaps Prefect's own) propagates, and the store may be what failed, so a failure here is only logged and
+    never hides the first error."""
     try:
-        MlflowClient().set_terminated(run_id, "FAILED")
+        client = MlflowClient()
+        nested = client.search_runs(
+            [run.experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{run.run_id}' and attributes.status = 'RUNNING'"
+        )
+        for run_id in [*(r.info.run_id for r in nested), run.run_id]:
+            client.set_terminated(run_id, status)
     except Exception as exc:
         logging.getLogger("rewarm.round").warning(
-            "could not mark run %s FAILED (%s); the next retrain of it will", run_id, exc
+            "could not mark run %s %s (%s); the next retrain of it will", run.run_id, status, exc
         )
 
 

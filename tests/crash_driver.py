@@ -1,10 +1,11 @@
-"""Fault injection: run `rewarm retrain ARGS` in this process and stop it at one chosen POINT.
+"""Fault injection: run `rewarm retrain ARGS` in this process with one chosen fault armed at POINT.
 
     python tests/crash_driver.py POINT [rewarm retrain arguments...]
 
 Kill points end the process with a real SIGKILL (no exception handler, finally block or hook runs);
-the pause point waits for the test to act (stop a server) before going on. Only the point itself is
-patched in: everything else is the real retrain, against the stores named by the environment.
+the pause point waits for the test to act (stop a server, kill the process) before going on; the lost-answers
+point disturbs every model-version create at the HTTP seam. Only the point itself is patched in: everything
+else is the real retrain, against the stores named by the environment.
 """
 
 from __future__ import annotations
@@ -58,6 +59,32 @@ def pause_before(owner: object, attribute: str, signal_file: Path, go_file: Path
     setattr(owner, attribute, wrapper)
 
 
+def lose_answers(folder: Path) -> None:
+    """Every model-version create POST reaches the tracking server; then, in turn, its answer is lost (the
+    connection reset after the server committed) or the request is sent again (a retry after a timeout, as
+    MLflow's HTTP layer does). Each fault is written to FOLDER/faults-PID.log, so the test sees it happened."""
+    import requests
+    from mlflow.utils import rest_utils
+
+    original = rest_utils.http_request
+    seen = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        response = original(*args, **kwargs)
+        endpoint = kwargs.get("endpoint") or args[1]
+        if endpoint.endswith("/model-versions/create") and response.status_code == 200:
+            seen["n"] += 1
+            lost = seen["n"] % 2 == 1
+            with (folder / f"faults-{os.getpid()}.log").open("a") as fh:
+                fh.write("answer lost\n" if lost else "sent twice\n")
+            if lost:
+                raise requests.exceptions.ConnectionError("connection reset by peer (the create's answer was lost)")
+            original(*args, **kwargs)
+        return response
+
+    rest_utils.http_request = wrapper
+
+
 def arm(point: str) -> None:
     from mlflow import MlflowClient
 
@@ -74,6 +101,8 @@ def arm(point: str) -> None:
     elif point.startswith("pause-before-register:"):  # wait while the test stops the tracking server
         folder = Path(point.split(":", 1)[1])
         pause_before(registry, "log_model", folder / "paused", folder / "go")
+    elif point.startswith("lost-answers:"):
+        lose_answers(Path(point.split(":", 1)[1]))
     else:
         raise SystemExit(f"unknown point {point!r}")
 

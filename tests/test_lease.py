@@ -60,7 +60,9 @@ def test_a_second_writer_waits_naming_the_holder_and_a_killed_holder_frees_it(tm
         assert f"pid {holder.pid}" in line and "waiting" in line, line
         holder.send_signal(signal.SIGKILL)  # no hook runs: the kernel releases the lock
         assert taken.wait(10.0), "a killed holder's lease was not recovered"
-        assert said[-1].startswith("m: lease taken after waiting")
+        died, took = said[-2:]
+        assert "died holding it" in died and f"pid {holder.pid}" in died, said  # told, with who it was
+        assert took.startswith("m: lease taken after waiting")
     finally:
         holder.kill()
         thread.join(10)

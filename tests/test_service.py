@@ -3,10 +3,8 @@ snapshots copied into the landing folder, results read back from Prefect and MLf
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import services
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
-from waiting import start_server, wait_for
+from services import Service, flow_runs, one_at_a_time, round_spans, sha, start_prefect_server
+from waiting import wait_for
 
 from rewarm import quarantine
 from rewarm.processes import free_port, healthy, spawn, stop_group
@@ -30,58 +30,12 @@ MODEL = "served-model"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, stores) -> Iterator[str]:
-    """A real Prefect server on a free loopback port, stopped after the module; on the production profile
-    it keeps its state in a PostgreSQL database of its own."""
-    folder = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(folder),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # Queued runs ask for their slot again after 1 s instead of 30, to keep the test short.
-        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
-        **stores.prefect_database(f"prefect_service_{port}"),
-    }
-    env.pop("PREFECT_API_URL", None)
-    prefect = Path(sys.executable).with_name("prefect")
-    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}/api"
-    process = start_server(command, folder / "server.log", url, env)
+    """A real Prefect server on a free loopback port, stopped after the module."""
+    process, url = start_prefect_server(tmp_path_factory.mktemp("prefect-server"), stores)
     try:
         yield url
     finally:
         stop_group(process, grace=0, reap=30)
-
-
-class Service:
-    """`rewarm serve` in its own process group, with its output in a file the test can read."""
-
-    def __init__(self, config: Path, env: dict[str, str], *extra: str) -> None:
-        self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
-        command = [sys.executable, "-m", "rewarm.cli", "serve", "--config", str(config), *extra]
-        # Started as a shell without job control starts a background job (`rewarm serve &`, nohup, a CI
-        # script): with SIGINT ignored, which the child inherits. A Ctrl-C must stop it all the same.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            self.process = spawn(command, self.log, env)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_line(self, text: str, timeout: float = 120.0) -> None:
-        wait_for(lambda: text in self.output() or self.process.poll() is not None, repr(text), timeout)
-        assert text in self.output(), f"rewarm serve exited ({self.process.returncode}):\n{self.output()[-4000:]}"
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as a user would; return the exit code."""
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(60)
-
-    def close(self) -> None:
-        """Kill whatever is left of its process group."""
-        stop_group(self.process, grace=0, reap=30)
 
 
 @pytest.fixture
@@ -97,36 +51,11 @@ def service_env(server: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> dic
 
 
 def versions(client: MlflowClient, name: str = MODEL) -> list[dict[str, str]]:
-    """Registered versions of model NAME, oldest first, with their rewarm tags."""
-    found = client.search_model_versions(f"name = '{name}'")
-    return [{"version": v.version, **v.tags} for v in sorted(found, key=lambda v: int(v.version))]
+    return services.versions(client, name)
 
 
 def complete(client: MlflowClient, name: str = MODEL) -> list[dict[str, str]]:
-    return [v for v in versions(client, name) if v.get("rewarm.complete") == "true"]
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def flow_runs(server: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: server}), get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])))
-
-
-def round_spans(client: MlflowClient, name: str) -> list[tuple[int, int]]:
-    """(start, end) of each retrain parent run of model NAME, in start order."""
-    rounds = client.search_runs(
-        [client.get_experiment_by_name(name).experiment_id],
-        "tags.`rewarm.kind` = 'retrain'",
-        order_by=["attributes.start_time ASC"],
-    )
-    return [(r.info.start_time, r.info.end_time) for r in rounds]
+    return services.complete(client, name)
 
 
 def status(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -206,7 +135,7 @@ def test_served_deployment_and_watcher(
         ended = [r.state for r in flow_runs(server)]
         assert all(st.is_completed() or "was handled by flow run" in (st.message or "") for st in ended), ended
         spans = round_spans(client, MODEL)
-        assert len(spans) == 6 and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+        assert len(spans) == 6 and one_at_a_time(spans)
         shown = status(config, service_env)
         assert "0 pending snapshot(s)" in shown.stdout and "retrain-m6.parquet: Completed" in shown.stdout
         assert service.interrupt() == 0
@@ -354,7 +283,7 @@ def test_burst_of_snapshots(tmp_path: Path, server: str, service_env: dict[str, 
             assert kept.read_bytes() == path.read_bytes(), path.name
 
         spans = round_spans(client, name)
-        assert len(spans) == len(good) and all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+        assert len(spans) == len(good) and one_at_a_time(spans)
         shown = status(config, service_env)
         assert "0 pending snapshot(s)" in shown.stdout, shown.stdout + shown.stderr
         assert service.interrupt() == 0
