@@ -15,12 +15,13 @@ from prefect import flow
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewarm import ledger, metrics
+from rewarm import ledger, links, metrics
 from rewarm.config import Settings
 from rewarm.demo_data import write_monthly
 from rewarm.landing import fingerprint
 from rewarm.results import RoundResult
 from rewarm.round_report import demo_table
+from rewarm.status import collect as collect_status
 from rewarm.store import open_store, resolve_store
 
 from .retrain import retrain
@@ -58,11 +59,18 @@ def demo(settings: Settings, months: int = 12) -> list[RoundResult]:
     if len(paths) > months and ledger.processed(MlflowClient(), settings.model.name):
         console.print(score_next_month(settings, paths[months]))
     store = resolve_store()
-    console.print(
-        f"\nOpen the MLflow UI on this store:\n  mlflow ui --backend-store-uri {store.tracking_uri} "
-        f"--port 5000\nthen http://127.0.0.1:5000 (experiment and model '{settings.model.name}')."
-    )
+    console.print(ui_hint(store.tracking_uri, settings.model.name))
     return summaries
+
+
+def ui_hint(tracking_uri: str, name: str) -> str:
+    """How to open the MLflow UI on the demo's store, and the links that land on its runs, model and history."""
+    client = MlflowClient()
+    shown = collect_status(client, name)
+    local = links.ui_base(tracking_uri) == links.LOCAL_UI
+    start = f"  mlflow ui --backend-store-uri {tracking_uri} --port 5000\n" if local else ""
+    where = "\n".join(f"  {what}: {url}" for what, url in shown.get("links", {}).items())
+    return f"\nOpen the MLflow UI on this store:\n{start}then\n{where}"
 
 
 def _not_yet_processed(paths: list[Path], settings: Settings, console: Console) -> list[Path]:

@@ -60,7 +60,26 @@ def round_summary(
     )
 
 
-def decision_markdown(summary: RoundResult) -> str:
+def history_metrics(summary: RoundResult) -> dict[str, float]:
+    """What a round adds to the model's history run: each candidate's holdout metric and training seconds, the
+    champion's before and after the round, and the compute shrink-perturb saved against cold."""
+    metric = summary.metric
+    out = {f"{metric}/{name}": s[metric] for name, s in summary.strategies.items() if metric in s}
+    out |= {f"train_seconds/{name}": s["train_seconds"] for name, s in summary.strategies.items()}
+    before = (summary.champion or {}).get(metric)
+    if before is not None:
+        out[f"{metric}/champion_before"] = before
+    promoted = summary.decision in ("first_model", "promote")
+    after = summary.strategies[summary.winner].get(metric) if promoted else before
+    if after is not None:
+        out[f"{metric}/champion_after"] = after
+    for key in ("compute_saved_vs_cold", "train_seconds_total"):
+        if key in summary.parent_metrics:
+            out[key] = summary.parent_metrics[key]
+    return out
+
+
+def decision_markdown(summary: RoundResult, links: dict[str, str] | None = None) -> str:
     """The decision and every model's holdout numbers, for the Prefect UI."""
     metric = summary.metric
     lines = [
@@ -83,6 +102,8 @@ def decision_markdown(summary: RoundResult) -> str:
     saved = summary.parent_metrics.get("compute_saved_vs_cold")
     if saved is not None:
         lines += ["", f"Training time saved by shrink_perturb versus cold: {saved:.0%}."]
+    if links:
+        lines += ["", "In MLflow: " + " · ".join(f"[{label}]({url})" for label, url in links.items())]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import contextvars
 import faulthandler
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -81,12 +82,21 @@ def prefect_server(home: Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1"
 def _start_server(home: Path, host: str, port: int) -> tuple[subprocess.Popen, Path]:
     home.mkdir(parents=True, exist_ok=True)
     logfile = home / "prefect-server.log"
-    env = dict(os.environ)
+    env = dict(os.environ) | ui_env(host, port)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", SLOT_WAIT_SECONDS)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     log.info("starting the Prefect server: %s (log: %s)", " ".join(command), logfile)
     return spawn(command, logfile, env), logfile
+
+
+def ui_env(host: str, port: int) -> dict[str, str]:
+    """Environment for a Prefect server on HOST:PORT whose UI talks to that server: left alone, Prefect 3.8's UI
+    calls port 4200 whatever port the server listens on. A user's own setting wins."""
+    if os.environ.get("PREFECT_UI_API_URL") or os.environ.get("PREFECT_SERVER_UI_API_URL"):
+        return {}
+    shown = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # a browser cannot call 0.0.0.0
+    return {"PREFECT_UI_API_URL": f"http://{shown}:{port}/api"}
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, logfile: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rewarm.errors import RewarmError
 from rewarm.processes import free_port, spawn, stop_group, wait_healthy
+from rewarm.serve import ui_env
 
 DATABASES = ("mlflow", "prefect")
 DB_USER = "rewarm"
@@ -172,10 +173,14 @@ def stack(
             )
             result.processes.append(mlflow)
             prefect_log = folder / "prefect.log"
-            prefect_env = base_env | {
-                "PREFECT_HOME": str(folder / "prefect-home"),
-                "PREFECT_SERVER_DATABASE_CONNECTION_URL": result.database_url("prefect", "postgresql+asyncpg"),
-            }
+            prefect_env = (
+                base_env
+                | ui_env("127.0.0.1", prefect_port)
+                | {
+                    "PREFECT_HOME": str(folder / "prefect-home"),
+                    "PREFECT_SERVER_DATABASE_CONNECTION_URL": result.database_url("prefect", "postgresql+asyncpg"),
+                }
+            )
             command = [str(python.with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
             prefect = spawn([*command, "--port", str(prefect_port)], prefect_log, prefect_env)
             result.processes.append(prefect)

@@ -7,7 +7,7 @@ import os
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rewarm import audits, ledger, quarantine
+from rewarm import audits, ledger, links, quarantine
 from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
@@ -25,9 +25,27 @@ def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | No
         version = current_version(client, name, alias)
         out[alias] = None if version is None else _version(client, name, version)
     out["decisions"] = _decisions(client, name, last)
+    out["links"] = _links(client, name, out[CHAMPION])
     if cold_every is not None:
         complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
         out["next_cold"] = audits.planned(complete, cold_every) or "races (stopped once it cannot catch up)"
+    return out
+
+
+def _links(client: MlflowClient, name: str, champion: dict | None) -> dict[str, str]:
+    """Where to look in the MLflow UI: the model, its champion, the runs and the history chart."""
+    import mlflow
+
+    base = links.ui_base(mlflow.get_tracking_uri())
+    out = {"model": links.model(base, name)}
+    if champion is not None:
+        out["champion"] = links.version(base, name, champion["version"])
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        out["runs"] = links.runs(base, experiment.experiment_id)
+        history = client.search_runs([experiment.experiment_id], f"tags.`{KIND_TAG}` = 'history'", max_results=1)
+        if history:
+            out["history"] = links.chart(base, experiment.experiment_id, history[0].info.run_id)
     return out
 
 
@@ -86,6 +104,9 @@ def render(status: dict) -> str:
     lines.append("last decisions (newest first):")
     for d in status["decisions"]:
         lines.append(f"  {d['snapshot']}: {d['decision']} [{d['status']}] {d['reason']}")
+    if status.get("links"):
+        lines.append("in the MLflow UI:")
+        lines += [f"  {what}: {url}" for what, url in status["links"].items()]
     return "\n".join(lines)
 
 

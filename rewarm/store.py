@@ -77,6 +77,10 @@ def _migrate(tracking_uri: str) -> None:
     mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
 
 
+# MLflow 3's UI shows an experiment of this kind as training runs, not as a GenAI app's traces and evaluations.
+KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_id(store: Store, name: str) -> str:
     """Return the id of experiment NAME, creating it; unless a tracking server owns them, artifacts go under
     the home folder (MLflow's default would be ./mlruns in whatever folder the command ran from)."""
@@ -85,7 +89,10 @@ def experiment_id(store: Store, name: str) -> str:
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if KIND not in found.tags:  # made before rewarm said what kind it is
+            client.set_experiment_tag(found.experiment_id, KIND, MODEL_TRAINING)
         return found.experiment_id
+    tags = {KIND: MODEL_TRAINING}
     if store.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks"):
-        return client.create_experiment(name)  # a tracking server decides where its artifacts live
-    return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri())
+        return client.create_experiment(name, tags=tags)  # a tracking server decides where its artifacts live
+    return client.create_experiment(name, artifact_location=(store.artifacts / name).as_uri(), tags=tags)

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag
 
 from rewarm.training import TrainResult
 
-KIND_TAG = "rewarm.kind"  # retrain | candidate | champion
+KIND_TAG = "rewarm.kind"  # retrain | candidate | champion | history
 PARENT_TAG = "mlflow.parentRunId"
 
 log_ = logging.getLogger("rewarm.tracking")
@@ -78,6 +78,33 @@ def log(
         params=[Param(k, str(v)) for k, v in (params or {}).items()],
         tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
     )
+
+
+def link_output(client: MlflowClient, run_id: str, name: str, version: int, step: int) -> None:
+    """List the logged model that version VERSION of NAME was registered from as an output of run RUN_ID, so the
+    run's page shows it under "Logged models" and the version under "Registered models" (MLflow 3). A SQLite
+    store leaves a version's model_id empty; its source (models:/m-...) names the model then."""
+    found = client.get_model_version(name, str(version))
+    source = found.source or ""
+    model_id = found.model_id or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+    if model_id:
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
+
+
+def log_history(client: MlflowClient, experiment_id: str, model: str, step: int, metrics: dict[str, float]) -> str:
+    """Log a round's figures at STEP (the round) in the model's history run, which MLflow's charts draw as lines
+    over rounds; the run is made on first use and stays FINISHED between rounds. Returns its id."""
+    found = client.search_runs([experiment_id], f"tags.`{KIND_TAG}` = 'history'", max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        note = f"Each round of {model}: every strategy's holdout metric and training seconds (step = round)."
+        tags = {KIND_TAG: "history", "mlflow.runName": f"history: {model}", "mlflow.note.content": note}
+        run_id = client.create_run(experiment_id, run_name=f"history: {model}", tags=tags).info.run_id
+        client.set_terminated(run_id, "FINISHED")
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+    return run_id
 
 
 def log_training(client: MlflowClient, run_id: str, result: TrainResult) -> None:

@@ -10,20 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import torch
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from rewarm import ledger, registry, rounds, snapshots, tracking
+from rewarm import ledger, links, registry, rounds, snapshots, tracking
 from rewarm.config import Settings
 from rewarm.gate import Decision
 from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
 from rewarm.registry import LoadedModel
 from rewarm.results import RoundResult
-from rewarm.round_report import decision_markdown, round_summary
+from rewarm.round_report import decision_markdown, history_metrics, round_summary
 from rewarm.snapshots import SnapshotInfo
 from rewarm.store import Store, experiment_id
 
@@ -213,8 +214,19 @@ def report_round(
     client.log_figure(
         run.run_id, tracking.learning_curves(trained, f"round {info.sequence}: {info.name}"), "learning_curves.png"
     )
+    # The round's parent run, which people open, lists the model it produced and the version registered from it.
+    tracking.link_output(client, run.run_id, settings.model.name, version, info.sequence)
+    name, experiment = settings.model.name, run.experiment_id
+    history = tracking.log_history(client, experiment, name, info.sequence, history_metrics(result))
+    base = links.ui_base(mlflow.get_tracking_uri())
+    shown = {
+        f"version {version}": links.version(base, name, version),
+        "this round's run": links.run(base, experiment, run.run_id),
+        "history over rounds": links.chart(base, experiment, history),
+        "the model": links.model(base, name),
+    }
     create_markdown_artifact(
-        key=f"{result.model_key}-decision", markdown=decision_markdown(result), description=result.reason
+        key=f"{result.model_key}-decision", markdown=decision_markdown(result, shown), description=result.reason
     )
     client.set_terminated(run.run_id, "FINISHED")
     shutil.rmtree(checkpoints, ignore_errors=True)

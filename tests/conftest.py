@@ -28,7 +28,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # test_policy runs bare tasks
 
-LEAKY_ENV = ("REWARM_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL")
+LEAKY_ENV = ("REWARM_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "REWARM_MLFLOW_UI_URL")
 PROFILES = ("embedded", "production")
 PROFILE = os.environ.get("REWARM_TEST_PROFILE") or "embedded"
 if PROFILE not in PROFILES:
@@ -152,7 +152,7 @@ def flights() -> pd.DataFrame:
 
 _TIERS: dict[str, dict[str, float]] = {}  # marker -> test -> seconds of its setup, call and teardown
 _SKIPPED: set[str] = set()
-BUDGETS = {"zoo": 360, "faults": 480}  # seconds of wall time per tier, printed at the end of the run
+BUDGETS = {"zoo": 360, "faults": 480, "browser": 300}  # seconds of wall time per tier, printed at the end of the run
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
