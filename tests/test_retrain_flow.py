@@ -111,6 +111,16 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     assert version.tags["rewarm.snapshot_sha256"] == third.sha256
     assert version.tags["rewarm.reason"] == third.reason
     assert version.run_id == next(c for c in children if c.info.run_name == third.winner).info.run_id
+    # What the MLflow UI shows: the round's run lists the model it logged (and so the version registered from
+    # it), a model-training experiment, and one history run whose metrics are lines over rounds.
+    [output] = last.outputs.model_outputs
+    assert output.model_id == version.source.removeprefix("models:/") and output.step == 3
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    [history] = client.search_runs([experiment.experiment_id], "tags.`rewarm.kind` = 'history'")
+    assert history.info.status == "FINISHED"
+    champions = client.get_metric_history(history.info.run_id, "roc_auc/champion_after")
+    assert [m.step for m in sorted(champions, key=lambda m: m.step)] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(history.info.run_id, "roc_auc/warm")] == [3]
 
     # The champion loads with plain pyfunc and scores raw rows, a never-seen destination included.
     rows = pd.read_parquet(months[2]).drop(columns="late")
@@ -119,6 +129,8 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
 
     text = status.render(status.collect(client, name))
     assert f"champion: v{champion}" in text and "flights-2013-03.parquet" in text
+    assert f"/#/models/{name}/versions/{champion}?workflowType=machine_learning" in text
+    assert f"/runs/{history.info.run_id}/model-metrics?workflowType=machine_learning" in text
 
 
 def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home: Path, months: list[Path]) -> None:

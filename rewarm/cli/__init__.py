@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     # Prefect's temporary server migrates a fresh SQLite database at its first start: over its default 20 s on
     # a busy 2-core machine (seen in a full CI run), which a first-time user's `rewarm retrain` must survive.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # MLflow prints its own "View run" links, which open a fresh browser in the GenAI view; rewarm's own links
+    # (status, the demo, the decision artifact) open the model-training view.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     job = _parse(argv)
     return _run(job) if callable(job) else job
 
