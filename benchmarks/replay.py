@@ -5,32 +5,42 @@ online setting); the first round is one shared cold start per seed. Within a rou
 retrain trains it (docs/how-it-works.md, the budget rule: cold on every training row, warm-started ones on the
 newest snapshot plus a replay sample, each under its budget; the same validation rows), without racing,
 interleaved in one process (the order rotates every round), so their seconds are measured side by side.
+
+Trees arms stand beside them on the same rows: default LightGBM refitted from scratch every round, and LightGBM
+continued from the previous round's booster on the newest snapshot's rows (its own warm start). Every arm's
+model of round r is also scored on all of snapshot r+1 (out of time, as production uses it: `next_value`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from rewarm import rounds
+from rewarm import metrics, rounds
 from rewarm.config import Settings
 from rewarm.models.network import ArchConfig, TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.snapshots import SnapshotInfo
+from rewarm.training import predict as predict_outputs
 from rewarm.training import score_holdout, train
+
+from . import trees
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One way of starting each round: a strategy (with its λ, σ) under a display name."""
+    """One way of starting each round: a strategy (with its λ, σ), or trees (TREES: "cold" refits every round,
+    "continued" boosts on from the last round's model), under a display name."""
 
     label: str
     strategy: Strategy
+    trees: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class Row:
     epochs: int
     best_epoch: int
     samples_seen: int
+    next_value: float = float("nan")  # the same model scored on all of the next snapshot (NaN at the last)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,23 +91,83 @@ def replay(
     """Train every arm at every round for every seed; return one Row per training."""
     rows: list[Row] = []
     parent: tuple[Preprocessor, ArchConfig] | None = None
-    models: dict[tuple[str, int], TabularMLP] = {}  # (arm, seed) -> that lineage's latest model
+    models: dict[tuple[str, int], object] = {}  # (arm, seed) -> that lineage's latest model
     for index, (info, frame) in enumerate(staged):
         data = rounds.prepare(settings, info, frame, [i for i, _ in staged[:index]], parent, device)
         parent = (data.preprocessor, data.arch)
+        after = staged[index + 1][1] if index + 1 < len(staged) else None
         order = arms[index % len(arms) :] + arms[: index % len(arms)]  # rotate: no arm always goes first
         for seed in seeds:
-            if index == 0:  # the bootstrap: one cold start per seed, shared by every arm
+            if index == 0:  # the bootstrap: one cold start per seed, shared by every network arm
                 module, row = _train(settings, data, Arm("bootstrap", COLD), None, seed, stream_name)
-                models |= {(arm.label, seed): module for arm in arms}
-                rows.extend(Row(**{**row.to_dict(), "arm": arm.label}) for arm in arms)
-                continue
+                row = replace(row, next_value=forward(data.preprocessor, after, settings.metric, network(module)))
+                for arm in (a for a in arms if not a.trees):
+                    models[(arm.label, seed)] = module
+                    rows.append(replace(row, arm=arm.label))
             for arm in order:
-                module, row = _train(settings, data, arm, models[(arm.label, seed)], seed, stream_name)
-                models[(arm.label, seed)] = module
+                if index == 0 and not arm.trees:
+                    continue
+                fit = _trees if arm.trees else _train
+                model, row = fit(settings, data, arm, models.get((arm.label, seed)), seed, stream_name)
+                predict = trees.predictor(model) if arm.trees else network(model)
+                row = replace(row, next_value=forward(data.preprocessor, after, settings.metric, predict))
+                models[(arm.label, seed)] = model
                 rows.append(row)
-                on_row(row)
+                if index:  # the progress counts retrain rounds
+                    on_row(row)
     return rows
+
+
+def network(module: TabularMLP) -> Callable[[Preprocessor, pd.DataFrame], np.ndarray]:
+    """MODULE's predictions for a frame, on the metrics' scale."""
+
+    def predict(pre: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+        device = next(module.parameters()).device
+        x_num, x_cat = (torch.as_tensor(a, device=device) for a in pre.features(frame))
+        return pre.metric_outputs(predict_outputs(module, x_num, x_cat, pre.task))
+
+    return predict
+
+
+def forward(pre: Preprocessor, frame: pd.DataFrame | None, metric: str, predict) -> float:
+    """METRIC of PREDICT on every row of FRAME, the snapshot after the round (NaN when there is none, or when it
+    holds what the round's model cannot score, such as a class it never saw)."""
+    if frame is None:
+        return float("nan")
+    try:
+        y = pre.metric_targets(frame[pre.target])
+        return float(metrics.score(pre.task, y, predict(pre, frame))[metric])
+    except (KeyError, ValueError):
+        return float("nan")
+
+
+def _trees(settings: Settings, data: rounds.RoundData, arm: Arm, parent, seed: int, stream: str) -> tuple[object, Row]:
+    """Default LightGBM on the round's rows: refitted on every training row ("cold"), or boosting on from the
+    last round's model on the newest snapshot's training rows ("continued"; the first round fits afresh)."""
+    continued = arm.trees == "continued" and parent is not None
+    frame = data.train_frame.tail(data.newest_rows) if continued else data.train_frame
+    model, seconds = trees.fit(data.preprocessor, frame, seed, init_model=parent if continued else None)
+    value = metrics.score(
+        data.preprocessor.task, data.y_holdout, trees.predict(model, data.preprocessor, data.holdout_frame)
+    )
+    row = Row(
+        stream=stream,
+        arm=arm.label,
+        strategy=f"lightgbm_{arm.trees}",
+        shrink=0.0,
+        perturb=0.0,
+        seed=seed,
+        round=data.snapshot.sequence,
+        snapshot=data.snapshot.name,
+        rows_train=len(frame),
+        metric=settings.metric,
+        value=float(value[settings.metric]),
+        seconds=seconds,
+        epochs=0,
+        best_epoch=0,
+        samples_seen=len(frame) * model.n_estimators,  # every boosting iteration reads every row
+    )
+    return model, row
 
 
 def _train(

@@ -24,16 +24,19 @@ def markdown(df: pd.DataFrame, title: str) -> str:
             f"Totals over rounds 2-{part['round'].max()} ({part['seed'].nunique()} seeds):",
             "",
         ]
+        forward = "next_mean" in t
         lines += [
             f"| arm | mean holdout {metric} (± std over seeds) | cumulative training s (± std) | vs cold "
-            "| samples vs cold | rounds ≥ cold − 1 std |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| samples vs cold | rounds ≥ cold − 1 std |"
+            + (f" mean {metric} on the next snapshot |" if forward else ""),
+            "| --- | --- | --- | --- | --- | --- |" + (" --- |" if forward else ""),
         ]
         for r in t.itertuples():
             lines.append(
                 f"| {r.arm} | {r.metric_mean:.4f} ± {r.metric_std:.4f} | "
                 f"{r.cum_seconds:.2f} (± {r.cum_seconds_std:.2f}) | "
                 f"{r.seconds_vs_cold:.2f} | {r.samples_vs_cold:.2f} | {r.rounds_within_cold_1std}/{r.rounds} |"
+                + (f" {r.next_mean:.4f} |" if forward else "")
             )
         lines += ["", f"Per round: holdout {metric} mean ± std over seeds / mean training seconds:", ""]
         rounds = summary.per_round(part)

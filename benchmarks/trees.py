@@ -35,24 +35,40 @@ def features(pre: Preprocessor, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fit_and_score(data: rounds.RoundData, seed: int = 0) -> TreesResult:
-    """Fit default LightGBM on DATA's training rows; score it on DATA's holdout."""
+def fit(pre: Preprocessor, frame: pd.DataFrame, seed: int = 0, init_model=None):
+    """Default LightGBM fitted on FRAME's rows (continuing INIT_MODEL's boosting when given: LightGBM's own warm
+    start, whose old trees keep their category splits because rewarm's codes only ever grow); returns (model,
+    fit seconds)."""
     import lightgbm
 
-    pre = data.preprocessor
-    x, x_holdout = features(pre, data.train_frame), features(pre, data.holdout_frame)
-    y = pre.metric_targets(data.train_frame[pre.target])
-    common = {"random_state": seed, "verbose": -1}
+    x, y = features(pre, frame), pre.metric_targets(frame[pre.target])
+    estimator = lightgbm.LGBMRegressor if pre.task == "regression" else lightgbm.LGBMClassifier
     started = time.perf_counter()
+    model = estimator(random_state=seed, verbose=-1).fit(
+        x, y, categorical_feature=list(pre.categorical) or "auto", init_model=init_model
+    )
+    return model, time.perf_counter() - started
+
+
+def predict(model, pre: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+    """MODEL's predictions for FRAME on the metrics' scale, as score_holdout gives them."""
+    x = features(pre, frame)
     if pre.task == "regression":
-        model = lightgbm.LGBMRegressor(**common).fit(x, y, categorical_feature=list(pre.categorical) or "auto")
-        elapsed = time.perf_counter() - started
-        predictions = model.predict(x_holdout)
-    else:
-        model = lightgbm.LGBMClassifier(**common).fit(x, y, categorical_feature=list(pre.categorical) or "auto")
-        elapsed = time.perf_counter() - started
-        proba = model.predict_proba(x_holdout)
-        full = np.zeros((len(x_holdout), len(pre.classes)))
-        full[:, model.classes_.astype(int)] = proba  # a class absent from training gets probability 0
-        predictions = full[:, 1] if pre.task == "binary" else full
+        return model.predict(x)
+    proba = model.predict_proba(x)
+    full = np.zeros((len(x), len(pre.classes)))
+    full[:, model.classes_.astype(int)] = proba  # a class absent from training gets probability 0
+    return full[:, 1] if pre.task == "binary" else full
+
+
+def predictor(model):
+    """MODEL's predictions as a function of (preprocessor, frame), like a network's in the replay."""
+    return lambda pre, frame: predict(model, pre, frame)
+
+
+def fit_and_score(data: rounds.RoundData, seed: int = 0) -> TreesResult:
+    """Fit default LightGBM on DATA's training rows; score it on DATA's holdout."""
+    pre = data.preprocessor
+    model, elapsed = fit(pre, data.train_frame, seed)
+    predictions = predict(model, pre, data.holdout_frame)
     return TreesResult(elapsed, metrics.score(pre.task, data.y_holdout, predictions), predictions)

@@ -34,6 +34,7 @@ class RoundData:
     split_scheme: int = splits.CURRENT  # how this round's rows were split (rewarm/splits.py)
     warm_train: Tensors | None = None  # what warm-started candidates train on, when smaller than train
     race_val: Tensors | None = None  # the newest snapshot's validation rows, which candidates race on
+    newest_rows: int = 0  # the last rows of train_frame, which come from the newest snapshot
 
     def train_for(self, warm_started: bool) -> Tensors:
         """The training rows of a candidate: warm-started ones take the newest snapshot plus a replay sample of
@@ -120,6 +121,7 @@ def prepare(
         split_scheme=scheme,
         warm_train=_warm_rows(train, train_frame, older, ~val, settings.train.warm_replay_fraction, current, scheme),
         race_val=_subset(val_set, ~older[val]) if (~older[val]).sum() >= MIN_RACE_ROWS and older.any() else None,
+        newest_rows=int((~older).sum()),
     )
 
 

@@ -32,7 +32,9 @@ def test_every_arm_sees_the_same_rows_and_seeds(tiny: tuple) -> None:
     chosen = arms(settings, Options())
     rows = pd.DataFrame(r.to_dict() for r in replay(settings, "tiny", staged, chosen, [7, 8], torch.device("cpu")))
     assert len(rows) == 3 * len(chosen) * 2  # rounds x arms x seeds, the bootstrap recorded for every arm
-    assert set(rows["arm"]) == {"cold", "warm", "shrink_perturb"}
+    assert set(rows["arm"]) == {"cold", "warm", "shrink_perturb", "lightgbm", "lightgbm_continued"}
+    trees = rows[rows["arm"].str.startswith("lightgbm")]
+    rows = rows[~rows["arm"].str.startswith("lightgbm")]
     # Every arm trains on the rows a retrain gives its strategy: cold on all of them, the warm-started arms on
     # one and the same sample (the newest snapshot plus a replay share); the same for every seed.
     later_rows = rows[rows["round"] > 1]
@@ -51,6 +53,34 @@ def test_every_arm_sees_the_same_rows_and_seeds(tiny: tuple) -> None:
     assert later.loc["warm", "value"] != later.loc["cold", "value"]
     sp = rows[(rows["arm"] == "shrink_perturb") & (rows["round"] > 1)]
     assert set(sp["shrink"]) == {settings.train.shrink} and set(sp["perturb"]) == {settings.train.perturb}
+    # The trees: refitted on every training row (cold's rows), or continued on the newest snapshot's alone.
+    fits = trees[trees["seed"] == 7].set_index(["round", "arm"])["rows_train"].unstack()
+    cold_rows = rows[(rows["arm"] == "cold") & (rows["seed"] == 7)].set_index("round")["rows_train"]
+    assert (fits["lightgbm"] == cold_rows).all()
+    assert fits.loc[1, "lightgbm_continued"] == fits.loc[1, "lightgbm"]  # round 1: nothing to continue
+    assert (fits.loc[[2, 3], "lightgbm_continued"] < fits.loc[[2, 3], "lightgbm"]).all()
+    # Every arm's model is also scored on the whole next snapshot; the last round has none.
+    both = pd.concat([rows, trees])
+    assert (
+        both[both["round"] < 3]["next_value"].between(0, 1).all()
+        and both[both["round"] == 3]["next_value"].isna().all()
+    )
+
+
+def test_continued_trees_boost_on_from_the_last_model(tiny: tuple) -> None:
+    from rewarm.benchmarks import trees
+    from rewarm.rounds import prepare
+
+    settings, staged = tiny
+    first = prepare(settings, staged[0][0], staged[0][1], [], None, torch.device("cpu"))
+    second = prepare(settings, staged[1][0], staged[1][1], [staged[0][0]], (first.preprocessor, first.arch), "cpu")
+    old, _ = trees.fit(first.preprocessor, first.train_frame)
+    newest = second.train_frame.tail(second.newest_rows)
+    continued, _ = trees.fit(second.preprocessor, newest, init_model=old)
+    fresh, _ = trees.fit(second.preprocessor, newest)
+    assert continued.booster_.num_trees() == old.booster_.num_trees() + fresh.booster_.num_trees()
+    seen = [trees.predict(m, second.preprocessor, second.holdout_frame) for m in (continued, fresh)]
+    assert not (seen[0] == seen[1]).all()
 
 
 def test_a_seed_reproduces_its_numbers(tiny: tuple) -> None:
