@@ -42,6 +42,8 @@ def fit(pre: Preprocessor, frame: pd.DataFrame, seed: int = 0, init_model=None):
     import lightgbm
 
     x, y = features(pre, frame), pre.metric_targets(frame[pre.target])
+    if init_model is not None and pre.task != "regression" and set(np.unique(y)) != set(init_model.classes_):
+        init_model = None  # boosting cannot go on over another set of classes: a fresh fit
     estimator = lightgbm.LGBMRegressor if pre.task == "regression" else lightgbm.LGBMClassifier
     started = time.perf_counter()
     model = estimator(random_state=seed, verbose=-1).fit(

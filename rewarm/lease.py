@@ -111,10 +111,12 @@ def _recover(left: str, model: str, say: Callable[[str], None]) -> None:
     except ValueError:
         who = {}
     say(f"{model}: the last holder of its lease died holding it ({_describe_holder(who)}); taking over")
-    if not who.get("flow_run_id"):
-        return
     from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
     from prefect.states import Crashed
+
+    if not who.get("flow_run_id") or who["flow_run_id"] == str(flow_run.id or ""):
+        return  # no flow run, or this one (a retry of the killed run keeps its id)
 
     message = f"its process (pid {who.get('pid')} on {who.get('host')}) died mid-round; a later retrain took over"
     try:

@@ -186,15 +186,28 @@ async def _cancel_in_flight(runner) -> None:
         await runner.astop()
     except Exception as exc:  # a runner that never got going has nothing in flight
         log.debug("stopping the runner: %s", exc)
-    async with get_client() as client:
-        for run_id in sorted(runner.accepted, key=str):
-            try:
-                run = await client.read_flow_run(run_id)
-                if not run.state.is_final():
-                    await client.set_flow_run_state(run_id, Cancelled(message=STOPPED), force=True)
-                    log.info("flow run %s cancelled: %s", run.name, STOPPED)
-            except Exception as exc:  # the server may be what is going away: say so, keep stopping
-                log.warning("could not close flow run %s: %s", run_id, exc)
+    if not runner.accepted:
+        return
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    open_states = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING, StateType.SCHEDULED]
+    unfinished = FlowRunFilter(
+        id=FlowRunFilterId(any_=list(runner.accepted)),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_states)),
+    )
+    try:
+        async with get_client() as client:  # one query, however many runs this runner took
+            for run in await client.read_flow_runs(flow_run_filter=unfinished):
+                await client.set_flow_run_state(run.id, Cancelled(message=STOPPED), force=True)
+                log.info("flow run %s cancelled: %s", run.name, STOPPED)
+    except Exception as exc:  # the server may be what is going away: say so, keep stopping
+        log.warning("could not close the flow runs this runner took: %s", exc)
 
 
 def _runner():

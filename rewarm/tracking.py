@@ -39,7 +39,7 @@ def run(
         try:
             client.set_terminated(run_id, ended_as(exc))
         except Exception as exc:  # the store may be what failed; the next retrain closes this run
-            log_.warning("could not mark run %s FAILED (%s); the next retrain of this snapshot will", run_id, exc)
+            log_.warning("could not close run %s (%s); the next retrain of this snapshot will", run_id, exc)
         raise
     client.set_terminated(run_id, "FINISHED")
 
@@ -87,7 +87,8 @@ def link_output(client: MlflowClient, run_id: str, name: str, version: int, step
     found = client.get_model_version(name, str(version))
     source = found.source or ""
     model_id = found.model_id or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
-    if model_id:
+    listed = {o.model_id for o in client.get_run(run_id).outputs.model_outputs}
+    if model_id and model_id not in listed:  # a retried report must not list it twice (a unique key)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
 
 
@@ -102,6 +103,9 @@ def log_history(client: MlflowClient, experiment_id: str, model: str, step: int,
         tags = {KIND_TAG: "history", "mlflow.runName": f"history: {model}", "mlflow.note.content": note}
         run_id = client.create_run(experiment_id, run_name=f"history: {model}", tags=tags).info.run_id
         client.set_terminated(run_id, "FINISHED")
+    first = next(iter(metrics), None)
+    if first is not None and any(m.step == step for m in client.get_metric_history(run_id, first)):
+        return run_id  # a retried report: this round is in the history already
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
     return run_id

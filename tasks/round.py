@@ -177,17 +177,19 @@ def fail_round(run: RoundRun, status: str = "FAILED") -> None:
     """Mark a round's MLflow run and its nested runs still RUNNING as STATUS. Not a task: it runs while an error
     (perhaps Prefect's own) propagates, and the store may be what failed, so a failure here is only logged and
     never hides the first error."""
+    client = MlflowClient()
     try:
-        client = MlflowClient()
-        nested = client.search_runs(
-            [run.experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{run.run_id}' and attributes.status = 'RUNNING'"
-        )
-        for run_id in [*(r.info.run_id for r in nested), run.run_id]:
+        query = f"tags.`{tracking.PARENT_TAG}` = '{run.run_id}' and attributes.status = 'RUNNING'"
+        nested = [r.info.run_id for r in client.search_runs([run.experiment_id], query)]
+    except Exception:
+        nested = []
+    for run_id in [*nested, run.run_id]:  # the parent last, and always tried
+        try:
             client.set_terminated(run_id, status)
-    except Exception as exc:
-        logging.getLogger("rewarm.round").warning(
-            "could not mark run %s %s (%s); the next retrain of it will", run.run_id, status, exc
-        )
+        except Exception as exc:
+            logging.getLogger("rewarm.round").warning(
+                "could not mark run %s %s (%s); the next retrain of it will", run_id, status, exc
+            )
 
 
 @task(name="report-round", **REGISTRY)

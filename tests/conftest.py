@@ -28,7 +28,14 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # test_policy runs bare tasks
 
-LEAKY_ENV = ("REWARM_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "REWARM_MLFLOW_UI_URL")
+LEAKY_ENV = (
+    "REWARM_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "PREFECT_API_URL",
+    "REWARM_MLFLOW_UI_URL",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",  # rewarm's CLI sets it for the process
+)
 PROFILES = ("embedded", "production")
 PROFILE = os.environ.get("REWARM_TEST_PROFILE") or "embedded"
 if PROFILE not in PROFILES:

@@ -208,7 +208,10 @@ def demo(browser_available, tmp_path_factory: pytest.TempPathFactory, flights: p
     for month in (1, 2):
         small_month(flights, month, rows=900).to_parquet(landing / f"m{month}.parquet", index=False)
     mlflow_port, prefect_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    # The stores are this home's alone: what earlier tests' open_store() left in os.environ (MLflow writes the
+    # registry URI there) would send the served runs' registry elsewhere.
+    leaky = ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "REWARM_MLFLOW_UI_URL")
+    env = {k: v for k, v in os.environ.items() if k not in leaky}
     env |= {"REWARM_HOME": str(home), "PREFECT_HOME": str(folder / "prefect"), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     env["REWARM_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"
     service = Service(config, env, "--port", str(prefect_port), "--no-watch")
@@ -235,8 +238,10 @@ def demo(browser_available, tmp_path_factory: pytest.TempPathFactory, flights: p
     finally:
         if ui is not None:
             stop_group(ui, grace=0, reap=30)
-        service.interrupt()
-        service.close()
+        try:
+            service.interrupt()
+        finally:
+            service.close()
 
 
 def _run_served(api: str, snapshot: Path) -> str:
@@ -271,7 +276,7 @@ def test_the_runs_link_rewarm_prints_opens_on_the_runs(demo: Demo, client: Mlflo
 
     broken = client.create_experiment("no-kind")  # no kind tag, and a link without the view: the GenAI overview
     client.create_run(broken, run_name="retrain x.parquet")
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="did not show the runs"):
         check_runs_view(f"{demo.mlflow_ui}/#/experiments/{broken}", ["retrain x.parquet"], tmp_path / "broken.png")
 
 
@@ -284,7 +289,7 @@ def test_the_model_page_shows_the_champion_alias(demo: Demo, client: MlflowClien
     client.create_registered_model("no-alias")
     client.create_model_version("no-alias", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     client.set_terminated(run.info.run_id)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="no champion alias"):
         check_model_page(links.model(demo.mlflow_ui, "no-alias"), tmp_path / "broken.png")
 
 
@@ -300,11 +305,11 @@ def test_a_version_links_to_its_run_and_the_round_to_its_version(
 
     client.create_registered_model("no-run")  # a version registered from a path, with no run behind it
     client.create_model_version("no-run", str(demo.folder / "nowhere"))
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="has no link to run"):
         check_version_links_to_run(links.version(demo.mlflow_ui, "no-run", 1), version.run_id, tmp_path / "b1.png")
     bare = client.create_run(experiment, run_name="retrain bare.parquet")  # a round whose outputs were not logged
     client.set_terminated(bare.info.run_id)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="does not link to"):
         check_round_shows_its_version(
             links.run(demo.mlflow_ui, experiment, bare.info.run_id), NAME, champion, tmp_path / "b2.png"
         )
@@ -319,7 +324,7 @@ def test_the_history_chart_draws_each_round(demo: Demo, client: MlflowClient, tm
     [one_round] = client.search_runs(
         [experiment], "tags.`rewarm.snapshot` = 'm2.parquet' and tags.`rewarm.kind` = 'retrain'"
     )
-    with pytest.raises(AssertionError):  # a round's own run holds one point per metric: bars, not lines
+    with pytest.raises(AssertionError, match="no line chart"):  # a round's own run: one point a metric, bars
         check_history_chart(
             links.chart(demo.mlflow_ui, experiment, one_round.info.run_id),
             "Model metrics",
@@ -332,7 +337,7 @@ def test_the_flow_run_shows_the_decision_artifact(demo: Demo, tmp_path: Path) ->
     url = f"{demo.prefect_ui}/runs/flow-run/{demo.flow_runs['m2']}"
     check_decision_artifact(url, f"{NAME}-decision", tmp_path / "artifact.png")
 
-    with pytest.raises(AssertionError):  # m1 again: nothing trained, so no decision
+    with pytest.raises(AssertionError, match=f"nothing labelled '{NAME}-decision'"):  # m1 again: no decision
         check_decision_artifact(
             f"{demo.prefect_ui}/runs/flow-run/{demo.flow_runs['again']}", f"{NAME}-decision", tmp_path / "b.png"
         )
