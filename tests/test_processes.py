@@ -34,7 +34,11 @@ def started(tmp_path: Path) -> tuple[subprocess.Popen, Path, int]:
     """The script in a group of its own, once its child ignores SIGTERM; its log and its child's pid."""
     log = tmp_path / "group.log"
     process = spawn([sys.executable, "-c", SCRIPT], log)
-    wait_for(lambda: "ignoring" in log.read_text() or process.poll() is not None, "the child to start", 30, 0.02)
+    def ready() -> bool:  # both lines written: under load the child's can come before its parent's
+        text = log.read_text()
+        return ("ignoring" in text and any(w.isdigit() for w in text.split())) or process.poll() is not None
+
+    wait_for(ready, "the child to start", 30, 0.02)
     assert process.poll() is None, log.read_text()
     [child] = [int(line) for line in log.read_text().split() if line.isdigit()]
     return process, log, child
