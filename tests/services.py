@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -17,9 +18,10 @@ from waiting import start_server, wait_for
 from rewarm.processes import free_port, spawn, stop_group
 
 
-def start_prefect_server(folder: Path, stores) -> tuple[subprocess.Popen, str]:
-    """A real Prefect server on a free loopback port (process, API URL); on the production profile it keeps its
-    state in a PostgreSQL database of its own."""
+@contextmanager
+def prefect_server(folder: Path, stores) -> Iterator[str]:
+    """A real Prefect server on a free loopback port, for the body (its API URL); on the production profile it
+    keeps its state in a PostgreSQL database of its own."""
     port = free_port()
     env = {
         **os.environ,
@@ -33,7 +35,11 @@ def start_prefect_server(folder: Path, stores) -> tuple[subprocess.Popen, str]:
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/api"
-    return start_server(command, folder / "server.log", url, env), url
+    process = start_server(command, folder / "server.log", url, env)
+    try:
+        yield url
+    finally:
+        stop_group(process, grace=0, reap=30)
 
 
 class Service:

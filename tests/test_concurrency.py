@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
-from services import Service, complete, flow_runs, one_at_a_time, round_spans, sha, start_prefect_server, versions
+from services import Service, complete, flow_runs, one_at_a_time, prefect_server, round_spans, sha, versions
 from waiting import start_server, wait_for
 
 from rewarm import ledger, quarantine, registry
@@ -80,11 +80,8 @@ def tracking(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
 
 @pytest.fixture(scope="module")
 def prefect(stack, stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, url = start_prefect_server(tmp_path_factory.mktemp("prefect"), stores)
-    try:
+    with prefect_server(tmp_path_factory.mktemp("prefect"), stores) as url:
         yield url
-    finally:
-        stop_group(process, grace=0, reap=30)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ def started(tmp_path: Path) -> tuple[subprocess.Popen, Path, int]:
     """The script in a group of its own, once its child ignores SIGTERM; its log and its child's pid."""
     log = tmp_path / "group.log"
     process = spawn([sys.executable, "-c", SCRIPT], log)
+
     def ready() -> bool:  # both lines written: under load the child's can come before its parent's
         text = log.read_text()
         return ("ignoring" in text and any(w.isdigit() for w in text.split())) or process.poll() is not None

@@ -17,7 +17,7 @@ import pytest
 import services
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
-from services import Service, flow_runs, one_at_a_time, round_spans, sha, start_prefect_server
+from services import Service, flow_runs, one_at_a_time, prefect_server, round_spans, sha
 from waiting import wait_for
 
 from rewarm import quarantine
@@ -31,11 +31,8 @@ MODEL = "served-model"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, stores) -> Iterator[str]:
     """A real Prefect server on a free loopback port, stopped after the module."""
-    process, url = start_prefect_server(tmp_path_factory.mktemp("prefect-server"), stores)
-    try:
+    with prefect_server(tmp_path_factory.mktemp("prefect-server"), stores) as url:
         yield url
-    finally:
-        stop_group(process, grace=0, reap=30)
 
 
 @pytest.fixture
