@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -43,6 +43,14 @@ class ModelSection(_Section):
         ge=1,
         le=256,
         description=("Fixed at bootstrap so that vocabularies can grow without changing any layer's width."),
+    )
+    architecture: Literal["mlp", "mlp_periodic"] = Field(
+        default="mlp",
+        description=(
+            "mlp: scaled numbers and category embeddings through the hidden layers. mlp_periodic: each number "
+            "first through periodic embeddings (sin/cos of learned frequencies, then a linear layer and ReLU; "
+            "Gorishniy et al. 2022, the rtdl_num_embeddings package). Fixed at bootstrap, like the widths."
+        ),
     )
 
 

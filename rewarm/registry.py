@@ -105,7 +105,7 @@ def log_model(
                 artifacts={"config": str(config), "weights": str(weights)},
                 code_paths=[str(package_dir)],
                 signature=signature(pre),
-                pip_requirements=pip_requirements(),  # explicit: inference took 4-8 s per model here
+                pip_requirements=pip_requirements(module.arch.architecture),  # explicit: inference took 4-8 s here
             )
     try:
         version = int(mlflow.register_model(info.model_uri, name, tags=version_tags(tags or {})).version)
@@ -157,16 +157,21 @@ def mark_applied(client: MlflowClient, name: str, version: int, note: str = "") 
     client.set_model_version_tag(name, str(version), APPLIED_TAG, note or _now())
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(architecture: str = "mlp") -> list[str]:
     """What serving the model needs, pinned to the versions it was trained with."""
+    from importlib.metadata import version
+
     import numpy
 
-    return [
+    pinned = [
         f"mlflow=={mlflow.__version__}",
         f"torch=={torch.__version__.split('+')[0]}",
         f"pandas=={pd.__version__}",
         f"numpy=={numpy.__version__}",
     ]
+    if architecture == "mlp_periodic":
+        pinned.append(f"rtdl_num_embeddings=={version('rtdl_num_embeddings')}")
+    return pinned
 
 
 @cache

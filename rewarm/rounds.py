@@ -11,7 +11,7 @@ import torch
 from rewarm import splits
 from rewarm.config import DataSection, Settings
 from rewarm.errors import SnapshotRejected
-from rewarm.models.network import ArchConfig
+from rewarm.models.network import NUMERIC_EMBEDDING, ArchConfig
 from rewarm.models.preprocess import Preprocessor
 from rewarm.snapshots import SnapshotInfo, load
 from rewarm.training import Tensors
@@ -159,17 +159,18 @@ def _preprocessing(
     if parent is None:
         pre = Preprocessor.fit(train_frame, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
         _check_classes(pre, spec.task, spec.target)
-        hidden, emb = settings.model.hidden, settings.model.embedding_dim
+        hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
     else:
         pre = parent[0].evolve(train_frame)
-        hidden, emb = parent[1].hidden, parent[1].embedding_dim
+        hidden, emb, kind = parent[1].hidden, parent[1].embedding_dim, parent[1].architecture
         if list(pre.numeric) != list(spec.numeric) or list(pre.categorical) != list(spec.categorical):
             raise SnapshotRejected(
                 f"the champion was trained on numeric={list(pre.numeric)} categorical={list(pre.categorical)} "
                 f"but {settings.source} lists numeric={list(spec.numeric)} categorical={list(spec.categorical)}; "
                 "restore those columns or register the new feature set under a new [model] name"
             )
-    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs)
+    numeric = NUMERIC_EMBEDDING if kind == "mlp_periodic" else 0
+    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric)
     return pre, arch
 
 

@@ -1,0 +1,89 @@
+"""[model] architecture: the plain MLP and the MLP with periodic numeric embeddings (rtdl_num_embeddings), each
+rebuilt from its config plus a state_dict, shrink-perturbed over every parameter, and served through pyfunc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from flight_snapshots import small_month, write_config
+from mlflow import MlflowClient
+
+from rewarm import registry
+from rewarm.flows.retrain import retrain
+from rewarm.models.network import ArchConfig, TabularMLP, build_model
+from rewarm.models.strategies import shrink_perturb
+
+PERIODIC = ArchConfig(3, (4, 6), 2, (8,), 1, "mlp_periodic", 5)
+
+
+def test_periodic_embeddings_feed_the_mlp_and_rebuild_from_the_config() -> None:
+    model = build_model(PERIODIC, seed=3)
+    names = dict(model.named_parameters())
+    assert names["numeric.periodic.weight"].shape == (3, 16)  # 16 frequencies per number
+    assert names["numeric.linear.weight"].shape == (3, 32, 5)  # sin and cos of each -> a width-5 embedding
+    assert model.mlp[0].in_features == 3 * 5 + 2 * 2
+    x_num, x_cat = torch.randn(7, 3), torch.randint(0, 4, (7, 2))
+    rebuilt = TabularMLP(ArchConfig.from_dict(PERIODIC.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt(x_num, x_cat), model(x_num, x_cat))
+    assert torch.equal(build_model(PERIODIC, 3)(x_num, x_cat), model(x_num, x_cat))  # seeded
+
+
+def test_a_model_logged_before_architectures_existed_is_an_mlp() -> None:
+    old = {k: v for k, v in PERIODIC.to_dict().items() if k not in ("architecture", "numeric_embedding")}
+    assert ArchConfig.from_dict(old).architecture == "mlp"
+    assert not any(n.startswith("numeric.") for n, _ in TabularMLP(ArchConfig.from_dict(old)).named_parameters())
+
+
+def test_shrink_perturb_blends_every_parameter_of_the_periodic_network() -> None:
+    grown = ArchConfig(3, (7, 6), 2, (8,), 1, "mlp_periodic", 5)  # a category column's vocabulary grew
+    old, fresh = build_model(PERIODIC, 1), build_model(grown, 2)
+    before = {k: v.detach().clone() for k, v in fresh.named_parameters()}
+    blended = shrink_perturb(old, fresh, 0.8, 0.01)
+    for name, p in blended.named_parameters():
+        o = dict(old.named_parameters())[name]
+        rows = o.shape[0]
+        assert torch.allclose(p[:rows], 0.8 * o + 0.01 * before[name][:rows]), name
+    assert torch.equal(blended.embeddings[0].weight[4:], before["embeddings.0.weight"][4:])  # new rows stay fresh
+
+
+def test_an_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture 'tree'"):
+        TabularMLP(ArchConfig(3, (4,), 2, (8,), 1, "tree"))
+    no_numbers = ArchConfig(0, (4,), 2, (8,), 1, "mlp_periodic", 5)
+    assert build_model(no_numbers, 0).numeric is None  # nothing to embed
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_periodic_model_bootstraps_retrains_with_shrink_perturb_and_serves(
+    tmp_path: Path, home: Path, flights: pd.DataFrame
+) -> None:
+    config = write_config(tmp_path, name="periodic-test")
+    config.write_text(
+        config.read_text().replace("embedding_dim = 4\n", 'embedding_dim = 4\narchitecture = "mlp_periodic"\n')
+    )
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    paths = []
+    for month in (1, 2):
+        paths.append(landing / f"m{month}.parquet")
+        small_month(flights, month, rows=900).to_parquet(paths[-1], index=False)
+
+    first = retrain(str(paths[0]), config=str(config))
+    second = retrain(str(paths[1]), config=str(config), strategies=["shrink_perturb"])
+
+    assert first.decision == "first_model" and second.version == 2
+    champion = registry.load_alias(MlflowClient(), "periodic-test")
+    assert champion.module.arch.architecture == "mlp_periodic"
+    assert any(n.startswith("numeric.periodic") for n, _ in champion.module.named_parameters())
+    uri = f"models:/periodic-test/{second.version}"
+    needs = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text()
+    assert "rtdl_num_embeddings==0.0.12" in needs
+    rows = pd.read_parquet(paths[1]).drop(columns="late")
+    predicted = mlflow.pyfunc.load_model(uri).predict(rows)
+    assert len(predicted) == len(rows) and predicted["probability"].between(0, 1).all()
