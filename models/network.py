@@ -6,7 +6,9 @@ requirement of such a model): this package is copied into every logged model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -21,8 +23,9 @@ class ArchConfig:
     embedding_dim: int
     hidden: tuple[int, ...]
     n_outputs: int  # 1 for binary and regression, K for K classes
-    architecture: str = "mlp"  # mlp | mlp_periodic (numbers through periodic embeddings first)
+    architecture: str = "mlp"  # mlp | mlp_periodic (numbers through periodic embeddings first) | pkg.mod:factory
     numeric_embedding: int = 0  # mlp_periodic: the width of each number's embedding
+    options: dict = field(default_factory=dict)  # a factory's keyword arguments ([model.options])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +40,7 @@ class ArchConfig:
             n_outputs=int(raw["n_outputs"]),
             architecture=str(raw.get("architecture", "mlp")),  # models logged before there was a choice
             numeric_embedding=int(raw.get("numeric_embedding", 0)),
+            options=dict(raw.get("options") or {}),
         )
 
 
@@ -97,8 +101,37 @@ def activate(logits: torch.Tensor, task: str) -> torch.Tensor:
     return logits[:, 0]
 
 
-def build_model(arch: ArchConfig, seed: int) -> TabularMLP:
+def load_factory(spec: str) -> Callable[..., nn.Module]:
+    """The network factory SPEC ('package.module:function') names; a ValueError says what is wrong with it."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ValueError(
+            f"unknown architecture {spec!r}: use one of {', '.join(ARCHITECTURES)}, or 'package.module:factory'"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"architecture {spec!r}: cannot import it ({exc}); install the package that holds it") from exc
+    if not callable(factory):
+        raise ValueError(f"architecture {spec!r} is not callable: it must be a function returning an nn.Module")
+    return factory
+
+
+def build_module(arch: ArchConfig) -> nn.Module:
+    """The network ARCH describes: a built-in, or what its factory returns for the data's shape and options.
+    Every module carries its ArchConfig as .arch, which rebuilds it."""
+    if arch.architecture in ARCHITECTURES:
+        return TabularMLP(arch)
+    shape = {"n_numeric": arch.n_numeric, "cardinalities": arch.cardinalities, "n_outputs": arch.n_outputs}
+    module = load_factory(arch.architecture)(**shape, **arch.options)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"architecture {arch.architecture!r} returned {type(module).__name__}, not an nn.Module")
+    module.arch = arch
+    return module
+
+
+def build_model(arch: ArchConfig, seed: int) -> nn.Module:
     """Return a freshly initialised model; the same seed gives the same weights, global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TabularMLP(arch)
+        return build_module(arch)

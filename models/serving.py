@@ -12,17 +12,18 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 import torch
+from torch import nn
 
-from .network import ArchConfig, TabularMLP, activate
+from .network import ArchConfig, activate, build_module
 from .preprocess import Preprocessor
 
 CONFIG_FILE, WEIGHTS_FILE = "model.json", "state_dict.pt"
 
 
-def load_files(config_path: str | Path, weights_path: str | Path) -> tuple[TabularMLP, Preprocessor, dict]:
+def load_files(config_path: str | Path, weights_path: str | Path) -> tuple[nn.Module, Preprocessor, dict]:
     """Rebuild a trainable module and its preprocessor from a model's two files."""
     meta = json.loads(Path(config_path).read_text())
-    model = TabularMLP(ArchConfig.from_dict(meta["arch"]))
+    model = build_module(ArchConfig.from_dict(meta["arch"]))
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return model, Preprocessor.from_dict(meta["preprocessor"]), meta
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -44,14 +44,32 @@ class ModelSection(_Section):
         le=256,
         description=("Fixed at bootstrap so that vocabularies can grow without changing any layer's width."),
     )
-    architecture: Literal["mlp", "mlp_periodic"] = Field(
+    architecture: str = Field(
         default="mlp",
         description=(
             "mlp: scaled numbers and category embeddings through the hidden layers. mlp_periodic: each number "
             "first through periodic embeddings (sin/cos of learned frequencies, then a linear layer and ReLU; "
-            "Gorishniy et al. 2022, the rtdl_num_embeddings package). Fixed at bootstrap, like the widths."
+            "Gorishniy et al. 2022, the rtdl_num_embeddings package). Or your own network, 'package.module:factory' "
+            "(docs/configuration.md). Fixed at bootstrap, like the widths."
         ),
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=("[model.options]: keyword arguments your factory receives besides the data's shape."),
+    )
+
+    @model_validator(mode="after")
+    def _architecture_exists(self) -> ModelSection:
+        from rewarm.models.network import ARCHITECTURES, load_factory
+
+        if self.architecture in ARCHITECTURES:
+            if self.options:
+                raise ValueError(
+                    f"[model.options] is for a factory architecture, not the built-in {self.architecture!r}"
+                )
+            return self
+        load_factory(self.architecture)  # importable and callable, or a ValueError saying what to do
+        return self
 
 
 class GateSection(_Section):

@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -27,6 +26,7 @@ from rewarm.errors import RegistryError
 from rewarm.models import serving
 from rewarm.models.network import ArchConfig, TabularMLP
 from rewarm.models.preprocess import Preprocessor
+from rewarm.requirements import pip_requirements, serving_code
 
 log = logging.getLogger("rewarm.registry")
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -103,7 +103,7 @@ def log_model(
                 name="model",
                 python_model=model_cls(),
                 artifacts={"config": str(config), "weights": str(weights)},
-                code_paths=[str(package_dir)],
+                code_paths=[str(package_dir), *serving_code(module.arch.architecture)],
                 signature=signature(pre),
                 pip_requirements=pip_requirements(module.arch.architecture),  # explicit: inference took 4-8 s here
             )
@@ -155,23 +155,6 @@ def version_tags(tags: dict[str, object]) -> dict[str, str]:
 def mark_applied(client: MlflowClient, name: str, version: int, note: str = "") -> None:
     """The last write of a round: its decision is in the aliases (NOTE says otherwise, when it is stale)."""
     client.set_model_version_tag(name, str(version), APPLIED_TAG, note or _now())
-
-
-def pip_requirements(architecture: str = "mlp") -> list[str]:
-    """What serving the model needs, pinned to the versions it was trained with."""
-    from importlib.metadata import version
-
-    import numpy
-
-    pinned = [
-        f"mlflow=={mlflow.__version__}",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={numpy.__version__}",
-    ]
-    if architecture == "mlp_periodic":
-        pinned.append(f"rtdl_num_embeddings=={version('rtdl_num_embeddings')}")
-    return pinned
 
 
 @cache

@@ -160,9 +160,15 @@ def _preprocessing(
         pre = Preprocessor.fit(train_frame, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
         _check_classes(pre, spec.task, spec.target)
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
+        options = dict(settings.model.options)
     else:
         pre = parent[0].evolve(train_frame)
-        hidden, emb, kind = parent[1].hidden, parent[1].embedding_dim, parent[1].architecture
+        hidden, emb, kind, options = (
+            parent[1].hidden,
+            parent[1].embedding_dim,
+            parent[1].architecture,
+            parent[1].options,
+        )
         if list(pre.numeric) != list(spec.numeric) or list(pre.categorical) != list(spec.categorical):
             raise SnapshotRejected(
                 f"the champion was trained on numeric={list(pre.numeric)} categorical={list(pre.categorical)} "
@@ -170,7 +176,7 @@ def _preprocessing(
                 "restore those columns or register the new feature set under a new [model] name"
             )
     numeric = NUMERIC_EMBEDDING if kind == "mlp_periodic" else 0
-    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric)
+    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options)
     return pre, arch
 
 

@@ -3,6 +3,9 @@ rebuilt from its config plus a state_dict, shrink-perturbed over every parameter
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -13,6 +16,7 @@ from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
 
 from rewarm import registry
+from rewarm.config import load_settings
 from rewarm.flows.retrain import retrain
 from rewarm.models.network import ArchConfig, TabularMLP, build_model
 from rewarm.models.strategies import shrink_perturb
@@ -87,3 +91,91 @@ def test_a_periodic_model_bootstraps_retrains_with_shrink_perturb_and_serves(
     rows = pd.read_parquet(paths[1]).drop(columns="late")
     predicted = mlflow.pyfunc.load_model(uri).predict(rows)
     assert len(predicted) == len(rows) and predicted["probability"].between(0, 1).all()
+
+
+# --- your own network: architecture = "package.module:factory" -------------------------------------------------
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    """One embedding per category column (its rows grow with the vocabulary), then one hidden layer."""
+
+    def __init__(self, n_numeric, cardinalities, n_outputs, width, dim):
+        super().__init__()
+        self.embeddings = nn.ModuleList(nn.Embedding(c, dim) for c in cardinalities)
+        self.body = nn.Sequential(nn.Linear(n_numeric + dim * len(cardinalities), width), nn.ReLU())
+        self.head = nn.Linear(width, n_outputs)
+
+    def forward(self, x_num, x_cat):
+        parts = [x_num] + [e(x_cat[:, i]) for i, e in enumerate(self.embeddings)]
+        return self.head(self.body(torch.cat(parts, dim=1)))
+
+
+def small(n_numeric, cardinalities, n_outputs, width=8, dim=3):
+    return Small(n_numeric, cardinalities, n_outputs, width, dim)
+'''
+
+
+@pytest.fixture
+def factory_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package of the user's own, importable in this process only."""
+    root = tmp_path / "userlib"
+    (root / "mynets").mkdir(parents=True)
+    (root / "mynets" / "__init__.py").write_text("")
+    (root / "mynets" / "tiny.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(root))
+    return root
+
+
+def test_a_factory_that_cannot_be_imported_is_named_with_the_fix(tmp_path: Path) -> None:
+    from rewarm.errors import ConfigError
+
+    for spec, said in [("nope.nets:small", "cannot import it"), ("mlp2", "unknown architecture 'mlp2'")]:
+        config = write_config(tmp_path, name="byo")
+        config.write_text(
+            config.read_text().replace("embedding_dim = 4\n", f'embedding_dim = 4\narchitecture = "{spec}"\n')
+        )
+        with pytest.raises(ConfigError, match=said):
+            load_settings(config)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_your_own_network_bootstraps_retrains_with_shrink_perturb_and_loads_without_its_package(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, factory_package: Path
+) -> None:
+    config = write_config(tmp_path, name="byo-test")
+    text = config.read_text().replace("embedding_dim = 4\n", 'embedding_dim = 4\narchitecture = "mynets.tiny:small"\n')
+    config.write_text(text + "\n[model.options]\nwidth = 12\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    paths = []
+    for month in (1, 2):
+        paths.append(landing / f"m{month}.parquet")
+        small_month(flights, month, rows=900).to_parquet(paths[-1], index=False)
+
+    retrain(str(paths[0]), config=str(config))
+    second = retrain(str(paths[1]), config=str(config), strategies=["shrink_perturb"])
+
+    champion = registry.load_version(MlflowClient(), "byo-test", second.version)
+    assert type(champion.module).__name__ == "Small" and champion.module.body[0].out_features == 12
+    assert champion.arch.architecture == "mynets.tiny:small" and champion.arch.options == {"width": 12}
+    # The factory's code travels with the logged model: a process that cannot import mynets still loads it.
+    rows = tmp_path / "rows.parquet"
+    pd.read_parquet(paths[1]).drop(columns="late").head(50).to_parquet(rows)
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        "assert not any('userlib' in p for p in sys.path)\n"
+        f"m = mlflow.pyfunc.load_model({f'models:/byo-test/{second.version}'!r})\n"
+        f"print(len(m.predict(pd.read_parquet({str(rows)!r}))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("50"), done.stderr[-3000:]
