@@ -69,7 +69,11 @@ def test_demo_two_months(
     out = capsys.readouterr().out
     assert "flights-2013-01.parquet" in out and "flights-2013-02.parquet" in out
     assert "models:/flight-delay@champion loaded with mlflow.pyfunc.load_model scores flights-2013-03.parquet" in out
-    assert "mlflow ui --backend-store-uri" in out
+    # Links that open the model-training view; a local store also needs `mlflow ui` started (a tracking server,
+    # on the production profile, serves its own UI).
+    assert "Open the MLflow UI on this store" in out and "/#/models/flight-delay?workflowType=machine_learning" in out
+    local = not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http")
+    assert ("mlflow ui --backend-store-uri" in out) == local
     landed = sorted(p.name for p in (tmp_path / "data" / "landing").iterdir())
     assert landed == ["flights-2013-01.parquet", "flights-2013-02.parquet", "flights-2013-03.parquet"]
     assert registry.current_version(MlflowClient(), "flight-delay", registry.CHAMPION) in (1, 2)
