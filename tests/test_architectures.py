@@ -62,6 +62,15 @@ def test_an_unknown_architecture_is_refused() -> None:
     assert build_model(no_numbers, 0).numeric is None  # nothing to embed
 
 
+def two_months(landing: Path, flights: pd.DataFrame) -> list[Path]:
+    """January and February in LANDING, 900 rows each."""
+    landing.mkdir()
+    paths = [landing / f"m{month}.parquet" for month in (1, 2)]
+    for month, path in zip((1, 2), paths, strict=True):
+        small_month(flights, month, rows=900).to_parquet(path, index=False)
+    return paths
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_a_periodic_model_bootstraps_retrains_with_shrink_perturb_and_serves(
@@ -71,12 +80,7 @@ def test_a_periodic_model_bootstraps_retrains_with_shrink_perturb_and_serves(
     config.write_text(
         config.read_text().replace("embedding_dim = 4\n", 'embedding_dim = 4\narchitecture = "mlp_periodic"\n')
     )
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    paths = []
-    for month in (1, 2):
-        paths.append(landing / f"m{month}.parquet")
-        small_month(flights, month, rows=900).to_parquet(paths[-1], index=False)
+    paths = two_months(tmp_path / "landing", flights)
 
     first = retrain(str(paths[0]), config=str(config))
     second = retrain(str(paths[1]), config=str(config), strategies=["shrink_perturb"])
@@ -150,12 +154,7 @@ def test_your_own_network_bootstraps_retrains_with_shrink_perturb_and_loads_with
     config = write_config(tmp_path, name="byo-test")
     text = config.read_text().replace("embedding_dim = 4\n", 'embedding_dim = 4\narchitecture = "mynets.tiny:small"\n')
     config.write_text(text + "\n[model.options]\nwidth = 12\n")
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    paths = []
-    for month in (1, 2):
-        paths.append(landing / f"m{month}.parquet")
-        small_month(flights, month, rows=900).to_parquet(paths[-1], index=False)
+    paths = two_months(tmp_path / "landing", flights)
 
     retrain(str(paths[0]), config=str(config))
     second = retrain(str(paths[1]), config=str(config), strategies=["shrink_perturb"])
