@@ -33,7 +33,6 @@ from pathlib import Path
 from rewarm import locations
 
 log = logging.getLogger("rewarm.lease")
-POLL_SECONDS = 0.5
 # A killed holder's Prefect slot is free again this long after it died (plus the server's check, every 15 s);
 # Prefect's shortest; the holder renews its lease meanwhile, so a long round keeps it.
 LEASE_SECONDS = 60
@@ -129,17 +128,16 @@ def _recover(left: str, model: str, say: Callable[[str], None]) -> None:
 
 
 def _wait(fh, path: Path, model: str, say: Callable[[str], None]) -> float:
-    """Lock FH, waiting as long as it takes (one line said when it must wait); return the seconds waited."""
-    start, said = time.monotonic(), False
-    while True:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return time.monotonic() - start if said else 0.0
-        except BlockingIOError:
-            if not said:
-                say(f"{model}: another retrain of this model holds its lease ({_describe(path)}); waiting for it")
-                said = True
-            time.sleep(POLL_SECONDS)
+    """Lock FH, waiting as long as it takes (one line said when it must wait); return the seconds waited. The
+    kernel wakes the waiter when the holder lets go or dies; a signal (Ctrl-C) still interrupts the wait."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return 0.0
+    except BlockingIOError:
+        say(f"{model}: another retrain of this model holds its lease ({_describe(path)}); waiting for it")
+    start = time.monotonic()
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    return time.monotonic() - start
 
 
 def _describe(path: Path) -> str:
