@@ -1,12 +1,14 @@
-"""The tabular MLP: embeddings for categoricals, concatenated with scaled numerics, through a ReLU stack.
+"""The tabular networks: embeddings for categoricals, concatenated with scaled numerics (or their embeddings),
+through a ReLU stack (mlp, mlp_periodic, mlp_plr) or a parameter-efficient ensemble of k such stacks (tabm).
 
-Self-contained (torch only, relative imports; rtdl_num_embeddings for the mlp_periodic architecture, a declared
-requirement of such a model): this package is copied into every logged model.
+Self-contained (torch only, relative imports; rtdl_num_embeddings and tabm for the architectures that use them,
+declared requirements of such a model): this package is copied into every logged model.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -26,6 +28,8 @@ class ArchConfig:
     architecture: str = "mlp"  # mlp | mlp_periodic (numbers through periodic embeddings first) | pkg.mod:factory
     numeric_embedding: int = 0  # mlp_periodic: the width of each number's embedding
     options: dict = field(default_factory=dict)  # a factory's keyword arguments ([model.options])
+    k: int = 0  # tabm: the ensemble's members (its outputs are (batch, k, n_outputs)); 0 for one network
+    bins: tuple[tuple[float, ...], ...] = ()  # mlp_plr, tabm: each number's bin edges, fitted on the first data
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,12 +45,60 @@ class ArchConfig:
             architecture=str(raw.get("architecture", "mlp")),  # models logged before there was a choice
             numeric_embedding=int(raw.get("numeric_embedding", 0)),
             options=dict(raw.get("options") or {}),
+            k=int(raw.get("k", 0)),
+            bins=tuple(tuple(float(e) for e in edges) for edges in raw.get("bins", ())),
         )
 
 
-ARCHITECTURES = ("mlp", "mlp_periodic")
+ARCHITECTURES = ("mlp", "mlp_periodic", "mlp_plr", "tabm")
+BINNED = ("mlp_plr", "tabm")  # the architectures whose numbers go through piecewise-linear embeddings
 N_FREQUENCIES = 16  # periodic embeddings: frequencies per number (rtdl's default is 48; 16 trains 2x faster here)
-NUMERIC_EMBEDDING = 8  # periodic embeddings: each number's embedding width
+N_BINS = 48  # piecewise-linear embeddings: quantile bins per number (rtdl's default)
+BIN_ROWS = 100_000  # the bins are fitted on at most this many training rows (a seeded sample)
+NUMERIC_EMBEDDING = 8  # periodic and piecewise-linear embeddings: each number's embedding width
+
+
+def numeric_embedding(arch: ArchConfig) -> tuple[nn.Module | None, int]:
+    """The module numbers go through before the network, and the width it gives each number (1: as they are)."""
+    if arch.n_numeric == 0 or arch.architecture == "mlp" or arch.numeric_embedding == 0:
+        return None, 1
+    import rtdl_num_embeddings as rtdl
+
+    if arch.architecture == "mlp_periodic":
+        module = rtdl.PeriodicEmbeddings(
+            arch.n_numeric, arch.numeric_embedding, n_frequencies=N_FREQUENCIES, lite=False
+        )
+    else:  # version B starts as a plain linear embedding and learns the piecewise part (Gorishniy et al. 2024)
+        if len(arch.bins) != arch.n_numeric:
+            raise ValueError(f"{arch.architecture}: {len(arch.bins)} bin edge lists for {arch.n_numeric} numbers")
+        edges = [torch.tensor(e, dtype=torch.float32) for e in arch.bins]
+        with warnings.catch_warnings():  # a number with two values has one bin: a linear embedding, as meant
+            warnings.filterwarnings("ignore", message=".*has just two bin edges")
+            module = rtdl.PiecewiseLinearEmbeddings(
+                edges, arch.numeric_embedding, activation=arch.architecture == "mlp_plr", version="B"
+            )
+    return module, arch.numeric_embedding
+
+
+def fit_bins(x_num: torch.Tensor, seed: int = 0) -> tuple[tuple[float, ...], ...]:
+    """Each number's piecewise-linear bin edges: rtdl's quantile bins over (a sample of) the training rows. A
+    column with one distinct value gets one bin around it, and few rows get fewer bins."""
+    import rtdl_num_embeddings as rtdl
+
+    if len(x_num) > BIN_ROWS:
+        x_num = x_num[torch.randperm(len(x_num), generator=torch.Generator().manual_seed(seed))[:BIN_ROWS]]
+    edges = []
+    for column in x_num.float().T:
+        distinct = column.unique()
+        if distinct.numel() < 3:  # rtdl's quantile bins need 2 bins and 2 distinct values: one bin spans them
+            lo, hi = (float(distinct.min()), float(distinct.max())) if distinct.numel() else (0.0, 0.0)
+            edges.append((lo - 1.0, hi + 1.0) if lo == hi else (lo, hi))
+            continue
+        with warnings.catch_warnings():  # a number with few values may get one bin: a linear embedding, as meant
+            warnings.filterwarnings("ignore", message=".*has just two bin edges")
+            (found,) = rtdl.compute_bins(column[:, None], n_bins=min(N_BINS, distinct.numel(), len(column) - 1))
+        edges.append(tuple(found.tolist()))
+    return tuple(edges)
 
 
 class TabularMLP(nn.Module):
@@ -58,16 +110,8 @@ class TabularMLP(nn.Module):
             raise ValueError(f"unknown architecture {arch.architecture!r}: use one of {', '.join(ARCHITECTURES)}")
         self.arch = arch
         self.embeddings = nn.ModuleList(nn.Embedding(card, arch.embedding_dim) for card in arch.cardinalities)
-        numeric_width = arch.n_numeric
-        self.numeric: nn.Module | None = None
-        if arch.architecture == "mlp_periodic" and arch.n_numeric:
-            from rtdl_num_embeddings import PeriodicEmbeddings
-
-            self.numeric = PeriodicEmbeddings(
-                arch.n_numeric, arch.numeric_embedding, n_frequencies=N_FREQUENCIES, lite=False
-            )
-            numeric_width = arch.n_numeric * arch.numeric_embedding
-        width = numeric_width + arch.embedding_dim * len(arch.cardinalities)
+        self.numeric, per_number = numeric_embedding(arch)
+        width = arch.n_numeric * per_number + arch.embedding_dim * len(arch.cardinalities)
         layers: list[nn.Module] = []
         for hidden in arch.hidden:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
@@ -92,13 +136,76 @@ class TabularMLP(nn.Module):
         return self.mlp(torch.cat(parts, dim=1))
 
 
+class TabularTabM(nn.Module):
+    """TabM (Gorishniy, Kotelnikov, Babenko, ICLR 2025): k MLPs sharing their weights, each with its own
+    BatchEnsemble scalings and output layer; forward returns (B, k, n_outputs). Categories go through rewarm's own
+    embeddings (one per column, which grow by appending rows), not tabm's one-hot encoding, whose width would grow
+    along a dimension shrink-perturb cannot grow."""
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        import tabm
+
+        if arch.k < 1:
+            raise ValueError(f"tabm needs k >= 1 ensemble members, not {arch.k}")
+        self.arch = arch
+        self.embeddings = nn.ModuleList(nn.Embedding(card, arch.embedding_dim) for card in arch.cardinalities)
+        self.numeric, per_number = numeric_embedding(arch)
+        chunks = [per_number] * arch.n_numeric + [arch.embedding_dim] * len(arch.cardinalities)
+        layers: list[nn.Module] = []
+        width = sum(chunks)
+        for i, hidden in enumerate(arch.hidden):  # TabM's init: random first scalings by feature, then ones
+            scaling = ("normal" if self.numeric is not None else "random-signs", "ones") if i == 0 else "ones"
+            first = chunks if i == 0 else None
+            layers += [
+                tabm.LinearBatchEnsemble(width, hidden, k=arch.k, scaling_init=scaling, first_scaling_init_chunks=first)
+            ]
+            layers += [nn.ReLU()]
+            width = hidden
+        self.backbone = nn.Sequential(*layers)
+        self.output = tabm.LinearEnsemble(width, arch.n_outputs, k=arch.k)
+        for emb in self.embeddings:
+            nn.init.normal_(emb.weight, std=arch.embedding_dim**-0.5)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        # x_num: (B, n_numeric), x_cat: (B, n_categorical) -> logits (B, k, n_outputs)
+        numbers = x_num if self.numeric is None else self.numeric(x_num).flatten(1)
+        x = torch.cat([numbers] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
+        return self.output(self.backbone(x.unsqueeze(1).expand(-1, self.arch.k, -1)))
+
+
+def ensemble_logits(out: torch.Tensor, task: str) -> torch.Tensor:
+    """An ensemble's outputs (B, k, K) as one model's logits (B, K) whose activation is the mean of the members'
+    (probabilities averaged, as TabM scores and serves); (B, K) outputs pass through."""
+    if out.ndim == 2:
+        return out
+    if task == "binary":
+        p = torch.sigmoid(out[..., 0]).mean(1).clamp(1e-7, 1 - 1e-7)
+        return (torch.log(p) - torch.log1p(-p))[:, None]
+    if task == "multiclass":
+        return torch.log(torch.softmax(out, dim=2).mean(1).clamp_min(1e-12))
+    return out.mean(1)
+
+
 def activate(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Turn logits (B, K) into P(positive) (B,), class probabilities (B, K) or regression values (B,)."""
+    """Turn logits (B, K) into P(positive) (B,), class probabilities (B, K) or regression values (B,); an
+    ensemble's (B, k, K) into the mean of its members'."""
+    if logits.ndim == 3:
+        return activate_members(logits, task).mean(1)
     if task == "binary":
         return torch.sigmoid(logits[:, 0])
     if task == "multiclass":
         return torch.softmax(logits, dim=1)
     return logits[:, 0]
+
+
+def activate_members(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Each member's activation, (B, k) or (B, k, K), from an ensemble's logits (B, k, K)."""
+    if task == "binary":
+        return torch.sigmoid(logits[..., 0])
+    if task == "multiclass":
+        return torch.softmax(logits, dim=2)
+    return logits[..., 0]
 
 
 def load_factory(spec: str) -> Callable[..., nn.Module]:
@@ -120,6 +227,8 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
 def build_module(arch: ArchConfig) -> nn.Module:
     """The network ARCH describes: a built-in, or what its factory returns for the data's shape and options.
     Every module carries its ArchConfig as .arch, which rebuilds it."""
+    if arch.architecture == "tabm":
+        return TabularTabM(arch)
     if arch.architecture in ARCHITECTURES:
         return TabularMLP(arch)
     shape = {"n_numeric": arch.n_numeric, "cardinalities": arch.cardinalities, "n_outputs": arch.n_outputs}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .network import ArchConfig, TabularMLP, build_model
+from .network import ArchConfig, build_model
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def shrink_perturb(old: nn.Module, fresh: nn.Module, shrink: float, perturb: flo
     return fresh
 
 
-def initialise(choice: Strategy, arch: ArchConfig, parent: nn.Module | None, seed: int) -> TabularMLP:
+def initialise(choice: Strategy, arch: ArchConfig, parent: nn.Module | None, seed: int) -> nn.Module:
     """Build a candidate's starting point; without a parent every strategy is a cold start."""
     fresh = build_model(arch, seed)
     if parent is None or not choice.from_parent:

@@ -49,8 +49,20 @@ class ModelSection(_Section):
         description=(
             "mlp: scaled numbers and category embeddings through the hidden layers. mlp_periodic: each number "
             "first through periodic embeddings (sin/cos of learned frequencies, then a linear layer and ReLU; "
-            "Gorishniy et al. 2022, the rtdl_num_embeddings package). Or your own network, 'package.module:factory' "
-            "(docs/configuration.md). Fixed at bootstrap, like the widths."
+            "Gorishniy et al. 2022, the rtdl_num_embeddings package). mlp_plr: piecewise-linear embeddings "
+            "instead (quantile bins fitted on the first model's training rows, then fixed and kept in model.json). "
+            "tabm: TabM (Gorishniy et al. 2025, the tabm package), ensemble_size MLPs sharing their weights over "
+            "piecewise-linear embeddings, their predictions averaged. Or your own network, "
+            "'package.module:factory' (docs/configuration.md). Fixed at bootstrap, like the widths."
+        ),
+    )
+    ensemble_size: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=(
+            "tabm: the ensemble's members (TabM's k). Each costs about one MLP's arithmetic: TabM's authors use 32 "
+            "on a GPU; 8 keeps a CPU retrain within a few times the MLP's seconds."
         ),
     )
     options: dict[str, Any] = Field(

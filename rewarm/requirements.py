@@ -30,6 +30,8 @@ def pip_requirements(architecture: str = "mlp") -> list[str]:
         f"pandas=={pd.__version__}",
         f"numpy=={numpy.__version__}",
     ]
-    if architecture == "mlp_periodic":
+    if architecture in ("mlp_periodic", "mlp_plr", "tabm"):
         pinned.append(f"rtdl_num_embeddings=={version('rtdl_num_embeddings')}")
+    if architecture == "tabm":
+        pinned.append(f"tabm=={version('tabm')}")
     return pinned

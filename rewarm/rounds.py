@@ -11,7 +11,7 @@ import torch
 from rewarm import splits
 from rewarm.config import DataSection, Settings
 from rewarm.errors import SnapshotRejected
-from rewarm.models.network import NUMERIC_EMBEDDING, ArchConfig
+from rewarm.models.network import BINNED, NUMERIC_EMBEDDING, ArchConfig, fit_bins
 from rewarm.models.preprocess import Preprocessor
 from rewarm.snapshots import SnapshotInfo, load
 from rewarm.training import Tensors
@@ -160,7 +160,8 @@ def _preprocessing(
         pre = Preprocessor.fit(train_frame, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
         _check_classes(pre, spec.task, spec.target)
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
-        options = dict(settings.model.options)
+        options, k = dict(settings.model.options), settings.model.ensemble_size if kind == "tabm" else 0
+        bins = fit_bins(torch.from_numpy(pre.features(train_frame)[0])) if kind in BINNED and pre.numeric else ()
     else:
         pre = parent[0].evolve(train_frame)
         hidden, emb, kind, options = (
@@ -169,14 +170,17 @@ def _preprocessing(
             parent[1].architecture,
             parent[1].options,
         )
+        k, bins = parent[1].k, parent[1].bins  # fixed at bootstrap, like the scaler: a fresh copy's are the parent's
         if list(pre.numeric) != list(spec.numeric) or list(pre.categorical) != list(spec.categorical):
             raise SnapshotRejected(
                 f"the champion was trained on numeric={list(pre.numeric)} categorical={list(pre.categorical)} "
                 f"but {settings.source} lists numeric={list(spec.numeric)} categorical={list(spec.categorical)}; "
                 "restore those columns or register the new feature set under a new [model] name"
             )
-    numeric = NUMERIC_EMBEDDING if kind == "mlp_periodic" else 0
-    arch = ArchConfig(len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options)
+    numeric = NUMERIC_EMBEDDING if kind in ("mlp_periodic", *BINNED) else 0
+    arch = ArchConfig(
+        len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options, k, bins
+    )
     return pre, arch
 
 

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from rewarm import metrics
 from rewarm.checkpoint import Checkpoint
 from rewarm.config import TrainSection
-from rewarm.models.network import activate
+from rewarm.models.network import activate, ensemble_logits
 from rewarm.models.preprocess import Preprocessor
 
 
@@ -64,12 +64,21 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 
 def loss_fn(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Return the training loss for TASK, taking (logits (B, K), y (B,))."""
+    """Return the training loss for TASK, taking (logits (B, K), y (B,)); an ensemble's logits (B, k, K) train
+    every member on every row, the mean of the k members' losses (TabM's recipe)."""
     if task == "binary":
-        return lambda logits, y: F.binary_cross_entropy_with_logits(logits[:, 0], y.float())
-    if task == "multiclass":
-        return F.cross_entropy
-    return lambda out, y: F.mse_loss(out[:, 0], y)
+        base = lambda logits, y: F.binary_cross_entropy_with_logits(logits[:, 0], y.float())  # noqa: E731
+    elif task == "multiclass":
+        base = F.cross_entropy
+    else:
+        base = lambda out, y: F.mse_loss(out[:, 0], y)  # noqa: E731
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if out.ndim == 3:
+            return base(out.flatten(0, 1), y.repeat_interleave(out.shape[1]))
+        return base(out, y)
+
+    return loss
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -92,13 +101,15 @@ def autocast(device: torch.device) -> torch.autocast:
 
 @torch.inference_mode()
 def evaluate_loss(model: nn.Module, data: Tensors, task: str, batch_size: int = 65536) -> float:
-    """Mean loss over DATA in large batches."""
+    """Mean loss over DATA in large batches; an ensemble's is the loss of its averaged prediction (what is
+    scored and served), not its members' mean loss."""
     model.eval()
     criterion, total = loss_fn(task), 0.0
     with autocast(data.y.device):
         for start in range(0, len(data), batch_size):
             sl = slice(start, start + batch_size)
-            total += float(criterion(model(data.x_num[sl], data.x_cat[sl]).float(), data.y[sl])) * len(data.y[sl])
+            out = ensemble_logits(model(data.x_num[sl], data.x_cat[sl]).float(), task)
+            total += float(criterion(out, data.y[sl])) * len(data.y[sl])
     return total / max(1, len(data))
 
 
