@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from rewarm import metrics, rounds
 from rewarm.config import Settings
-from rewarm.models.network import ArchConfig, TabularMLP
+from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.snapshots import SnapshotInfo
@@ -63,6 +64,7 @@ class Row:
     best_epoch: int
     samples_seen: int
     next_value: float = float("nan")  # the same model scored on all of the next snapshot (NaN at the last)
+    parameters: int = 0  # the network's parameter count (0 for trees)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +120,7 @@ def replay(
     return rows
 
 
-def network(module: TabularMLP) -> Callable[[Preprocessor, pd.DataFrame], np.ndarray]:
+def network(module: nn.Module) -> Callable[[Preprocessor, pd.DataFrame], np.ndarray]:
     """MODULE's predictions for a frame, on the metrics' scale."""
 
     def predict(pre: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
@@ -171,8 +173,8 @@ def _trees(settings: Settings, data: rounds.RoundData, arm: Arm, parent, seed: i
 
 
 def _train(
-    settings: Settings, data: rounds.RoundData, arm: Arm, parent: TabularMLP | None, seed: int, stream: str
-) -> tuple[TabularMLP, Row]:
+    settings: Settings, data: rounds.RoundData, arm: Arm, parent: nn.Module | None, seed: int, stream: str
+) -> tuple[nn.Module, Row]:
     """One training, seeded like a retrain (the fresh copy and cold start use seed + round), on the rows and
     under the budget a retrain gives its strategy (warm-started ones: the newest snapshot plus a replay sample)."""
     warm = arm.strategy.from_parent and parent is not None
@@ -196,5 +198,6 @@ def _train(
         epochs=result.epochs,
         best_epoch=result.best_epoch,
         samples_seen=result.samples_seen,
+        parameters=sum(p.numel() for p in module.parameters()),
     )
     return module, row

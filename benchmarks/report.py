@@ -24,12 +24,13 @@ def markdown(df: pd.DataFrame, title: str) -> str:
             f"Totals over rounds 2-{part['round'].max()} ({part['seed'].nunique()} seeds):",
             "",
         ]
-        forward = "next_mean" in t
+        forward, cost = "next_mean" in t, "parameters" in t
         lines += [
             f"| arm | mean holdout {metric} (± std over seeds) | cumulative training s (± std) | vs cold "
             "| samples vs cold | rounds ≥ cold − 1 std |"
-            + (f" mean {metric} on the next snapshot |" if forward else ""),
-            "| --- | --- | --- | --- | --- | --- |" + (" --- |" if forward else ""),
+            + (f" mean {metric} on the next snapshot |" if forward else "")
+            + (" samples/s | parameters |" if cost else ""),
+            "| --- | --- | --- | --- | --- | --- |" + (" --- |" if forward else "") + (" --- | --- |" if cost else ""),
         ]
         for r in t.itertuples():
             lines.append(
@@ -37,6 +38,7 @@ def markdown(df: pd.DataFrame, title: str) -> str:
                 f"{r.cum_seconds:.2f} (± {r.cum_seconds_std:.2f}) | "
                 f"{r.seconds_vs_cold:.2f} | {r.samples_vs_cold:.2f} | {r.rounds_within_cold_1std}/{r.rounds} |"
                 + (f" {r.next_mean:.4f} |" if forward else "")
+                + (f" {r.samples_per_s:,.0f} | {_parameters(r.parameters)} |" if cost else "")
             )
         lines += ["", f"Per round: holdout {metric} mean ± std over seeds / mean training seconds:", ""]
         rounds = summary.per_round(part)
@@ -48,6 +50,11 @@ def markdown(df: pd.DataFrame, title: str) -> str:
             lines.append(f"| {rnd} | {cells['snapshot'].iloc[0]} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _parameters(count: float) -> str:
+    """A network's parameter count; trees arms have none that compare (their rows say 0)."""
+    return f"{int(count):,}" if count > 0 else "(trees)"
 
 
 def _cell(r: pd.Series) -> str:

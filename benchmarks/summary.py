@@ -44,6 +44,9 @@ def totals(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
         cum_seconds_std=("seconds", lambda v: v.std(ddof=0)),
         cum_samples=("samples", "mean"),
     )
+    out["samples_per_s"] = out["cum_samples"] / out["cum_seconds"]
+    if "parameters" in retrains:  # what the arm's network holds (trees: 0, not counted)
+        out["parameters"] = retrains.groupby(["stream", "arm"])["parameters"].max()
     out["metric_mean"] = retrains.groupby(["stream", "arm"])["value"].mean()
     if "next_value" in retrains:  # each round's model on all of the next snapshot (the last round has none)
         out["next_mean"] = retrains.groupby(["stream", "arm"])["next_value"].mean()

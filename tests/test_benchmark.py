@@ -150,6 +150,11 @@ def test_outputs_are_written(tiny: tuple, tmp_path: Path) -> None:
     assert {f.name for f in files} == {"rows.csv", "rows.json", "report.md", "tiny.png"}
     assert len(pd.read_csv(tmp_path / "out" / "rows.csv")) == len(rows)
     assert (tmp_path / "out" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    # What each arm costs beside what it scores: samples a second and the network's parameters.
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| samples/s | parameters |" in report
+    params = max(r.parameters for r in rows if r.round > 1 and r.arm == "cold")
+    assert params > 0 and f"| {params:,} |" in report
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rewarm.config import TrainSection
-from rewarm.models.network import ArchConfig, build_model
+from rewarm.models.network import ArchConfig, build_model, fit_bins
 from rewarm.models.strategies import initialise, strategy
 from rewarm.training import Tensors, pick_device, predict, train
 
@@ -23,13 +23,22 @@ def _data(n: int, seed: int, device: torch.device) -> Tensors:
     return Tensors.build(x_num, x_cat, y, device)
 
 
-def test_auto_picks_cuda_and_trains_under_bf16_autocast() -> None:
+def _arch(kind: str) -> ArchConfig:
+    if kind == "mlp":
+        return ARCH
+    bins = fit_bins(_data(4096, 0, torch.device("cpu")).x_num) if kind != "mlp_periodic" else ()
+    return ArchConfig(3, (5,), 4, (32, 32), 1, kind, numeric_embedding=8, k=4 if kind == "tabm" else 0, bins=bins)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "mlp_periodic", "mlp_plr", "tabm"])
+def test_auto_picks_cuda_and_trains_under_bf16_autocast(kind: str) -> None:
     device = pick_device("auto")
     assert device.type == "cuda"
     train_set, val_set = _data(4096, 0, device), _data(1024, 1, device)
     cfg = TrainSection(max_epochs=5, patience=5, batch_size=512, seed=0)
-    parent = build_model(ARCH, seed=1)
-    model = initialise(strategy("shrink_perturb", 0.6, 0.01), ARCH, parent, seed=0)
+    arch = _arch(kind)
+    parent = build_model(arch, seed=1)
+    model = initialise(strategy("shrink_perturb", 0.6, 0.01), arch, parent, seed=0)
     result = train(model, train_set, val_set, "binary", cfg)
     assert result.val_loss[-1] < result.val_loss[0] and all(np.isfinite(result.train_loss))
     assert all(t.device.type == "cpu" for t in result.state_dict.values())  # checkpoints always land on the CPU
