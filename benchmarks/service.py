@@ -29,7 +29,7 @@ from rewarm.racing import Outcome, RaceRule, contest
 from rewarm.training import Tensors, Training, pick_device, score_holdout
 
 from . import service_report
-from .replay import stage
+from .replay import forward, network, stage
 from .run import Options, streams
 from .service_report import shift_month
 
@@ -53,6 +53,7 @@ class Row:
     champion_before: float  # the champion the round started with, on this round's holdout (nan: none)
     best_warm: float  # the best warm-started candidate's holdout metric (nan: none trained)
     cold: float  # cold's holdout metric, as it stood when stopped (nan: not trained)
+    champion_next: float = float("nan")  # the champion the round leaves, on all of the next snapshot (out of time)
 
 
 @dataclass
@@ -162,11 +163,14 @@ def replay(settings: Settings, name: str, stream: list, folder: Path, seeds: lis
     for index, (info, frame) in enumerate(staged):
         data = rounds.prepare(settings, info, frame, [i for i, _ in staged[:index]], parent, device)
         parent = (data.preprocessor, data.arch)
+        after = staged[index + 1][1] if index + 1 < len(staged) else None
         for seed in seeds:
             pair = services[seed] if index % 2 == 0 else services[seed][::-1]  # no service always goes first
             for service in pair:
                 row, _ = _round(settings, service, data, seed)
-                rows.append(Row(**{**asdict(row), "stream": name}))
+                module, pre = service.champion
+                ahead = forward(pre, after, settings.metric, network(module))  # as production uses it
+                rows.append(Row(**{**asdict(row), "stream": name, "champion_next": ahead}))
                 tick(rows[-1])
     return rows
 

@@ -52,3 +52,11 @@ def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_p
     assert totals.loc["cold-only", "vs_cold_only"] == 1.0
     expected = mine[mine["round"] > 1]["seconds"].sum() / cold_only[cold_only["round"] > 1]["seconds"].sum()
     assert totals.loc["rewarm", "vs_cold_only"] == pytest.approx(expected)
+    # Each round's champion is also scored on all of the next snapshot (the last round has none); round 1's
+    # champions are the same model, so they forecast alike.
+    last = rows["round"] == rows["round"].max()
+    assert rows[~last]["champion_next"].between(0, 1).all() and rows[last]["champion_next"].isna().all()
+    ahead = rows[rows["round"] == 1].set_index("service")["champion_next"]
+    assert ahead["rewarm"] == ahead["cold-only"]
+    assert 0 < totals.loc["rewarm", "champion_next_mean"] < 1
+    assert "on the next snapshot" in service_report.text(totals.reset_index(), rows, settings.metric)
