@@ -52,12 +52,16 @@ class ZooRow:
     decision: str
 
 
-def settings_for(dataset: ZooDataset, train: dict | None = None) -> Settings:
-    """The settings a user gets from the dataset's rewarm.toml (TRAIN: overrides for a capped run)."""
+def settings_for(dataset: ZooDataset, train: dict | None = None, architecture: str | None = None) -> Settings:
+    """The settings a user gets from the dataset's rewarm.toml (TRAIN: overrides for a capped run; ARCHITECTURE:
+    [model] architecture instead of the config's)."""
     import tomllib
 
     columns = list(dataset.snapshots(5)[0][1].columns)
-    return parse_settings(tomllib.loads(dataset.toml("unused-landing", columns, train=train)), source=dataset.name)
+    raw = tomllib.loads(dataset.toml("unused-landing", columns, train=train))
+    if architecture:
+        raw["model"]["architecture"] = architecture
+    return parse_settings(raw, source=dataset.name)
 
 
 def replay_dataset(
@@ -149,7 +153,8 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
     lines = [
         "# rewarm benchmark --zoo",
         "",
-        f"Rounds 2..N of each dataset, {len(meta['seeds'])} seed(s); rewarm's champion after each round beside "
+        f"Rounds 2..N of each dataset, {len(meta['seeds'])} seed(s), architecture: {meta.get('architecture')}; "
+        "rewarm's champion after each round beside "
         "default LightGBM refitted on the same rows; seconds are training time summed over those rounds.",
         "",
         "| dataset | rows | rounds | metric | rewarm champion | LightGBM | rewarm lead | rounds rewarm ≥ trees "
@@ -191,6 +196,7 @@ def run(
     max_rows: int | None = None,
     log_mlflow: bool = True,
     train: dict | None = None,
+    architecture: str | None = None,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """Replay the chosen zoo datasets (all by default); write rows, a Markdown table and a plot into FOLDER."""
     console = Console()
@@ -200,7 +206,7 @@ def run(
         raise ValueError(f"no zoo dataset named {unknown}; the zoo has {[d.name for d in DATASETS]}")
     started, rows = time.perf_counter(), []
     for dataset in chosen:
-        settings = settings_for(dataset, train)
+        settings = settings_for(dataset, train, architecture)
         device = pick_device(settings.train.device)
         for seed in range(settings.train.seed, settings.train.seed + seeds):
             t0 = time.perf_counter()
@@ -214,6 +220,7 @@ def run(
         "wall_seconds": round(time.perf_counter() - started, 1),
         "seeds": sorted({int(s) for s in df["seed"]}) if len(df) else [],
         "max_rows": max_rows,
+        "architecture": architecture or "each config's",
     }
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / "zoo_rows.csv", folder / "zoo.csv", folder / "report.md", folder / "zoo.png"]

@@ -146,8 +146,8 @@ def test_old_sweep_flag_and_plain_benchmark_run_the_modes(
 def test_old_zoo_flag_runs_the_zoo_mode(no_config_here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def zoo(folder: Path, names, seeds: int = 1, max_rows=None, log_mlflow: bool = True):
-        calls.append((folder, names, seeds, max_rows, log_mlflow))
+    def zoo(folder: Path, names, seeds: int = 1, max_rows=None, log_mlflow: bool = True, architecture=None):
+        calls.append((folder, names, seeds, max_rows, log_mlflow, architecture))
         return fake_replay([])(None, None, folder)
 
     monkeypatch.setattr("rewarm.benchmarks.zoo_bench.run", zoo)
@@ -157,7 +157,8 @@ def test_old_zoo_flag_runs_the_zoo_mode(no_config_here: Path, monkeypatch: pytes
         main(["benchmark", "zoo", "--datasets", "iris", "--datasets", "titanic", "--max-rows", "90", "--out", str(out)])
         == 0
     )
-    assert calls == [(out, ["iris", "titanic"], 3, 90, True)] * 2
+    assert main(["benchmark", "zoo", "--datasets", "iris", "--architecture", "tabm", "--out", str(out)]) == 0
+    assert calls == [(out, ["iris", "titanic"], 3, 90, True, None)] * 2 + [(out, ["iris"], 3, None, True, "tabm")]
 
 
 def test_stack_calls_the_stack_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,17 @@ def test_the_zoo_benchmark_reports_every_dataset_beside_the_trees(tmp_path: Path
     assert all(name in report.rsplit("behind:", 1)[1] for name in behind)
 
 
+@pytest.mark.parametrize("architecture", ["tabm", "mlp_plr"])
+def test_the_zoo_runs_with_another_architecture(tmp_path: Path, architecture: str) -> None:
+    """Multiclass iris (numbers only) and all-categorical titanic (no number to bin) through the rounds."""
+    table, files = zoo_bench.run(
+        tmp_path, ["iris", "titanic"], max_rows=90, log_mlflow=False, train={"max_epochs": 2}, architecture=architecture
+    )
+    assert list(table["dataset"]) == ["iris", "titanic"] and table["rewarm"].notna().all()
+    assert f"architecture: {architecture}" in files[2].read_text()
+    assert zoo_bench.settings_for(zoo_bench.DATASETS[0], architecture=architecture).model.architecture == architecture
+
+
 def test_an_unknown_zoo_dataset_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["benchmark", "--zoo", "--datasets", "iris,nope", "--out", str(tmp_path), "--no-mlflow"]) != 0
     err = capsys.readouterr().err

