@@ -135,6 +135,9 @@ def _log(
     """A candidate's parameters, curves, holdout metrics, and (stopped) why, in its nested run."""
     result, warm = outcome.result, choice.from_parent
     params = {**choice.params(), **_train_params(cfg.for_candidate(warm), data.train_for(warm)), "init_seed": seed}
+    arch = data.arch  # what the network is and costs, to compare architectures side by side in MLflow
+    params |= {"architecture": arch.architecture, "hidden": ",".join(map(str, arch.hidden)), "ensemble_size": arch.k}
+    params |= {"parameters": sum(p.numel() for p in outcome.module.parameters())}
     tags: dict[str, object] = {"rewarm.resumed_from_epoch": result.resumed_at}
     if result.stopped:
         tags |= {"rewarm.stopped": result.stopped, "mlflow.note.content": result.stopped}

@@ -138,6 +138,9 @@ def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_mode
     one, two = (registry.load_version(client, "tabm-test", v) for v in (first.version, second.version))
     assert two.arch.architecture == "tabm" and two.arch.k == 3 and len(two.arch.bins) == two.arch.n_numeric
     assert two.arch.bins == one.arch.bins  # fitted on the first model's rows, then kept
+    run = client.get_run(client.get_model_version("tabm-test", str(second.version)).run_id)
+    assert run.data.params["architecture"] == "tabm" and run.data.params["ensemble_size"] == "3"
+    assert int(run.data.params["parameters"]) == sum(p.numel() for p in two.module.parameters())
     uri = f"models:/tabm-test/{second.version}"
     needs = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text()
     assert "tabm==0.0.3" in needs and "rtdl_num_embeddings==0.0.12" in needs
