@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rewarm import metrics, rounds, splits
 from rewarm.config import load_settings
@@ -38,7 +39,8 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_plr": ({"architecture": "mlp_plr"}, {}),
     "mlp_plr 256x256": ({"architecture": "mlp_plr", "hidden": (256, 256)}, {}),
     "mlp_plr lr1e-3": ({"architecture": "mlp_plr"}, {"lr": 1e-3}),
-    "tabm k8": ({"architecture": "tabm", "hidden": (128, 128)}, {}),
+    "tabm k8 128x128": ({"architecture": "tabm", "hidden": (128, 128), "ensemble_size": 8}, {}),
+    "tabm k4 64x64": ({"architecture": "tabm", "hidden": (64, 64), "ensemble_size": 4}, {}),
     "mlp_plr wd1e-2": ({"architecture": "mlp_plr"}, {"weight_decay": 1e-2}),
     "mlp_plr batch256": ({"architecture": "mlp_plr"}, {"batch_size": 256}),
 }
@@ -63,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     for index, (info, frame) in enumerate(staged[:-1]):
         data = rounds.prepare(settings, info, frame, [i for i, _ in staged[:index]], parent, device)
         parent = (data.preprocessor, data.arch)
-        if first_bins is None:  # a lineage's bins are fitted on its first training rows, then kept
-            first_bins = fit_bins(data.train.x_num.cpu())
+        if first_bins is None:  # a lineage's bins are fitted on its first training rows, then kept (as rounds.py)
+            first_bins = fit_bins(torch.from_numpy(data.preprocessor.features(data.train_frame)[0]))
         if info.sequence not in chosen:
             continue
         after = staged[index + 1][1]

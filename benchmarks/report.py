@@ -38,7 +38,7 @@ def markdown(df: pd.DataFrame, title: str) -> str:
                 f"{r.cum_seconds:.2f} (± {r.cum_seconds_std:.2f}) | "
                 f"{r.seconds_vs_cold:.2f} | {r.samples_vs_cold:.2f} | {r.rounds_within_cold_1std}/{r.rounds} |"
                 + (f" {r.next_mean:.4f} |" if forward else "")
-                + (f" {r.samples_per_s:,.0f} | {_parameters(r.parameters)} |" if cost else "")
+                + (f" {_rate(r.samples_per_s, r.parameters)} | {_parameters(r.parameters)} |" if cost else "")
             )
         lines += ["", f"Per round: holdout {metric} mean ± std over seeds / mean training seconds:", ""]
         rounds = summary.per_round(part)
@@ -50,6 +50,11 @@ def markdown(df: pd.DataFrame, title: str) -> str:
             lines.append(f"| {rnd} | {cells['snapshot'].iloc[0]} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _rate(samples_per_s: float, parameters: float) -> str:
+    """Rows a second times epochs for a network; blank for trees, whose samples count boosting iterations."""
+    return f"{samples_per_s:,.0f}" if parameters > 0 else ""
 
 
 def _parameters(count: float) -> str:

@@ -92,7 +92,8 @@ def fit_bins(x_num: torch.Tensor, seed: int = 0) -> tuple[tuple[float, ...], ...
         distinct = column.unique()
         if distinct.numel() < 3:  # rtdl's quantile bins need 2 bins and 2 distinct values: one bin spans them
             lo, hi = (float(distinct.min()), float(distinct.max())) if distinct.numel() else (0.0, 0.0)
-            edges.append((lo - 1.0, hi + 1.0) if lo == hi else (lo, hi))
+            margin = max(1.0, abs(lo) * 1e-3)  # wide enough to stay apart in float32
+            edges.append((lo - margin, hi + margin) if lo == hi else (lo, hi))
             continue
         with warnings.catch_warnings():  # a number with few values may get one bin: a linear embedding, as meant
             warnings.filterwarnings("ignore", message=".*has just two bin edges")

@@ -24,7 +24,11 @@ def load_files(config_path: str | Path, weights_path: str | Path) -> tuple[nn.Mo
     """Rebuild a trainable module and its preprocessor from a model's two files."""
     meta = json.loads(Path(config_path).read_text())
     model = build_module(ArchConfig.from_dict(meta["arch"]))
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    for name, built in model.named_buffers():  # the bins' encoding is rebuilt from model.json: the weights agree
+        if name.startswith("numeric.impl.") and name in state and not torch.equal(state[name], built):
+            raise ValueError(f"{config_path}: its bins do not match the weights' {name}; the two files disagree")
+    model.load_state_dict(state)
     return model, Preprocessor.from_dict(meta["preprocessor"]), meta
 
 

@@ -162,6 +162,7 @@ def _preprocessing(
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
         options, k = dict(settings.model.options), settings.model.ensemble_size if kind == "tabm" else 0
         bins = fit_bins(torch.from_numpy(pre.features(train_frame)[0])) if kind in BINNED and pre.numeric else ()
+        numeric = NUMERIC_EMBEDDING if kind in ("mlp_periodic", *BINNED) else 0
     else:
         pre = parent[0].evolve(train_frame)
         hidden, emb, kind, options = (
@@ -171,13 +172,13 @@ def _preprocessing(
             parent[1].options,
         )
         k, bins = parent[1].k, parent[1].bins  # fixed at bootstrap, like the scaler: a fresh copy's are the parent's
+        numeric = parent[1].numeric_embedding
         if list(pre.numeric) != list(spec.numeric) or list(pre.categorical) != list(spec.categorical):
             raise SnapshotRejected(
                 f"the champion was trained on numeric={list(pre.numeric)} categorical={list(pre.categorical)} "
                 f"but {settings.source} lists numeric={list(spec.numeric)} categorical={list(spec.categorical)}; "
                 "restore those columns or register the new feature set under a new [model] name"
             )
-    numeric = NUMERIC_EMBEDDING if kind in ("mlp_periodic", *BINNED) else 0
     arch = ArchConfig(
         len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options, k, bins
     )

@@ -46,10 +46,30 @@ def test_the_bins_travel_in_the_config_and_rebuild_the_same_network(arch: ArchCo
     model = build_model(arch, seed=3)
     saved = json.loads(json.dumps(arch.to_dict()))  # model.json
     rebuilt = build_model(ArchConfig.from_dict(saved), seed=99)  # other weights, the same bins
+    buffers = dict(model.named_buffers())
+    assert buffers and all(torch.equal(b, buffers[n]) for n, b in rebuilt.named_buffers())  # before any load
     rebuilt.load_state_dict(model.state_dict())
     x_num, x_cat = torch.randn(7, 3), torch.randint(0, 4, (7, 2))
     assert torch.equal(rebuilt(x_num, x_cat), model(x_num, x_cat))
     assert ArchConfig.from_dict(saved).bins == BINS
+
+
+def test_weights_whose_bins_disagree_with_model_json_are_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rewarm.models.serving import load_files
+
+    model = build_model(PLR, seed=0)
+    torch.save(model.state_dict(), tmp_path / "state_dict.pt")
+    other = replace(PLR, bins=(BINS[0], (3.0, 7.0), BINS[2]))  # the same counts, other edges
+    for arch, ok in ((PLR, True), (other, False)):
+        (tmp_path / "model.json").write_text(json.dumps({"arch": arch.to_dict(), "preprocessor": {}}))
+        if ok:
+            with pytest.raises(KeyError):  # past the weights: the (empty) preprocessor is what fails here
+                load_files(tmp_path / "model.json", tmp_path / "state_dict.pt")
+        else:
+            with pytest.raises(ValueError, match="bins do not match"):
+                load_files(tmp_path / "model.json", tmp_path / "state_dict.pt")
 
 
 def test_tabm_gives_k_predictions_per_row_and_they_are_averaged() -> None:
@@ -68,6 +88,14 @@ def test_tabm_gives_k_predictions_per_row_and_they_are_averaged() -> None:
     three = torch.randn(6, 4, 3)
     assert torch.allclose(activate(three, "multiclass"), torch.softmax(three, 2).mean(1))
     assert torch.allclose(activate(ensemble_logits(three, "multiclass"), "multiclass"), activate(three, "multiclass"))
+    labels = torch.tensor([0, 2, 1, 1, 0, 2])
+    members = torch.stack([loss_fn("multiclass")(three[:, i], labels) for i in range(4)]).mean()
+    assert torch.allclose(loss_fn("multiclass")(three, labels), members)
+    values, target = torch.randn(6, 4, 1), torch.randn(6)
+    assert torch.allclose(activate(values, "regression"), values[..., 0].mean(1))
+    members = torch.stack([loss_fn("regression")(values[:, i], target) for i in range(4)]).mean()
+    assert torch.allclose(loss_fn("regression")(values, target), members)
+    assert torch.allclose(ensemble_logits(values, "regression")[:, 0], values[..., 0].mean(1))
 
 
 @pytest.mark.parametrize("arch", [PLR, TABM], ids=["mlp_plr", "tabm"])
