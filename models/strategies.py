@@ -2,8 +2,9 @@
 
 shrink_perturb(lambda, sigma): every parameter becomes lambda * theta_old + sigma * theta_fresh, where
 theta_fresh is that parameter in a freshly initialised copy of the architecture (so the noise has each
-layer's own initialisation scale). Buffers are the fresh copy's; the optimizer is created anew by the
-trainer. warm is lambda=1, sigma=0; cold is the fresh copy itself.
+layer's own initialisation scale; multiplicative parameters such as TabM's scalings, initialised at ones, shrink
+towards zero like the rest: docs/how-it-works.md). Buffers are the fresh copy's; the optimizer is created anew by
+the trainer. warm is lambda=1, sigma=0; cold is the fresh copy itself.
 """
 
 from __future__ import annotations
