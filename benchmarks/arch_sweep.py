@@ -41,6 +41,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_plr lr1e-3": ({"architecture": "mlp_plr"}, {"lr": 1e-3}),
     "tabm k8 128x128": ({"architecture": "tabm", "hidden": (128, 128), "ensemble_size": 8}, {}),
     "tabm k4 64x64": ({"architecture": "tabm", "hidden": (64, 64), "ensemble_size": 4}, {}),
+    "tabm k8 64x64": ({"architecture": "tabm", "hidden": (64, 64), "ensemble_size": 8}, {}),
     "mlp_plr wd1e-2": ({"architecture": "mlp_plr"}, {"weight_decay": 1e-2}),
     "mlp_plr batch256": ({"architecture": "mlp_plr"}, {"batch_size": 256}),
 }
@@ -49,7 +50,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="rewarm.toml")
-    parser.add_argument("--rounds", default="4,8,12", help="the rounds (months) to train a cold start at")
+    parser.add_argument("--rounds", default="4,8,11", help="the rounds (months) to train a cold start at")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated candidate names (default: all)")
     parser.add_argument("--out", default=".rewarm/benchmarks/arch-sweep")
