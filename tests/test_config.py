@@ -78,7 +78,13 @@ def test_the_repository_demo_config_is_valid() -> None:
 
 def test_defaults_are_applied(tmp_path: Path) -> None:
     s = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary")))
-    assert s.model.hidden == (128, 64) and s.model.embedding_dim == 8
+    assert s.model.hidden == (64, 64) and s.model.embedding_dim == 8
+    assert (s.model.architecture, s.model.ensemble_size) == ("tabm", 4)
+    # the MLPs' widths stay 128/64; widths given are kept whatever the architecture
+    mlp = MINIMAL_TOML.format(task="binary").replace("[model]\n", '[model]\narchitecture = "mlp"\n')
+    assert load_settings(_write(tmp_path, mlp)).model.hidden == (128, 64)
+    given = MINIMAL_TOML.format(task="binary").replace("[model]\n", "[model]\nhidden = [32]\n")
+    assert load_settings(_write(tmp_path, given)).model.hidden == (32,)
     # a landing left out is the default, relative to the config file's folder like a given one
     assert s.data.landing == str(tmp_path / "data/landing") and s.data.categorical == () and s.data.window == 0
     assert (s.data.holdout_fraction, s.data.validation_fraction, s.data.min_rows) == (0.2, 0.1, 50)
