@@ -55,3 +55,12 @@ def land(path: Path, data: bytes) -> Path:
     while time.time() < stamp + 0.05:
         time.sleep(0.01)
     return path
+
+
+def two_months(landing: Path, flights: pd.DataFrame) -> list[Path]:
+    """January and February in LANDING, 900 rows each."""
+    landing.mkdir()
+    paths = [landing / f"m{month}.parquet" for month in (1, 2)]
+    for month, path in zip((1, 2), paths, strict=True):
+        small_month(flights, month, rows=900).to_parquet(path, index=False)
+    return paths

@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 import pytest
 import torch
-from flight_snapshots import small_month, write_config
+from flight_snapshots import two_months, write_config
 from mlflow import MlflowClient
 
 from rewarm import registry
@@ -60,15 +60,6 @@ def test_an_unknown_architecture_is_refused() -> None:
         TabularMLP(ArchConfig(3, (4,), 2, (8,), 1, "tree"))
     no_numbers = ArchConfig(0, (4,), 2, (8,), 1, "mlp_periodic", 5)
     assert build_model(no_numbers, 0).numeric is None  # nothing to embed
-
-
-def two_months(landing: Path, flights: pd.DataFrame) -> list[Path]:
-    """January and February in LANDING, 900 rows each."""
-    landing.mkdir()
-    paths = [landing / f"m{month}.parquet" for month in (1, 2)]
-    for month, path in zip((1, 2), paths, strict=True):
-        small_month(flights, month, rows=900).to_parquet(path, index=False)
-    return paths
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from flight_snapshots import small_month, write_config
+from flight_snapshots import two_months, write_config
 from mlflow import MlflowClient
 from waiting import wait_for
 
@@ -154,10 +154,7 @@ def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_mode
     tmp_path: Path, home: Path, flights: pd.DataFrame
 ) -> None:
     config = _with_architecture(write_config(tmp_path, name="tabm-test"), 'architecture = "tabm"\nensemble_size = 3')
-    (tmp_path / "landing").mkdir()
-    paths = [tmp_path / "landing" / f"m{m}.parquet" for m in (1, 2)]
-    for month, path in zip((1, 2), paths, strict=True):
-        small_month(flights, month, rows=900).to_parquet(path, index=False)
+    paths = two_months(tmp_path / "landing", flights)
 
     first = retrain(str(paths[0]), config=str(config))
     second = retrain(str(paths[1]), config=str(config), strategies=["shrink_perturb"])
