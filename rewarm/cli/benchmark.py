@@ -26,7 +26,9 @@ MEASURES = {
     "scaling": "Training cost at 1x, 2x, 4x the demo's rows.",
 }
 
-Quick = Annotated[bool, typer.Option("--quick", help="6 months of 10,000 rows: about 30 s on a 2-core CPU")]
+Quick = Annotated[
+    bool, typer.Option("--quick", help="6 months of 10,000 rows: about 3 min on a 2-core CPU (tabm, 3 seeds)")
+]
 Seeds = Annotated[int, typer.Option(min=1, metavar="N", help="seeds per arm")]
 Months = Annotated[
     int | None,
