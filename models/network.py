@@ -175,6 +175,14 @@ class TabularTabM(nn.Module):
         return self.output(self.backbone(x.unsqueeze(1).expand(-1, self.arch.k, -1)))
 
 
+def every_member(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An ensemble's outputs (B, k, K) and targets (B,) as B*k rows, each member with its own copy of the row's
+    target (one network's (B, K) pass through), so a loss over them is the mean of the members' losses."""
+    if out.ndim == 3:
+        return out.flatten(0, 1), y.repeat_interleave(out.shape[1])
+    return out, y
+
+
 def ensemble_logits(out: torch.Tensor, task: str) -> torch.Tensor:
     """An ensemble's outputs (B, k, K) as one model's logits (B, K) whose activation is the mean of the members'
     (probabilities averaged, as TabM scores and serves); (B, K) outputs pass through."""

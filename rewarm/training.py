@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from rewarm import metrics
 from rewarm.checkpoint import Checkpoint
 from rewarm.config import TrainSection
-from rewarm.models.network import activate, ensemble_logits
+from rewarm.models.network import activate, ensemble_logits, every_member
 from rewarm.models.preprocess import Preprocessor
 
 
@@ -72,13 +72,7 @@ def loss_fn(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         base = F.cross_entropy
     else:
         base = lambda out, y: F.mse_loss(out[:, 0], y)  # noqa: E731
-
-    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if out.ndim == 3:
-            return base(out.flatten(0, 1), y.repeat_interleave(out.shape[1]))
-        return base(out, y)
-
-    return loss
+    return lambda out, y: base(*every_member(out, y))
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
