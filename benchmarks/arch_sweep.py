@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rewarm import metrics, rounds, splits
+from rewarm import metrics, rounds
 from rewarm.config import load_settings
 from rewarm.models.network import BINNED, NUMERIC_EMBEDDING, build_model, fit_bins
 from rewarm.training import pick_device, predict, score_holdout, train
@@ -112,8 +112,7 @@ def _row(settings, name, round_, seed, data, model, seconds, after, predictor) -
         validation = float("nan")  # default LightGBM fits on the validation rows too
     else:
         _, holdout = score_holdout(model, data.holdout, data.y_holdout, pre)
-        val = splits.validation_mask(data.train_frame, settings.data.validation_fraction, data.split_scheme)
-        y_val = pre.metric_targets(data.train_frame[val][pre.target])
+        y_val = pre.metric_targets(data.train_frame[data.val_rows][pre.target])
         outputs = pre.metric_outputs(predict(model, data.val.x_num, data.val.x_cat, pre.task))
         validation = metrics.score(pre.task, y_val, outputs)[metric]
     return {

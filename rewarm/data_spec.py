@@ -83,6 +83,16 @@ class DataSection(_Section):
         lt=0.9,
         description=("Early-stopping rows, drawn from the training rows."),
     )
+    validation_split: Literal["auto", "hash", "tail"] = Field(
+        default="auto",
+        description=(
+            "Which training rows early stopping and racing watch. 'hash': validation_fraction of them by a hash "
+            "of their content; 'tail': the last validation_fraction of each snapshot's training rows, so that a "
+            "model is judged on rows later than the rest of its snapshot, as the holdout and the next snapshot "
+            "judge it (on time-ordered data a hashed sample shares its days with the training rows, and "
+            "rewards memorising them: docs/benchmarks.md). 'auto': tail when holdout_split is tail, else hash."
+        ),
+    )
     min_rows: int = Field(
         default=50,
         ge=10,

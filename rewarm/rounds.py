@@ -35,6 +35,7 @@ class RoundData:
     warm_train: Tensors | None = None  # what warm-started candidates train on, when smaller than train
     race_val: Tensors | None = None  # the newest snapshot's validation rows, which candidates race on
     newest_rows: int = 0  # the last rows of train_frame, which come from the newest snapshot
+    val_rows: np.ndarray | None = None  # which rows of train_frame are the validation rows
 
     def train_for(self, warm_started: bool) -> Tensors:
         """The training rows of a candidate: warm-started ones take the newest snapshot plus a replay sample of
@@ -93,7 +94,7 @@ def prepare(
     holdout_frame = newest[held].reset_index(drop=True)
     pre, arch = _preprocessing(settings, train_frame, parent)
     pre = replace(pre, split_scheme=scheme)
-    val = splits.validation_mask(train_frame, spec.validation_fraction, scheme)
+    val = validation_rows(spec, train_frame, [*(len(f) for f in frames), int((~held).sum())], scheme)
     older = np.arange(len(train_frame)) < len(train_frame) - int((~held).sum())  # rows from earlier snapshots
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
@@ -122,7 +123,17 @@ def prepare(
         warm_train=_warm_rows(train, train_frame, older, ~val, settings.train.warm_replay_fraction, current, scheme),
         race_val=_subset(val_set, ~older[val]) if (~older[val]).sum() >= MIN_RACE_ROWS and older.any() else None,
         newest_rows=int((~older).sum()),
+        val_rows=val,
     )
+
+
+def validation_rows(spec: DataSection, train_frame: pd.DataFrame, sizes: list[int], scheme: int) -> np.ndarray:
+    """The rows of TRAIN_FRAME (SIZES rows from each snapshot, oldest first) that early stopping and racing watch
+    (data.validation_split; 'auto' follows holdout_split)."""
+    how = spec.validation_split if spec.validation_split != "auto" else spec.holdout_split
+    if how == "tail":
+        return splits.tail_validation_mask(sizes, spec.validation_fraction)
+    return splits.validation_mask(train_frame, spec.validation_fraction, scheme)
 
 
 MIN_RACE_ROWS = 200  # fewer newest validation rows than this: candidates race on every validation row

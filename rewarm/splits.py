@@ -132,5 +132,13 @@ def warm_replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int
 
 
 def validation_mask(df: pd.DataFrame, fraction: float, scheme: int = CURRENT) -> np.ndarray:
-    """Training rows set aside for early stopping."""
+    """Training rows set aside for early stopping, by content (data.validation_split 'hash')."""
     return in_split(df, fraction, _VALIDATION_KEY, scheme)
+
+
+def tail_validation_mask(sizes: list[int], fraction: float) -> np.ndarray:
+    """Training rows set aside for early stopping when snapshots are in time order (data.validation_split 'tail'):
+    the last FRACTION of each snapshot's rows (SIZES, oldest first, as they are concatenated), at least one row of
+    any snapshot with two or more, never all of one."""
+    masks = [np.arange(n) >= n - min(n - 1, max(1, round(fraction * n))) if n > 1 else np.zeros(n, bool) for n in sizes]
+    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)

@@ -5,13 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from test_snapshots import _frame
 
 from rewarm.config import DataSection
 from rewarm.models.preprocess import Preprocessor
 from rewarm.rounds import split_scheme
 from rewarm.snapshots import SnapshotInfo
-from rewarm.splits import CURRENT, LEGACY, holdout_mask, in_split, replay_mask, row_hashes, validation_mask
+from rewarm.splits import (
+    CURRENT,
+    LEGACY,
+    holdout_mask,
+    in_split,
+    replay_mask,
+    row_hashes,
+    tail_validation_mask,
+    validation_mask,
+)
 
 
 def _mixed(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -163,3 +173,42 @@ def test_model_json_written_before_schemes_reads_as_the_first_scheme() -> None:
     assert Preprocessor.from_dict(saved).split_scheme == LEGACY
     old_record = {k: v for k, v in _info(CURRENT).to_dict().items() if k != "split_scheme"}
     assert SnapshotInfo(**old_record).split_scheme == LEGACY
+
+
+def test_tail_validation_takes_the_last_rows_of_each_snapshot() -> None:
+    mask = tail_validation_mask([10, 1, 2, 0, 30], 0.1)
+
+    segments = np.split(mask, np.cumsum([10, 1, 2, 0])[:])
+    assert [s.tolist() for s in segments[:3]] == [[False] * 9 + [True], [False], [False, True]]
+    assert segments[3].size == 0 and segments[4].tolist() == [False] * 27 + [True] * 3
+
+
+@pytest.mark.parametrize(
+    ("holdout", "validation", "expected"),
+    [("tail", "auto", "tail"), ("hash", "auto", "hash"), ("tail", "hash", "hash"), ("hash", "tail", "tail")],
+)
+def test_validation_rows_follow_the_configured_split(flights, tmp_path, holdout, validation, expected) -> None:
+    from flight_snapshots import small_month
+
+    from rewarm import rounds
+    from rewarm.config import Settings
+
+    data = {"target": "late", "task": "binary", "numeric": ["distance", "temp"], "categorical": ["carrier"]}
+    data |= {"landing": "unused", "extra_columns": "ignore", "holdout_split": holdout, "validation_split": validation}
+    settings = Settings.model_validate({"model": {"name": "v", "hidden": [8], "architecture": "mlp"}, "data": data})
+    jan, feb = small_month(flights, 1, 600), small_month(flights, 2, 900)
+    jan.to_parquet(tmp_path / "jan.parquet", index=False)
+    first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(tmp_path / "jan.parquet"), 1, "", None)
+    one = rounds.prepare(settings, first, jan, [], None, torch.device("cpu"))
+    two = rounds.prepare(
+        settings, SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None), feb, [first], (one.preprocessor, one.arch), "cpu"
+    )
+
+    val = two.val_rows
+    older = len(two.train_frame) - two.newest_rows
+    assert len(two.val) == val.sum() and len(two.train) == (~val).sum()
+    if expected == "tail":  # January's last 60 rows, and the last 72 of February's 720 training rows
+        assert np.flatnonzero(val).tolist() == [*range(older - 60, older), *range(len(val) - 72, len(val))]
+        assert two.race_val is None or len(two.race_val) == 72
+    else:
+        assert (val == validation_mask(two.train_frame, 0.1)).all()
