@@ -53,7 +53,7 @@ class ArchConfig:
 ARCHITECTURES = ("mlp", "mlp_periodic", "mlp_plr", "tabm")
 BINNED = ("mlp_plr", "tabm")  # the architectures whose numbers go through piecewise-linear embeddings
 N_FREQUENCIES = 16  # periodic embeddings: frequencies per number (rtdl's default is 48; 16 trains 2x faster here)
-N_BINS = 48  # piecewise-linear embeddings: quantile bins per number (rtdl's default)
+N_BINS = 16  # piecewise-linear embeddings: quantile bins per number ([model] numeric_bins)
 BIN_ROWS = 100_000  # the bins are fitted on at most this many training rows (a seeded sample)
 NUMERIC_EMBEDDING = 8  # periodic and piecewise-linear embeddings: each number's embedding width
 
@@ -80,9 +80,9 @@ def numeric_embedding(arch: ArchConfig) -> tuple[nn.Module | None, int]:
     return module, arch.numeric_embedding
 
 
-def fit_bins(x_num: torch.Tensor, seed: int = 0) -> tuple[tuple[float, ...], ...]:
-    """Each number's piecewise-linear bin edges: rtdl's quantile bins over (a sample of) the training rows. A
-    column with one distinct value gets one bin around it, and few rows get fewer bins."""
+def fit_bins(x_num: torch.Tensor, n_bins: int = N_BINS, seed: int = 0) -> tuple[tuple[float, ...], ...]:
+    """Each number's piecewise-linear bin edges: rtdl's N_BINS quantile bins over (a sample of) the training rows.
+    A column with one distinct value gets one bin around it, and few rows get fewer bins."""
     import rtdl_num_embeddings as rtdl
 
     if len(x_num) > BIN_ROWS:
@@ -97,7 +97,7 @@ def fit_bins(x_num: torch.Tensor, seed: int = 0) -> tuple[tuple[float, ...], ...
             continue
         with warnings.catch_warnings():  # a number with few values may get one bin: a linear embedding, as meant
             warnings.filterwarnings("ignore", message=".*has just two bin edges")
-            (found,) = rtdl.compute_bins(column[:, None], n_bins=min(N_BINS, distinct.numel(), len(column) - 1))
+            (found,) = rtdl.compute_bins(column[:, None], n_bins=min(n_bins, distinct.numel(), len(column) - 1))
         edges.append(tuple(found.tolist()))
     return tuple(edges)
 

@@ -26,7 +26,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-TABM_DEFAULT, TABM_HIDDEN = "tabm", (64, 64)
+TABM_DEFAULT, TABM_HIDDEN = "tabm", (32, 32)
 
 
 class ModelSection(_Section):
@@ -41,7 +41,7 @@ class ModelSection(_Section):
         min_length=1,
         description=(
             "Two hidden layers of 128/64 train a month of flights in seconds on a laptop CPU. With architecture "
-            "tabm and no hidden key, 64/64 (measured: docs/benchmarks.md)."
+            "tabm and no hidden key, 32/32 (measured: docs/benchmarks.md)."
         ),
     )
     embedding_dim: int = Field(
@@ -53,7 +53,7 @@ class ModelSection(_Section):
     architecture: str = Field(
         default="tabm",
         description=(
-            "The default, tabm with 4 members of 64/64, scored the best validation metric of the candidates on the "
+            "The default, tabm with 4 members of 32/32, scored the best validation metric of the candidates on the "
             "demo stream (docs/benchmarks.md). mlp: scaled numbers and category embeddings through the hidden "
             "layers. mlp_periodic: each number first through periodic embeddings (sin/cos of learned frequencies, "
             "then a linear layer and ReLU; "
@@ -73,6 +73,17 @@ class ModelSection(_Section):
             "on a GPU; on the demo's CPU 4 scored the validation rows as well as 8 at 0.6x the seconds."
         ),
     )
+    numeric_bins: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description=(
+            "mlp_plr and tabm: the quantile bins of each number's piecewise-linear embedding (fewer where a "
+            "number has fewer distinct values), fitted on the first model's training rows and kept in model.json. "
+            "16 scored the demo stream's validation rows as well as rtdl's 48, at 0.7x the seconds "
+            "(docs/benchmarks.md)."
+        ),
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description=("[model.options]: keyword arguments your factory receives besides the data's shape."),
@@ -81,7 +92,7 @@ class ModelSection(_Section):
     @model_validator(mode="before")
     @classmethod
     def _tabm_widths(cls, raw: Any) -> Any:
-        """TabM's k members share each layer: its measured default widths are 64/64, not the MLP's 128/64."""
+        """TabM's k members share each layer: its measured default widths are 32/32, not the MLP's 128/64."""
         if isinstance(raw, dict) and "hidden" not in raw and raw.get("architecture", TABM_DEFAULT) == "tabm":
             return {**raw, "hidden": TABM_HIDDEN}
         return raw

@@ -172,7 +172,9 @@ def _preprocessing(
         _check_classes(pre, spec.task, spec.target)
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
         options, k = dict(settings.model.options), settings.model.ensemble_size if kind == "tabm" else 0
-        bins = fit_bins(torch.from_numpy(pre.features(train_frame)[0])) if kind in BINNED and pre.numeric else ()
+        bins = ()
+        if kind in BINNED and pre.numeric:  # fitted once, then kept like the scaler
+            bins = fit_bins(torch.from_numpy(pre.features(train_frame)[0]), settings.model.numeric_bins)
         numeric = NUMERIC_EMBEDDING if kind in ("mlp_periodic", *BINNED) else 0
     else:
         pre = parent[0].evolve(train_frame)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -197,3 +198,16 @@ def test_scaling_measures_each_size_and_both_caps(tmp_path: Path, flights: pd.Da
         replayed * train_share, rel=0.03
     )
     assert "cumulative 2x" in text and (tmp_path / "out" / "scaling.md").read_text() == text
+
+
+def test_the_lineage_sweep_follows_each_candidate_from_its_own_last_model(tiny: tuple) -> None:
+    from rewarm.benchmarks import lineage_sweep
+
+    settings, staged = tiny
+    rows = pd.DataFrame(lineage_sweep._lineage(settings, "a", staged) + lineage_sweep._trees(settings, staged))
+    assert sorted(rows["round"]) == [2, 2, 3, 3]  # a retrain per month after the bootstrap, beside the trees
+    net = rows[rows["candidate"] == "a"]
+    assert net[["validation", "holdout"]].stack().between(0, 1).all() and (net["epochs"] >= 1).all()
+    assert net["next"].iloc[0] > 0 and np.isnan(net["next"].iloc[-1])  # the last month has no next snapshot
+    table = lineage_sweep.summarise(rows, "roc_auc")
+    assert table.index("| a |") < table.index("| lightgbm | (fits on them)")  # ranked by validation

@@ -78,8 +78,8 @@ def test_the_repository_demo_config_is_valid() -> None:
 
 def test_defaults_are_applied(tmp_path: Path) -> None:
     s = load_settings(_write(tmp_path, MINIMAL_TOML.format(task="binary")))
-    assert s.model.hidden == (64, 64) and s.model.embedding_dim == 8
-    assert (s.model.architecture, s.model.ensemble_size) == ("tabm", 4)
+    assert s.model.hidden == (32, 32) and s.model.embedding_dim == 8
+    assert (s.model.architecture, s.model.ensemble_size, s.model.numeric_bins) == ("tabm", 4, 16)
     # the MLPs' widths stay 128/64; widths given are kept whatever the architecture
     mlp = MINIMAL_TOML.format(task="binary").replace("[model]\n", '[model]\narchitecture = "mlp"\n')
     assert load_settings(_write(tmp_path, mlp)).model.hidden == (128, 64)

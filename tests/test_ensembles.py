@@ -38,7 +38,7 @@ def test_bins_are_quantiles_per_number_and_a_constant_number_gets_one_bin() -> N
     assert BINS[1] == (4.0, 6.0)  # one value: one bin around it
     assert len(BINS) == 3 and all(list(e) == sorted(set(e)) for e in BINS)
     many = torch.randn(5000, 1)
-    assert len(fit_bins(many)[0]) == 49  # rtdl's 48 quantile bins
+    assert len(fit_bins(many)[0]) == 17 and len(fit_bins(many, 48)[0]) == 49  # 16 quantile bins unless told
 
 
 @pytest.mark.parametrize("arch", [PLR, TABM], ids=["mlp_plr", "tabm"])
@@ -153,7 +153,8 @@ def _with_architecture(config: Path, lines: str) -> Path:
 def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_models_serve(
     tmp_path: Path, home: Path, flights: pd.DataFrame
 ) -> None:
-    config = _with_architecture(write_config(tmp_path, name="tabm-test"), 'architecture = "tabm"\nensemble_size = 3')
+    lines = 'architecture = "tabm"\nensemble_size = 3\nnumeric_bins = 5'
+    config = _with_architecture(write_config(tmp_path, name="tabm-test"), lines)
     paths = two_months(tmp_path / "landing", flights)
 
     first = retrain(str(paths[0]), config=str(config))
@@ -163,6 +164,7 @@ def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_mode
     one, two = (registry.load_version(client, "tabm-test", v) for v in (first.version, second.version))
     assert two.arch.architecture == "tabm" and two.arch.k == 3 and len(two.arch.bins) == two.arch.n_numeric
     assert two.arch.bins == one.arch.bins  # fitted on the first model's rows, then kept
+    assert max(len(edges) for edges in one.arch.bins) == 6  # numeric_bins = 5: at most 5 bins a number
     run = client.get_run(client.get_model_version("tabm-test", str(second.version)).run_id)
     assert run.data.params["architecture"] == "tabm" and run.data.params["ensemble_size"] == "3"
     assert int(run.data.params["parameters"]) == sum(p.numel() for p in two.module.parameters())

@@ -200,9 +200,8 @@ def test_validation_rows_follow_the_configured_split(flights, tmp_path, holdout,
     jan.to_parquet(tmp_path / "jan.parquet", index=False)
     first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(tmp_path / "jan.parquet"), 1, "", None)
     one = rounds.prepare(settings, first, jan, [], None, torch.device("cpu"))
-    two = rounds.prepare(
-        settings, SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None), feb, [first], (one.preprocessor, one.arch), "cpu"
-    )
+    second = SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None)
+    two = rounds.prepare(settings, second, feb, [first], (one.preprocessor, one.arch), "cpu")
 
     val = two.val_rows
     older = len(two.train_frame) - two.newest_rows
