@@ -42,6 +42,28 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class RaceScore:
+    """What candidates race on when it is the gate's METRIC (train.race_on 'metric'): SCORE of a model on the race
+    rows, times SIGN (-1 where higher is better), so that the race compares lower-is-better numbers throughout."""
+
+    metric: str
+    sign: float
+    score: Callable[[nn.Module], float]
+
+    def __call__(self, model: nn.Module) -> float:
+        return self.sign * self.score(model)
+
+
+def _line(name: str, training: Training, leader: str, lead: float) -> str:
+    """Why NAME was stopped, in the race's numbers as people read them: the gate metric on its own scale (e.g.
+    `cold stopped at epoch 4: roc_auc 0.7012, shrink_perturb 0.7140`), or the validation loss."""
+    s = training.race_score
+    label, sign = (s.metric, s.sign) if isinstance(s, RaceScore) else ("val_loss", 1.0)
+    mine, theirs = sign * training.race_best, sign * lead
+    return f"{name} stopped at epoch {training.result.epochs}: {label} {mine:.4f}, {leader} {theirs:.4f}"
+
+
+@dataclass(frozen=True)
 class RaceRule:
     min_epochs: int = 2
     horizon: float = 2.0
@@ -79,7 +101,7 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
             if name in full or name == leader or t.finished or t.result.epochs < rule.min_epochs:
                 continue
             if rule.reachable(t.result.race_loss, t.initial_race) > lead:
-                line = f"{name} stopped at epoch {t.result.epochs}: val_loss {t.race_best:.4f}, {leader} {lead:.4f}"
+                line = _line(name, t, leader, lead)
                 t.stop(line)
                 stopped[name] = line
                 log.info(line)

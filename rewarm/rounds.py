@@ -7,14 +7,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
-from rewarm import splits
+from rewarm import metrics, splits
 from rewarm.config import DataSection, Settings
 from rewarm.errors import SnapshotRejected
 from rewarm.models.network import BINNED, NUMERIC_EMBEDDING, ArchConfig, fit_bins
 from rewarm.models.preprocess import Preprocessor
+from rewarm.racing import RaceScore
 from rewarm.snapshots import SnapshotInfo, load
-from rewarm.training import Tensors
+from rewarm.training import Tensors, predict
 
 
 @dataclass
@@ -42,6 +44,22 @@ class RoundData:
         history (train.warm_replay_fraction). Every candidate early-stops on the same validation rows and races
         on the newest snapshot's share of them (race_val): the holdout the gate scores is drawn from it too."""
         return self.warm_train if warm_started and self.warm_train is not None else self.train
+
+    def race_scorer(self, metric: str) -> RaceScore:
+        """A model's METRIC (the gate's) on the rows candidates race on, lower is better (negated where higher is
+        better), so that the race ranks candidates as the gate will: a validation loss can rank them otherwise
+        (a warm-started model still calibrated to last month trails on log loss while leading on AUC)."""
+        pre, newest = self.preprocessor, np.arange(len(self.train_frame)) >= len(self.train_frame) - self.newest_rows
+        rows = self.val if self.race_val is None else self.race_val
+        chosen = self.val_rows if self.race_val is None else self.val_rows & newest
+        y = pre.metric_targets(self.train_frame[chosen][pre.target])
+
+        def score(model: nn.Module) -> float:
+            with torch.no_grad():
+                outputs = pre.metric_outputs(predict(model, rows.x_num, rows.x_cat, pre.task))
+            return metrics.score(pre.task, y, outputs)[metric]
+
+        return RaceScore(metric, -1.0 if metrics.HIGHER_IS_BETTER[metric] else 1.0, score)
 
     @property
     def rows(self) -> dict[str, int]:

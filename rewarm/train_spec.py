@@ -119,6 +119,14 @@ class TrainSection(_Section):
             "leader's validation loss (see race_horizon) is stopped early and cannot win the round."
         ),
     )
+    race_on: Literal["metric", "loss"] = Field(
+        default="metric",
+        description=(
+            "What the race compares on its rows: 'metric', the gate's metric (so candidates are ranked as the "
+            "gate will rank them); 'loss', the validation loss. On the demo stream the loss stopped warm-started "
+            "candidates that led on AUC, while still calibrated to the month before (docs/benchmarks.md)."
+        ),
+    )
     race_min_epochs: int = Field(
         default=2,
         ge=1,

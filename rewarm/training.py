@@ -142,9 +142,11 @@ class Training:
         on_epoch: Callable[[int, float, float], None] | None = None,
         checkpoint: Checkpoint | None = None,
         race_set: Tensors | None = None,
+        race_score: Callable[[nn.Module], float] | None = None,
     ) -> None:
         self.model, self.train_set, self.val_set, self.task, self.cfg = model, train_set, val_set, task, cfg
         self.race_set = race_set  # the rows a race compares candidates on (None: the validation rows)
+        self.race_score = race_score  # what it compares, lower is better (None: the loss on race_set)
         self.on_epoch, self.checkpoint = on_epoch, checkpoint
         self.device = device = train_set.y.device
         model.to(device)
@@ -187,6 +189,8 @@ class Training:
         return min([self.initial_race, *self.result.race_loss])
 
     def _race_loss(self, val: float) -> float:
+        if self.race_score is not None:
+            return self.race_score(self.model)
         return val if self.race_set is None else evaluate_loss(self.model, self.race_set, self.task)
 
     @property

@@ -82,7 +82,9 @@ def train_candidates(
             run_ids[choice.name] = stack.enter_context(
                 tracking.run(client, run.experiment_id, choice.name, tags, parent=run.run_id)
             )
-            trainings[choice.name], seeds[choice.name] = _start(choice, data, parent, cfg, checkpoints, parent_version)
+            trainings[choice.name], seeds[choice.name] = _start(
+                choice, data, parent, cfg, checkpoints, parent_version, plan.metric
+            )
         rule = RaceRule(cfg.race_min_epochs, cfg.race_horizon) if cfg.racing else None
         score = partial(_holdout, data)
         outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan))
@@ -103,8 +105,10 @@ def _start(
     cfg: TrainSection,
     checkpoints: Path | None,
     parent_version: int | None,
+    metric: str = "",
 ) -> tuple[Training, int]:
-    """Initialise a candidate from the parent by CHOICE, ready to train on its rows under its budget."""
+    """Initialise a candidate from the parent by CHOICE, ready to train on its rows under its budget, racing on
+    METRIC (the gate's; train.race_on)."""
     init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
     warm = choice.from_parent and parent is not None
     module = initialise(choice, data.arch, parent, init_seed)
@@ -113,8 +117,9 @@ def _start(
         key = _checkpoint_key(choice, data, cfg, parent_version)
         saved = Checkpoint(checkpoints / f"{choice.name}.pt", key)
     budget = cfg.for_candidate(warm)
+    scorer = data.race_scorer(metric) if cfg.race_on == "metric" and metric else None
     training = Training(
-        module, data.train_for(warm), data.val, data.preprocessor.task, budget, None, saved, data.race_val
+        module, data.train_for(warm), data.val, data.preprocessor.task, budget, None, saved, data.race_val, scorer
     )
     if training.result.resumed_at:
         get_run_logger().warning(

@@ -15,7 +15,7 @@ from rewarm.config import Settings
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.racing import Outcome, RaceRule, contest, race
 from rewarm.snapshots import SnapshotInfo
-from rewarm.training import Training, score_holdout, train
+from rewarm.training import Training, predict, score_holdout, train
 
 SP = Strategy("shrink_perturb", 0.8, 0.01)
 
@@ -226,3 +226,36 @@ def test_version_tags_record_what_the_next_plan_reads() -> None:
         "cold": outcome("cold", 0.72, audit="evidence: ..."),
     }
     assert audits.version_tags("roc_auc", behind)[audits.WARM_LOST] == "true"
+
+
+def test_racing_on_the_gate_metric_scores_the_newest_validation_rows(flights: pd.DataFrame, tmp_path: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    settings = _settings(max_epochs=4)
+    jan, feb = small_month(flights, 1, 800), small_month(flights, 2, 2600)
+    jan.to_parquet(tmp_path / "jan.parquet", index=False)
+    first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(tmp_path / "jan.parquet"), 1, "", None)
+    one = rounds.prepare(settings, first, jan, [], None, torch.device("cpu"))
+    second = SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None)
+    data = rounds.prepare(settings, second, feb, [first], (one.preprocessor, one.arch), torch.device("cpu"))
+    assert data.race_val is not None and len(data.race_val) < len(data.val)  # February's own validation rows
+    scorer = data.race_scorer("roc_auc")
+    model = initialise(COLD, data.arch, None, 3)
+
+    expected = roc_auc_score(
+        data.race_val.y.numpy(), predict(model, data.race_val.x_num, data.race_val.x_cat, "binary")
+    )
+    assert scorer(model) == pytest.approx(-expected)  # lower is better: the AUC negated, on the race rows' labels
+
+    trainings = {
+        c.name: Training(
+            initialise(c, data.arch, None, 5 + i), data.train, data.val, "binary", settings.train, race_score=scorer
+        )
+        for i, c in enumerate((COLD, Strategy("cold_twin", 0.0, 1.0, from_parent=False)))
+    }
+    stopped = race(trainings, RaceRule(min_epochs=1, horizon=0.0))
+    assert len(stopped) == 1  # horizon 0: the one behind on AUC is stopped at once
+    for name, t in trainings.items():
+        assert t.result.race_loss and all(-1.0 <= v <= 0.0 for v in t.result.race_loss)  # AUCs, negated
+        if name in stopped:
+            assert ": roc_auc 0." in stopped[name] and ", " in stopped[name]  # read on the metric's own scale

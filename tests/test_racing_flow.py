@@ -48,7 +48,7 @@ def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
     assert second.strategies["cold"]["stopped"] == 1.0 and second.strategies["cold"]["epochs"] == 1
     assert tags(second.version)[audits.COLD_FULL] == "false"
     assert second.winner == "shrink_perturb" or second.decision == "keep"
-    assert "cold stopped at epoch 1: val_loss " in second.reason
+    assert "cold stopped at epoch 1: roc_auc " in second.reason  # the race reads the gate's metric
     cold_run = _nested(client, second, "cold")
     assert cold_run.data.tags["rewarm.stopped"].startswith("cold stopped at epoch 1")
     assert len(client.get_metric_history(cold_run.info.run_id, "val_loss")) == 1  # its curve, as it stood
