@@ -132,17 +132,18 @@ def _line(row: dict) -> str:
     return f"round {row['round']:>2} {row['candidate']:<18} {scores} {row['seconds']:.1f}s"
 
 
+def ranked(df: pd.DataFrame, metric: str, **cost: tuple[str, str]) -> pd.DataFrame:
+    """Per candidate: mean validation, holdout and next-snapshot metric, and the COST aggregations; best
+    validation first (the trees, which fit on the validation rows, last)."""
+    means = {k: (k, "mean") for k in ("validation", "holdout", "next")}
+    agg = df.groupby("candidate").agg(**means, **cost)
+    return agg.sort_values("validation", ascending=not metrics.HIGHER_IS_BETTER[metric], na_position="last")
+
+
 def summarise(df: pd.DataFrame, metric: str) -> str:
     """Mean per candidate over rounds and seeds, best validation first; the cost columns beside."""
-    agg = df.groupby("candidate").agg(
-        validation=("validation", "mean"),
-        holdout=("holdout", "mean"),
-        next=("next", "mean"),
-        seconds=("seconds", "mean"),
-        samples_per_s=("samples_per_s", "mean"),
-        parameters=("parameters", "max"),
-    )
-    agg = agg.sort_values("validation", ascending=not metrics.HIGHER_IS_BETTER[metric], na_position="last")
+    cost = {"seconds": ("seconds", "mean"), "samples_per_s": ("samples_per_s", "mean")}
+    agg = ranked(df, metric, **cost, parameters=("parameters", "max"))
     lines = [
         f"| candidate | mean validation {metric} | mean holdout | mean next snapshot | training s per round "
         "| samples/s | parameters |",

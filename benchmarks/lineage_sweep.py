@@ -23,6 +23,7 @@ from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.training import pick_device, predict, score_holdout, train
 
 from . import trees
+from .arch_sweep import ranked
 from .replay import forward, network, stage
 from .run import Options, streams
 
@@ -121,14 +122,7 @@ def _trees(settings: Settings, staged: list) -> list[dict]:
 
 def summarise(df: pd.DataFrame, metric: str) -> str:
     """Mean per candidate over rounds, best validation first; seconds summed over the rounds."""
-    agg = df.groupby("candidate").agg(
-        validation=("validation", "mean"),
-        holdout=("holdout", "mean"),
-        next=("next", "mean"),
-        seconds=("seconds", "sum"),
-        epochs=("epochs", "mean"),
-    )
-    agg = agg.sort_values("validation", ascending=not metrics.HIGHER_IS_BETTER[metric], na_position="last")
+    agg = ranked(df, metric, seconds=("seconds", "sum"), epochs=("epochs", "mean"))
     lines = [
         f"| candidate | mean validation {metric} | mean holdout | mean next snapshot | training s, all rounds "
         "| epochs per round |",
