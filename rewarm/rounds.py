@@ -45,14 +45,17 @@ class RoundData:
         on the newest snapshot's share of them (race_val): the holdout the gate scores is drawn from it too."""
         return self.warm_train if warm_started and self.warm_train is not None else self.train
 
-    def race_scorer(self, metric: str) -> RaceScore:
+    def race_scorer(self, metric: str) -> RaceScore | None:
         """A model's METRIC (the gate's) on the rows candidates race on, lower is better (negated where higher is
         better), so that the race ranks candidates as the gate will: a validation loss can rank them otherwise
-        (a warm-started model still calibrated to last month trails on log loss while leading on AUC)."""
+        (a warm-started model still calibrated to last month trails on log loss while leading on AUC). None when
+        the race rows cannot give the metric (one class for roc_auc): the race then compares the loss."""
         pre, newest = self.preprocessor, np.arange(len(self.train_frame)) >= len(self.train_frame) - self.newest_rows
         rows = self.val if self.race_val is None else self.race_val
         chosen = self.val_rows if self.race_val is None else self.val_rows & newest
         y = pre.metric_targets(self.train_frame[chosen][pre.target])
+        if metric == "roc_auc" and len(np.unique(y)) < 2:  # no AUC on one class: the race reads the loss
+            return None
 
         def score(model: nn.Module) -> float:
             with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,8 @@ def test_racing_on_the_gate_metric_scores_the_newest_validation_rows(flights: pd
         data.race_val.y.numpy(), predict(model, data.race_val.x_num, data.race_val.x_cat, "binary")
     )
     assert scorer(model) == pytest.approx(-expected)  # lower is better: the AUC negated, on the race rows' labels
+    one_class = replace(data, train_frame=data.train_frame.assign(late=data.train_frame["late"].iloc[0]))
+    assert one_class.race_scorer("roc_auc") is None and one_class.race_scorer("log_loss") is not None  # no AUC
 
     trainings = {
         c.name: Training(
