@@ -28,16 +28,17 @@ from .replay import forward, network, stage
 from .run import Options, streams
 
 # name -> ([model] overrides, [train] overrides); the first is today's default
+TABM = {"architecture": "tabm", "hidden": (32, 32), "ensemble_size": 4, "numeric_bins": 16}  # today's default
 CANDIDATES: dict[str, tuple[dict, dict]] = {
-    "tabm k4 32x32, 16 bins": ({}, {}),
-    "tabm k4 64x64, 48 bins": ({"hidden": (64, 64), "numeric_bins": 48}, {}),
-    "tabm k4 64x64, 16 bins": ({"hidden": (64, 64)}, {}),
-    "tabm k4 32x32, 8 bins": ({"numeric_bins": 8}, {}),
-    "tabm k4 16x16, 16 bins": ({"hidden": (16, 16)}, {}),
-    "tabm k2 32x32, 16 bins": ({"ensemble_size": 2}, {}),
-    "tabm k8 32x32, 16 bins": ({"ensemble_size": 8}, {}),
-    "tabm k4 32x32, replay 0.1": ({}, {"warm_replay_fraction": 0.1}),
-    "tabm k4 32x32, warm 6 epochs": ({}, {"warm_max_epochs": 6}),
+    "tabm k4 32x32, 16 bins": (TABM, {}),
+    "tabm k4 64x64, 48 bins": (TABM | {"hidden": (64, 64), "numeric_bins": 48}, {}),
+    "tabm k4 64x64, 16 bins": (TABM | {"hidden": (64, 64)}, {}),
+    "tabm k4 32x32, 8 bins": (TABM | {"numeric_bins": 8}, {}),
+    "tabm k4 16x16, 16 bins": (TABM | {"hidden": (16, 16)}, {}),
+    "tabm k2 32x32, 16 bins": (TABM | {"ensemble_size": 2}, {}),
+    "tabm k8 32x32, 16 bins": (TABM | {"ensemble_size": 8}, {}),
+    "tabm k4 32x32, replay 0.1": (TABM, {"warm_replay_fraction": 0.1}),
+    "tabm k4 32x32, warm 6 epochs": (TABM, {"warm_max_epochs": 6}),
 }
 
 

@@ -99,7 +99,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         parent = service.champion[0] if service.champion is not None else None
         model = initialise(choice, data.arch, parent, seed + data.snapshot.sequence)
         cfg = t.for_candidate(warm).model_copy(update={"seed": seed})
-        scorer = data.race_scorer(metric) if t.race_on == "metric" else None
+        scorer = data.race_scorer(metric) if t.racing and t.race_on == "metric" else None
         trainings[name] = Training(
             model,
             data.train_for(warm),

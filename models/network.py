@@ -81,8 +81,8 @@ def numeric_embedding(arch: ArchConfig) -> tuple[nn.Module | None, int]:
 
 
 def fit_bins(x_num: torch.Tensor, n_bins: int = N_BINS, seed: int = 0) -> tuple[tuple[float, ...], ...]:
-    """Each number's piecewise-linear bin edges: rtdl's N_BINS quantile bins over (a sample of) the training rows.
-    A column with one distinct value gets one bin around it, and few rows get fewer bins."""
+    """Each number's piecewise-linear bin edges: N_BINS (2 or more) of rtdl's quantile bins over (a sample of) the
+    training rows. A column with one distinct value gets one bin around it, and few rows get fewer bins."""
     import rtdl_num_embeddings as rtdl
 
     if len(x_num) > BIN_ROWS:

@@ -75,12 +75,12 @@ class ModelSection(_Section):
     )
     numeric_bins: int = Field(
         default=16,
-        ge=1,
+        ge=2,
         le=1024,
         description=(
             "mlp_plr and tabm: the quantile bins of each number's piecewise-linear embedding (fewer where a "
             "number has fewer distinct values), fitted on the first model's training rows and kept in model.json. "
-            "16 scored the demo stream's validation rows as well as rtdl's 48, at 0.7x the seconds "
+            "16 scored the demo stream's validation rows as well as rtdl's 48, at 0.6-0.8x the seconds "
             "(docs/benchmarks.md)."
         ),
     )

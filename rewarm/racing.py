@@ -1,12 +1,13 @@
 """Racing: a round's candidates train side by side, an epoch each in turn, on the same validation rows; one that
 can no longer catch up with the leader is stopped, so a safeguard candidate costs a few epochs, not a training.
 
-Candidates race on the newest snapshot's validation rows: the population the gate's holdout is drawn from.
-The rule is a bound from the learning curve. A candidate's validation loss improves by less and less each epoch
-(the cosine schedule decays, and the loss curve flattens), so from epoch e on it is taken to gain at most
-HORIZON times its recent per-epoch improvement (the mean over the last two epochs of its best loss). When even
-that leaves it above the leader's best loss, it is stopped. HORIZON comes from measured curves of the demo
-stream (`python -m rewarm.benchmarks.curves`, docs/benchmarks.md).
+Candidates race on the newest snapshot's validation rows (the population the gate's holdout is drawn from),
+compared on the gate's metric (a RaceScore; train.race_on) or on their loss: either way a lower-is-better curve.
+The rule is a bound from the learning curve. A candidate's curve improves by less and less each epoch (the
+cosine schedule decays, and the curve flattens), so from epoch e on it is taken to gain at most HORIZON times
+its recent per-epoch improvement (the mean over the last two epochs of its best value). When even that leaves
+it behind the leader's best, it is stopped. HORIZON comes from measured loss curves of the demo stream
+(`python -m rewarm.benchmarks.curves`, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class RaceRule:
     horizon: float = 2.0
 
     def reachable(self, curve: list[float], initial: float) -> float:
-        """The lowest validation loss a candidate with best-so-far CURVE (epoch 0 = INITIAL) is taken to reach."""
+        """The lowest value (loss, or negated metric) a candidate with best-so-far CURVE (epoch 0 = INITIAL) is
+        taken to reach."""
         best = [initial]
         for v in curve:
             best.append(min(best[-1], v))

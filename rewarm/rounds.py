@@ -60,7 +60,7 @@ class RoundData:
         def score(model: nn.Module) -> float:
             with torch.no_grad():
                 outputs = pre.metric_outputs(predict(model, rows.x_num, rows.x_cat, pre.task))
-            return metrics.score(pre.task, y, outputs)[metric]
+            return metrics.METRICS[metric](y, outputs)
 
         return RaceScore(metric, -1.0 if metrics.HIGHER_IS_BETTER[metric] else 1.0, score)
 
@@ -80,8 +80,9 @@ def window(history: list[SnapshotInfo], current: SnapshotInfo, size: int) -> lis
     return [*keep, current]
 
 
-def _replayed(frame: pd.DataFrame, fraction: float, round_: int, scheme: int) -> pd.DataFrame:
-    return frame[splits.replay_mask(frame, fraction, round_, scheme)] if fraction < 1.0 else frame
+def _replay_keep(frame: pd.DataFrame, fraction: float, round_: int, scheme: int) -> np.ndarray:
+    """The rows of an earlier snapshot this round trains on (data.replay_fraction)."""
+    return splits.replay_mask(frame, fraction, round_, scheme) if fraction < 1.0 else np.ones(len(frame), dtype=bool)
 
 
 def split_scheme(spec: DataSection, current: SnapshotInfo, parent: Preprocessor | None) -> int:
@@ -107,7 +108,9 @@ def prepare(
     columns = [spec.target, *spec.numeric, *spec.categorical]
     scheme = split_scheme(spec, current, parent[0] if parent else None)
     used = window(history, current, spec.window)
-    frames = [_replayed(load(i, spec)[columns], spec.replay_fraction, current.sequence, scheme) for i in used[:-1]]
+    earlier = [load(i, spec)[columns] for i in used[:-1]]
+    kept = [_replay_keep(f, spec.replay_fraction, current.sequence, scheme) for f in earlier]  # rows replayed, each
+    frames = [f if k.all() else f[k] for f, k in zip(earlier, kept, strict=True)]
     newest = current_frame[columns].reset_index(drop=True)
     stratify = spec.target if spec.task != "regression" else None
     held = splits.holdout_mask(newest, spec.holdout_fraction, spec.holdout_split, scheme, stratify)
@@ -115,7 +118,8 @@ def prepare(
     holdout_frame = newest[held].reset_index(drop=True)
     pre, arch = _preprocessing(settings, train_frame, parent)
     pre = replace(pre, split_scheme=scheme)
-    val = validation_rows(spec, train_frame, [*(len(f) for f in frames), int((~held).sum())], scheme)
+    in_train = np.concatenate([*kept, np.ones(int((~held).sum()), dtype=bool)])  # each snapshot's rows, kept or not
+    val = validation_rows(spec, train_frame, [*(len(f) for f in earlier), int((~held).sum())], in_train, scheme)
     older = np.arange(len(train_frame)) < len(train_frame) - int((~held).sum())  # rows from earlier snapshots
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
@@ -148,12 +152,15 @@ def prepare(
     )
 
 
-def validation_rows(spec: DataSection, train_frame: pd.DataFrame, sizes: list[int], scheme: int) -> np.ndarray:
-    """The rows of TRAIN_FRAME (SIZES rows from each snapshot, oldest first) that early stopping and racing watch
-    (data.validation_split; 'auto' follows holdout_split)."""
+def validation_rows(
+    spec: DataSection, train_frame: pd.DataFrame, sizes: list[int], in_train: np.ndarray, scheme: int
+) -> np.ndarray:
+    """The rows of TRAIN_FRAME that early stopping and racing watch (data.validation_split; 'auto' follows
+    holdout_split). SIZES: each snapshot's training rows, oldest first, of which IN_TRAIN marks those replayed into
+    TRAIN_FRAME: a snapshot's tail is taken over all of its rows, so that it stays put whatever the round replays."""
     how = spec.validation_split if spec.validation_split != "auto" else spec.holdout_split
     if how == "tail":
-        return splits.tail_validation_mask(sizes, spec.validation_fraction)
+        return splits.tail_validation_mask(sizes, spec.validation_fraction)[in_train]
     return splits.validation_mask(train_frame, spec.validation_fraction, scheme)
 
 

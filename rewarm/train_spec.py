@@ -116,7 +116,7 @@ class TrainSection(_Section):
         default=True,
         description=(
             "Candidates train side by side, an epoch each in turn; one that can no longer catch up with the "
-            "leader's validation loss (see race_horizon) is stopped early and cannot win the round."
+            "leader (on race_on; see race_horizon) is stopped early and cannot win the round."
         ),
     )
     race_on: Literal["metric", "loss"] = Field(
@@ -137,9 +137,10 @@ class TrainSection(_Section):
         ge=0,
         description=(
             "The racing bound: a candidate is assumed to gain at most race_horizon times its recent "
-            "per-epoch improvement of validation loss (on the newest snapshot's validation rows) from here on; "
-            "stopped when even that leaves it behind the leader's best. Chosen from measured learning curves "
-            "(docs/benchmarks.md): 0 stops a candidate as soon as it trails."
+            "per-epoch improvement (of race_on, on the newest snapshot's validation rows) from here on; stopped "
+            "when even that leaves it behind the leader's best. Chosen from measured learning curves of the "
+            "validation loss (docs/benchmarks.md), not re-measured on metric curves: 0 stops a candidate as soon "
+            "as it trails."
         ),
     )
     cold_every: int = Field(

@@ -112,12 +112,12 @@ def _start(
     init_seed = cfg.seed + data.snapshot.sequence  # a new fresh copy (and cold start) every round, reproducibly
     warm = choice.from_parent and parent is not None
     module = initialise(choice, data.arch, parent, init_seed)
+    scorer = data.race_scorer(metric) if cfg.racing and cfg.race_on == "metric" and metric else None
     saved = None
     if checkpoints is not None:
-        key = _checkpoint_key(choice, data, cfg, parent_version)
+        key = _checkpoint_key(choice, data, cfg, parent_version, scorer.metric if scorer else "loss")
         saved = Checkpoint(checkpoints / f"{choice.name}.pt", key)
     budget = cfg.for_candidate(warm)
-    scorer = data.race_scorer(metric) if cfg.race_on == "metric" and metric else None
     training = Training(
         module, data.train_for(warm), data.val, data.preprocessor.task, budget, None, saved, data.race_val, scorer
     )
@@ -191,8 +191,11 @@ def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: 
     return Outcome(name, module.cpu(), p, scores)
 
 
-def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent_version: int | None) -> str:
-    """Everything a candidate's training depends on: a checkpoint from other inputs is never resumed."""
+def _checkpoint_key(
+    choice: Strategy, data: RoundData, cfg: TrainSection, parent_version: int | None, race: str = "loss"
+) -> str:
+    """Everything a candidate's training depends on (RACE: what its race curve holds): a checkpoint from other
+    inputs is never resumed."""
     warm = choice.from_parent and parent_version is not None
     rows = len(data.train_for(warm))
     parts = [
@@ -204,6 +207,8 @@ def _checkpoint_key(choice: Strategy, data: RoundData, cfg: TrainSection, parent
         f"batch {effective_batch_size(rows, cfg.batch_size)}",
         repr(data.arch.to_dict()),
         data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
+        race,
+        hashlib.sha256(np.packbits(data.val_rows).tobytes()).hexdigest() if data.val_rows is not None else "",
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

@@ -209,5 +209,6 @@ def test_the_lineage_sweep_follows_each_candidate_from_its_own_last_model(tiny: 
     net = rows[rows["candidate"] == "a"]
     assert net[["validation", "holdout"]].stack().between(0, 1).all() and (net["epochs"] >= 1).all()
     assert net["next"].iloc[0] > 0 and np.isnan(net["next"].iloc[-1])  # the last month has no next snapshot
-    table = lineage_sweep.summarise(rows, "roc_auc")
-    assert table.index("| a |") < table.index("| lightgbm | (fits on them)")  # ranked by validation
+    worse = net.assign(candidate="b", validation=net["validation"] - 0.05)
+    table = lineage_sweep.summarise(pd.concat([worse, rows]), "roc_auc")
+    assert table.index("| a |") < table.index("| b |") < table.index("| lightgbm | (fits on them)")  # by validation

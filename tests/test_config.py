@@ -285,3 +285,13 @@ def test_the_deployments_parameter_form_carries_the_descriptions() -> None:
     data = schema["definitions"]["DataSection"]["properties"]
     assert "Fewer rows than this" in data["min_rows"]["description"]
     assert "rows repeat an earlier snapshot" in data["max_repeated_fraction"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [("[model]", "numeric_bins = 1", "numeric_bins"), ("[data]", 'validation_split = "last"', "validation_split")],
+)
+def test_a_value_the_round_cannot_use_is_rejected_at_load(tmp_path: Path, section: str, line: str, key: str) -> None:
+    text = MINIMAL_TOML.format(task="binary").replace(f"{section}\n", f"{section}\n{line}\n")
+    with pytest.raises(ConfigError, match=key):
+        load_settings(_write(tmp_path, text))

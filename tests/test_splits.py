@@ -189,25 +189,54 @@ def test_tail_validation_takes_the_last_rows_of_each_snapshot() -> None:
 )
 def test_validation_rows_follow_the_configured_split(flights, tmp_path, holdout, validation, expected) -> None:
     from flight_snapshots import small_month
+    from sklearn.metrics import roc_auc_score
 
     from rewarm import rounds
-    from rewarm.config import Settings
+    from rewarm.models.strategies import COLD, initialise
+    from rewarm.training import predict
 
-    data = {"target": "late", "task": "binary", "numeric": ["distance", "temp"], "categorical": ["carrier"]}
-    data |= {"landing": "unused", "extra_columns": "ignore", "holdout_split": holdout, "validation_split": validation}
-    settings = Settings.model_validate({"model": {"name": "v", "hidden": [8], "architecture": "mlp"}, "data": data})
-    jan, feb = small_month(flights, 1, 600), small_month(flights, 2, 900)
-    jan.to_parquet(tmp_path / "jan.parquet", index=False)
-    first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(tmp_path / "jan.parquet"), 1, "", None)
-    one = rounds.prepare(settings, first, jan, [], None, torch.device("cpu"))
-    second = SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None)
-    two = rounds.prepare(settings, second, feb, [first], (one.preprocessor, one.arch), "cpu")
+    jan, feb = small_month(flights, 1, 600), small_month(flights, 2, 2600)
+    one, two = _two_rounds(tmp_path, jan, feb, holdout_split=holdout, validation_split=validation)
 
     val = two.val_rows
     older = len(two.train_frame) - two.newest_rows
     assert len(two.val) == val.sum() and len(two.train) == (~val).sum()
-    if expected == "tail":  # January's last 60 rows, and the last 72 of February's 720 training rows
-        assert np.flatnonzero(val).tolist() == [*range(older - 60, older), *range(len(val) - 72, len(val))]
-        assert two.race_val is None or len(two.race_val) == 72
+    if expected == "tail":  # January's last 60 rows, and the last 208 of February's 2,080 training rows
+        assert np.flatnonzero(val).tolist() == [*range(older - 60, older), *range(len(val) - 208, len(val))]
     else:
         assert (val == validation_mask(two.train_frame, 0.1)).all()
+    # The race reads February's validation rows, its metric against their own labels.
+    assert two.race_val is not None and len(two.race_val) == val[older:].sum()
+    model = initialise(COLD, two.arch, None, 1)
+    expected_auc = roc_auc_score(
+        two.race_val.y.numpy(), predict(model, two.race_val.x_num, two.race_val.x_cat, "binary")
+    )
+    assert -two.race_scorer("roc_auc")(model) == pytest.approx(expected_auc)
+    assert len(two.race_val) >= rounds.MIN_RACE_ROWS
+
+
+def test_a_snapshots_tail_stays_its_validation_rows_whatever_a_round_replays(flights, tmp_path) -> None:
+    from flight_snapshots import small_month
+
+    jan, feb = (small_month(flights, m, n).assign(row=np.arange(n)) for m, n in ((1, 600), (2, 900)))
+    _, two = _two_rounds(tmp_path, jan, feb, holdout_split="tail", replay_fraction=0.5, numeric=["distance", "row"])
+
+    older = len(two.train_frame) - two.newest_rows
+    assert 10 < two.val_rows[:older].sum() < 60 and older < 450  # about half of January's last 60 rows, and of it
+    in_tail = (two.train_frame["row"][:older] >= 540).tolist()  # January's rows are told apart by their position
+    # January's validation rows are exactly the replayed ones among its last 60, not the last tenth of the sample
+    assert two.val_rows[:older].tolist() == in_tail and sum(in_tail) != round(0.1 * older)
+
+
+def _two_rounds(folder, jan: pd.DataFrame, feb: pd.DataFrame, **data_keys):
+    from rewarm import rounds
+    from rewarm.config import Settings
+
+    data = {"target": "late", "task": "binary", "numeric": ["distance", "temp"], "categorical": ["carrier"]}
+    data |= {"landing": "unused", "extra_columns": "ignore"} | data_keys
+    settings = Settings.model_validate({"model": {"name": "v", "hidden": [8], "architecture": "mlp"}, "data": data})
+    jan.to_parquet(folder / "jan.parquet", index=False)
+    first = SnapshotInfo("jan", "jan", "a" * 64, len(jan), str(folder / "jan.parquet"), 1, "", None)
+    one = rounds.prepare(settings, first, jan, [], None, torch.device("cpu"))
+    second = SnapshotInfo("feb", "feb", "b" * 64, len(feb), "", 2, "", None)
+    return one, rounds.prepare(settings, second, feb, [first], (one.preprocessor, one.arch), "cpu")
