@@ -135,7 +135,7 @@ def fifty(flights: pd.DataFrame, folder: Path) -> tuple[list[Path], set[str], li
 
 def assert_each_snapshot_once(client: MlflowClient, name: str, contents: set[str]) -> list[dict[str, str]]:
     """One complete version per content, each decision applied once and in order, the champion on the last
-    version promoted, no challenger left over; returns the versions."""
+    version promoted, challenger only on a last round that kept; returns the versions."""
     found = versions(client, name)
     by_content: dict[str, list[str]] = {}
     for v in found:
@@ -150,7 +150,10 @@ def assert_each_snapshot_once(client: MlflowClient, name: str, contents: set[str
             assert v.get("rewarm.previous_champion", "none") == champion
             champion = v["version"]
     assert str(registry.current_version(client, name, registry.CHAMPION)) == champion
-    assert registry.current_version(client, name, registry.CHALLENGER) is None
+    # challenger is the latest round's candidate when that round kept the champion, and none after a promotion
+    kept = found[-1]["rewarm.decision"] not in ("first_model", "promote")
+    challenger = registry.current_version(client, name, registry.CHALLENGER)
+    assert challenger == (int(found[-1]["version"]) if kept else None), (challenger, found[-1]["rewarm.decision"])
     assert ledger.processed(client, name) == {v["rewarm.snapshot_sha256"]: int(v["version"]) for v in found}
     return found
 
