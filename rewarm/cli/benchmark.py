@@ -27,7 +27,7 @@ MEASURES = {
 }
 
 Quick = Annotated[
-    bool, typer.Option("--quick", help="6 months of 10,000 rows: about 3 min on a 2-core CPU (tabm, 3 seeds)")
+    bool, typer.Option("--quick", help="6 months of 10,000 rows: 1-2 min on a 2-core CPU (tabm, 3 seeds)")
 ]
 Seeds = Annotated[int, typer.Option(min=1, metavar="N", help="seeds per arm")]
 Months = Annotated[
