@@ -118,9 +118,10 @@ def prepare(
     holdout_frame = newest[held].reset_index(drop=True)
     pre, arch = _preprocessing(settings, train_frame, parent)
     pre = replace(pre, split_scheme=scheme)
-    in_train = np.concatenate([*kept, np.ones(int((~held).sum()), dtype=bool)])  # each snapshot's rows, kept or not
-    val = validation_rows(spec, train_frame, [*(len(f) for f in earlier), int((~held).sum())], in_train, scheme)
-    older = np.arange(len(train_frame)) < len(train_frame) - int((~held).sum())  # rows from earlier snapshots
+    newest_train = int((~held).sum())
+    in_train = np.concatenate([*kept, np.ones(newest_train, dtype=bool)])  # each snapshot's rows, kept or not
+    val = validation_rows(spec, train_frame, [*(len(f) for f in earlier), newest_train], in_train, scheme)
+    older = np.arange(len(train_frame)) < len(train_frame) - newest_train  # rows from earlier snapshots
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
