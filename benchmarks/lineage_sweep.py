@@ -39,6 +39,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "tabm k8 32x32, 16 bins": (TABM | {"ensemble_size": 8}, {}),
     "tabm k4 32x32, replay 0.1": (TABM, {"warm_replay_fraction": 0.1}),
     "tabm k4 32x32, warm 6 epochs": (TABM, {"warm_max_epochs": 6}),
+    "tabm k4 32x32, λ 0.9": (TABM, {"shrink": 0.9}),
+    "tabm k4 32x32, λ 0.93": (TABM, {"shrink": 0.93}),
+    "tabm k4 32x32, patience 2": (TABM, {"patience": 2}),
 }
 
 

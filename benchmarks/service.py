@@ -121,6 +121,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         settings.gate, metric, data.y_holdout, outcomes, before, service.champion_version, seed
     )
     tags = audits.version_tags(metric, outcomes) | {"rewarm.round": str(data.snapshot.sequence)}
+    tags |= {audits.STRATEGY: decision.winner, audits.DECISION: decision.action}  # as the flow's version tags
     service.versions.append(tags)
     if decision.promoted:
         service.champion = (outcomes[decision.winner].module, data.preprocessor)

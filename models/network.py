@@ -172,7 +172,16 @@ class TabularTabM(nn.Module):
         # x_num: (B, n_numeric), x_cat: (B, n_categorical) -> logits (B, k, n_outputs)
         numbers = x_num if self.numeric is None else self.numeric(x_num).flatten(1)
         x = torch.cat([numbers] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
-        return self.output(self.backbone(x.unsqueeze(1).expand(-1, self.arch.k, -1)))
+        return self.output(self.backbone[1:](_first_layer(self.backbone[0], x)))
+
+
+def _first_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """tabm's LinearBatchEnsemble on an input all k members share, (B, D) -> (B, k, H): ((x * r_i) @ W.T) * s_i + b_i
+    computed as x @ [r_1 * W.T, ..., r_k * W.T], the same sum over the same parameters without copying the rows
+    k times (a CPU training epoch 1.4x faster here: docs/benchmarks.md)."""
+    k, hidden = layer.r.shape[0], layer.weight.shape[0]
+    folded = (layer.r.unsqueeze(-1) * layer.weight.T).transpose(0, 1).reshape(x.shape[1], k * hidden)
+    return (x @ folded).view(-1, k, hidden) * layer.s + layer.bias
 
 
 def every_member(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

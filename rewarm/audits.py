@@ -5,7 +5,9 @@ warm lineage keeps up, so cold also trains in full (an audit)
 - on the first model;
 - every train.cold_every retrains (counted over the registry's versions, so restarts keep the cadence);
 - on evidence, compared on the same holdout rows, never one month's metric against another's:
-  - shrink_perturb (or any warm-started candidate) lost to cold at the last audit;
+  - shrink_perturb (or any warm-started candidate) lost to cold at the last audit, and that cold start was not
+    promoted (a promoted cold start is the next round's parent: the warm lineage it lost with has ended, and the
+    new one races until the cadence or the evidence below calls an audit; measured in docs/benchmarks.md);
   - this round, the untouched champion trails the best warm-started candidate by more than
     train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
     and trained in full in the same round.
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from rewarm.gate import FIRST_MODEL, PROMOTE
 from rewarm.metrics import HIGHER_IS_BETTER
 
 COLD_FULL, WARM_LOST, AUDIT = "rewarm.cold_full", "rewarm.warm_lost", "rewarm.audit"
+STRATEGY, DECISION = "rewarm.strategy", "rewarm.decision"  # the version's winner and the gate's action
 
 
 def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
@@ -33,11 +37,16 @@ def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
         since, last = len(rounds), None
     else:
         since, last = len(rounds) - 1 - audits[-1], rounds[audits[-1]]
-    if last is not None and last.get(WARM_LOST) == "true":
+    if last is not None and last.get(WARM_LOST) == "true" and not restarted(last):
         return f"evidence: warm-started candidates lost to cold at the last audit (round {last.get('rewarm.round')})"
     if cold_every and since + 1 >= cold_every:
         return f"cadence: every {cold_every} retrains ({since} since the last audit)"
     return ""
+
+
+def restarted(tags: Mapping[str, str]) -> bool:
+    """Whether this version's round promoted its cold start, so the next round's warm candidates start from it."""
+    return tags.get(STRATEGY) == "cold" and tags.get(DECISION) in (PROMOTE, FIRST_MODEL)
 
 
 def margin(metric: str, configured: float | None, champion_value: float) -> float:

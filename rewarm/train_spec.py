@@ -3,6 +3,7 @@ module, as [data] is, to keep rewarm/config.py readable)."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -10,6 +11,8 @@ from pydantic import Field, field_validator
 from rewarm.data_spec import _Section
 
 StrategyName = Literal["shrink_perturb", "warm", "cold"]
+MIN_STEPS_PER_EPOCH = 16  # a small training set still takes this many optimizer steps an epoch
+MIN_BATCH = 32
 
 
 class TrainSection(_Section):
@@ -169,6 +172,11 @@ class TrainSection(_Section):
             return self
         update = {"lr": self.warm_lr, "warmup_fraction": self.warm_warmup_fraction, "max_epochs": self.warm_max_epochs}
         return self.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+    def batch_for(self, rows: int) -> int:
+        """batch_size, made smaller for a small training set so that an epoch takes at least MIN_STEPS_PER_EPOCH
+        steps (never below MIN_BATCH): at 300 rows, batch 1024 would be one step an epoch."""
+        return max(1, min(self.batch_size, max(MIN_BATCH, math.ceil(rows / MIN_STEPS_PER_EPOCH))))
 
     @field_validator("strategies")
     @classmethod

@@ -21,7 +21,7 @@ from rewarm.models.strategies import Strategy, initialise
 from rewarm.racing import Outcome, RaceRule, contest
 from rewarm.registry import LoadedModel
 from rewarm.rounds import RoundData
-from rewarm.training import Checkpoint, Tensors, Training, effective_batch_size, score_holdout
+from rewarm.training import Checkpoint, Tensors, Training, score_holdout
 
 from .policy import BACKOFF, TRANSIENT, retry_on
 from .snapshot import IN_MEMORY
@@ -204,7 +204,7 @@ def _checkpoint_key(
         str(parent_version),
         cfg.for_candidate(warm).model_dump_json(),
         f"{rows}/{len(data.val)}/{len(data.holdout)}",
-        f"batch {effective_batch_size(rows, cfg.batch_size)}",
+        f"batch {cfg.batch_for(rows)}",
         repr(data.arch.to_dict()),
         data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
         race,
@@ -217,7 +217,7 @@ def _train_params(cfg: TrainSection, data: Tensors) -> dict[str, object]:
     return {
         "max_epochs": cfg.max_epochs,
         "patience": cfg.patience,
-        "batch_size": effective_batch_size(len(data), cfg.batch_size),  # as trained: smaller for small sets
+        "batch_size": cfg.batch_for(len(data)),  # as trained: smaller for small sets
         "lr": cfg.lr,
         "weight_decay": cfg.weight_decay,
         "warmup_fraction": cfg.warmup_fraction,

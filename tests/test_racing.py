@@ -180,6 +180,17 @@ def test_an_audit_after_warm_lost_at_the_last_one() -> None:
     assert audits.planned(legacy, 3) == ""
 
 
+def test_no_evidence_audit_after_a_promoted_cold_start() -> None:
+    """Cold won the audit and became champion: the next warm candidates start from it, a new lineage that races;
+    cold kept out (the champion held) leaves the old lineage in place, still under evidence."""
+    lost = _version(2, True, warm_lost=True)
+    promoted = lost | {audits.STRATEGY: "cold", audits.DECISION: "promote"}
+    held = lost | {audits.STRATEGY: "cold", audits.DECISION: "keep"}
+    assert audits.planned([_version(1, True), promoted], 10) == ""
+    assert audits.planned([_version(1, True), held], 10).startswith("evidence: warm-started candidates lost")
+    assert audits.planned([_version(1, True), promoted, _version(3, False)], 2).startswith("cadence")
+
+
 def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_direction() -> None:
     assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.66}).startswith("evidence:")
     assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.64}) == ""
