@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="rewarm.toml")
     parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--only", default="", help="comma-separated candidate names (default: all)")
+    parser.add_argument("--only", default="", help="candidate names separated by ';' (default: all)")
     parser.add_argument("--out", default=".rewarm/benchmarks/lineage-sweep")
     args = parser.parse_args(argv)
     base = load_settings(Path(args.config))
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     staged = stage(streams(base, Options(months=args.months, small_rows=None))["monthly"], out / "snapshots")
     rows = _trees(base, staged)
-    for name in [n for n in args.only.split(",") if n] or list(CANDIDATES):
+    for name in [n for n in args.only.split(";") if n] or list(CANDIDATES):
         model_over, train_over = CANDIDATES[name]
         settings = base.model_copy(
             update={

@@ -113,7 +113,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
     def evidence(outcomes: dict[str, Outcome]) -> str:
         return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes)
 
-    rule = RaceRule(t.race_min_epochs, t.race_horizon) if service.racing and t.racing else None
+    rule = RaceRule.configured(t) if service.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731
     outcomes = contest(trainings, score, rule, audit, evidence)
     before = incumbent.predictions if incumbent is not None else None

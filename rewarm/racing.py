@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from rewarm.train_spec import TrainSection
 from rewarm.training import Training, TrainResult
 
 log = logging.getLogger("rewarm.racing")
@@ -55,19 +56,27 @@ class RaceScore:
         return self.sign * self.score(model)
 
 
-def _line(name: str, training: Training, leader: str, lead: float) -> str:
+def _line(name: str, training: Training, leader: str, lead: float, margin: float = 0.0) -> str:
     """Why NAME was stopped, in the race's numbers as people read them: the gate metric on its own scale (e.g.
-    `cold stopped at epoch 4: roc_auc 0.7012, shrink_perturb 0.7140`), or the validation loss."""
+    `cold stopped at epoch 4: roc_auc 0.7012, shrink_perturb 0.7140`), or the validation loss; with the margin
+    cold has to lead by, when there is one."""
     s = training.race_score
     label, sign = (s.metric, s.sign) if isinstance(s, RaceScore) else ("val_loss", 1.0)
     mine, theirs = sign * training.race_best, sign * lead
-    return f"{name} stopped at epoch {training.result.epochs}: {label} {mine:.4f}, {leader} {theirs:.4f}"
+    line = f"{name} stopped at epoch {training.result.epochs}: {label} {mine:.4f}, {leader} {theirs:.4f}"
+    return line + (f" (cold has to lead by {margin:.4f})" if margin else "")
 
 
 @dataclass(frozen=True)
 class RaceRule:
     min_epochs: int = 2
     horizon: float = 2.0
+    cold_margin: float = 0.0  # how far cold has to be ahead of a warm-started candidate to count as ahead
+
+    @classmethod
+    def configured(cls, cfg: TrainSection) -> RaceRule | None:
+        """The rule [train] asks for (None without racing)."""
+        return cls(cfg.race_min_epochs, cfg.race_horizon, cfg.race_cold_margin) if cfg.racing else None
 
     def reachable(self, curve: list[float], initial: float) -> float:
         """The lowest value (loss, or negated metric) a candidate with best-so-far CURVE (epoch 0 = INITIAL) is
@@ -96,14 +105,16 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
                 trainings[name].epoch()
         if rule is None or len(trainings) < 2:
             continue
-        leader = min(trainings, key=lambda n: trainings[n].race_best)
+        # A tie goes to the warm lineage, the cheaper one to keep: cold counts as ahead only by more than the margin.
+        handicap = {n: rule.cold_margin if n == "cold" else 0.0 for n in trainings}
+        leader = min(trainings, key=lambda n: trainings[n].race_best + handicap[n])
         lead = trainings[leader].race_best
         for name in live:
             t = trainings[name]
             if name in full or name == leader or t.finished or t.result.epochs < rule.min_epochs:
                 continue
-            if rule.reachable(t.result.race_loss, t.initial_race) > lead:
-                line = _line(name, t, leader, lead)
+            if rule.reachable(t.result.race_loss, t.initial_race) + handicap[name] > lead + handicap[leader]:
+                line = _line(name, t, leader, lead, handicap["cold"] if "cold" in (name, leader) else 0.0)
                 t.stop(line)
                 stopped[name] = line
                 log.info(line)

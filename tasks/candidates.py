@@ -85,7 +85,7 @@ def train_candidates(
             trainings[choice.name], seeds[choice.name] = _start(
                 choice, data, parent, cfg, checkpoints, parent_version, plan.metric
             )
-        rule = RaceRule(cfg.race_min_epochs, cfg.race_horizon) if cfg.racing else None
+        rule = RaceRule.configured(cfg)
         score = partial(_holdout, data)
         outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan))
         for choice in choices:
