@@ -177,10 +177,10 @@ class TabularTabM(nn.Module):
 
 def _first_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """tabm's LinearBatchEnsemble on an input all k members share, (B, D) -> (B, k, H): ((x * r_i) @ W.T) * s_i + b_i
-    computed as x @ [r_1 * W.T, ..., r_k * W.T], the same sum over the same parameters without copying the rows
-    k times (a CPU training epoch 1.4x faster here: docs/benchmarks.md)."""
-    k, hidden = layer.r.shape[0], layer.weight.shape[0]
-    folded = (layer.r.unsqueeze(-1) * layer.weight.T).transpose(0, 1).reshape(x.shape[1], k * hidden)
+    computed as x @ [r_1 * W.T, ..., r_k * W.T], the same sum over the same parameters (up to rounding) without
+    copying the rows k times (a CPU training epoch 1.4x faster here: docs/benchmarks.md)."""
+    k, hidden = layer.r.shape[0], layer.weight.shape[0]  # r: (k, D), weight: (H, D), s and bias: (k, H)
+    folded = (layer.r.unsqueeze(-1) * layer.weight.T).transpose(0, 1).reshape(x.shape[1], k * hidden)  # (D, k*H)
     return (x @ folded).view(-1, k, hidden) * layer.s + layer.bias
 
 

@@ -23,6 +23,7 @@ from rewarm.metrics import HIGHER_IS_BETTER
 
 COLD_FULL, WARM_LOST, AUDIT = "rewarm.cold_full", "rewarm.warm_lost", "rewarm.audit"
 STRATEGY, DECISION = "rewarm.strategy", "rewarm.decision"  # the version's winner and the gate's action
+PROMOTED_AT, ROLLED_BACK_AT = "rewarm.promoted_at", "rewarm.rolled_back_at"  # written as the alias moves
 
 
 def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
@@ -45,8 +46,11 @@ def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
 
 
 def restarted(tags: Mapping[str, str]) -> bool:
-    """Whether this version's round promoted its cold start, so the next round's warm candidates start from it."""
-    return tags.get(STRATEGY) == "cold" and tags.get(DECISION) in (PROMOTE, FIRST_MODEL)
+    """Whether this version's round promoted its cold start, so the next round's warm candidates start from it: a
+    cold winner the gate promoted that became champion (a stale decision never applied has no promoted_at) and was
+    not rolled back."""
+    promoted = tags.get(DECISION) in (PROMOTE, FIRST_MODEL) and bool(tags.get(PROMOTED_AT))
+    return tags.get(STRATEGY) == "cold" and promoted and not tags.get(ROLLED_BACK_AT)
 
 
 def margin(metric: str, configured: float | None, champion_value: float) -> float:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from rewarm.train_spec import TrainSection
+from rewarm.config import TrainSection
 from rewarm.training import Training, TrainResult
 
 log = logging.getLogger("rewarm.racing")
@@ -69,6 +69,10 @@ def _line(name: str, training: Training, leader: str, lead: float, margin: float
 
 @dataclass(frozen=True)
 class RaceRule:
+    """When a racing candidate is stopped: after MIN_EPOCHS, once even HORIZON times its recent gain leaves it
+    behind the leader's best, where cold counts as ahead of a warm-started candidate only by more than
+    COLD_MARGIN."""
+
     min_epochs: int = 2
     horizon: float = 2.0
     cold_margin: float = 0.0  # how far cold has to be ahead of a warm-started candidate to count as ahead

@@ -100,29 +100,27 @@ def eval_batch(device: torch.device) -> int:
 
 
 @torch.inference_mode()
-def _outputs(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-    """The model's raw outputs over every row, in eval mode, eval_batch rows at a time."""
+def _outputs(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, per_row: Callable) -> torch.Tensor:
+    """PER_ROW of the model's raw outputs, over every row, in eval mode, eval_batch rows at a time."""
     model.eval()
     step = eval_batch(x_num.device)
     with autocast(x_num.device):
-        return torch.cat(
-            [model(x_num[i : i + step], x_cat[i : i + step]).float() for i in range(0, max(1, len(x_num)), step)]
-        )
+        batches = range(0, max(1, len(x_num)), step)
+        return torch.cat([per_row(model(x_num[i : i + step], x_cat[i : i + step]).float()) for i in batches])
 
 
 def evaluate_loss(model: nn.Module, data: Tensors, task: str) -> float:
     """Mean loss over DATA; an ensemble's is the loss of its averaged prediction (what is scored and served), not
     its members' mean loss. 0.0 without rows."""
-    return (
-        float(loss_fn(task)(ensemble_logits(_outputs(model, data.x_num, data.x_cat), task), data.y))
-        if len(data)
-        else 0.0
-    )
+    if not len(data):
+        return 0.0
+    logits = _outputs(model, data.x_num, data.x_cat, lambda out: ensemble_logits(out, task))
+    return float(loss_fn(task)(logits, data.y))
 
 
 def predict(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, task: str) -> np.ndarray:
     """Model outputs as numpy: P(positive) (N,), class probabilities (N, K) or raw regression (N,)."""
-    return activate(_outputs(model, x_num, x_cat), task).cpu().numpy()
+    return _outputs(model, x_num, x_cat, lambda out: activate(out, task)).cpu().numpy()
 
 
 def score_holdout(model: nn.Module, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> tuple[np.ndarray, dict]:

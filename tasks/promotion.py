@@ -53,9 +53,12 @@ def register_model(
     not yet applied) in one write; no alias moves here."""
     winner = candidates[decision.winner]
     tags = {k.removeprefix("rewarm."): v for k, v in lineage.items()}
-    tags |= {"strategy": winner.name, "decision": decision.action, "reason": decision.reason}
-    tags |= {f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}
-    tags |= {k.removeprefix("rewarm."): v for k, v in audits.version_tags(decision.metric, candidates).items()}
+    tags |= {"reason": decision.reason} | {f"holdout_{k}": f"{v:.6f}" for k, v in winner.metrics.items()}
+    # what the next rounds' audit plans read (rewarm/audits.py), under the keys it reads them by
+    planned = {audits.STRATEGY: winner.name, audits.DECISION: decision.action}
+    tags |= {
+        k.removeprefix("rewarm."): v for k, v in (planned | audits.version_tags(decision.metric, candidates)).items()
+    }
     meta = {
         "strategy": winner.name,
         "parent_version": lineage["rewarm.parent_version"],

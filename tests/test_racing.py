@@ -185,10 +185,13 @@ def test_no_evidence_audit_after_a_promoted_cold_start() -> None:
     """Cold won the audit and became champion: the next warm candidates start from it, a new lineage that races;
     cold kept out (the champion held) leaves the old lineage in place, still under evidence."""
     lost = _version(2, True, warm_lost=True)
-    promoted = lost | {audits.STRATEGY: "cold", audits.DECISION: "promote"}
+    promoted = lost | {audits.STRATEGY: "cold", audits.DECISION: "promote", audits.PROMOTED_AT: "2026-12-03"}
     held = lost | {audits.STRATEGY: "cold", audits.DECISION: "keep"}
+    never_applied = promoted | {audits.PROMOTED_AT: ""}  # the round crashed before the alias moved
+    rolled_back = promoted | {audits.ROLLED_BACK_AT: "2026-12-04"}  # the old lineage's parent is champion again
     assert audits.planned([_version(1, True), promoted], 10) == ""
-    assert audits.planned([_version(1, True), held], 10).startswith("evidence: warm-started candidates lost")
+    for kept in (held, never_applied, rolled_back):
+        assert audits.planned([_version(1, True), kept], 10).startswith("evidence: warm-started candidates lost")
     assert audits.planned([_version(1, True), promoted, _version(3, False)], 2).startswith("cadence")
 
 
@@ -314,6 +317,18 @@ def test_cold_has_to_lead_by_the_margin(cold: float, margin: float, stopped: str
     assert list(lines) == [stopped]
     assert ("cold has to lead by 0.0050" in lines[stopped]) == (margin > 0)
     assert not trainings["cold" if stopped != "cold" else "shrink_perturb"].result.stopped
+
+
+@pytest.mark.parametrize(("margin", "stopped"), [(0.0, ["shrink_perturb"]), (0.005, [])])
+def test_a_warm_candidate_within_the_margin_of_a_leading_cold_start_goes_on(margin: float, stopped: list) -> None:
+    """Cold leads by 0.010 and shrink_perturb can still reach 0.006 of it (horizon 2 x its 0.003 an epoch): stopped
+    without a margin, kept going with cold counted 0.005 worse."""
+    trainings = {
+        "shrink_perturb": _Scripted([-0.694, -0.697, -0.7, -0.701]),
+        "cold": _Scripted([-0.6, -0.7, -0.71, -0.711]),
+    }
+    lines = race(trainings, RaceRule(min_epochs=3, horizon=2.0, cold_margin=margin))  # type: ignore[arg-type]
+    assert list(lines) == stopped
 
 
 def test_the_configured_cold_margin() -> None:

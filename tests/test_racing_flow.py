@@ -43,10 +43,12 @@ def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
         return client.get_model_version(NAME, str(version)).tags
 
     assert tags(first.version)[audits.AUDIT] == "first model" and tags(first.version)[audits.COLD_FULL] == "true"
+    assert audits.restarted(tags(first.version))  # the flow writes what the audit plan reads: cold, promoted
 
     second = retrain(str(months[1]), config=config)  # between audits: cold races and trails after one epoch
     assert second.strategies["cold"]["stopped"] == 1.0 and second.strategies["cold"]["epochs"] == 1
     assert tags(second.version)[audits.COLD_FULL] == "false"
+    assert not audits.restarted(tags(second.version))  # cold was stopped: it did not win
     assert second.winner == "shrink_perturb" or second.decision == "keep"
     assert "cold stopped at epoch 1: roc_auc " in second.reason  # the race reads the gate's metric
     cold_run = _nested(client, second, "cold")
