@@ -1,0 +1,67 @@
+"""The race rule alone, on scripted curves: who is stopped, and the margin cold has to lead by (rewarm/racing.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewarm.config import TrainSection
+from rewarm.racing import RaceRule, RaceScore, race
+from rewarm.training import TrainResult
+
+
+class _Scripted:
+    """A candidate whose race curve is given (negated AUCs, lower is better), for the rule alone."""
+
+    def __init__(self, curve: list[float]) -> None:
+        self.curve, self.initial_race = curve, 0.0
+        self.result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
+        self.race_score = RaceScore("roc_auc", -1.0, lambda model: 0.0)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.result.stopped) or self.result.epochs == len(self.curve)
+
+    @property
+    def race_best(self) -> float:
+        return min([self.initial_race, *self.result.race_loss])
+
+    def epoch(self) -> None:
+        self.result.race_loss.append(self.curve[self.result.epochs])
+        self.result.epochs += 1
+
+    def stop(self, reason: str) -> None:
+        self.result.stopped = reason
+
+
+@pytest.mark.parametrize(
+    ("cold", "margin", "stopped"),
+    [
+        (-0.703, 0.0, "shrink_perturb"),  # no margin: cold 0.003 ahead, the warm candidate is stopped
+        (-0.703, 0.005, "cold"),  # within the margin: a tie, which goes to the warm lineage
+        (-0.710, 0.005, "shrink_perturb"),  # cold ahead by more than the margin still wins
+    ],
+)
+def test_cold_has_to_lead_by_the_margin(cold: float, margin: float, stopped: str) -> None:
+    trainings = {"shrink_perturb": _Scripted([-0.69, -0.700, -0.701]), "cold": _Scripted([-0.60, cold, cold])}
+    lines = race(trainings, RaceRule(min_epochs=2, horizon=0.0, cold_margin=margin))  # type: ignore[arg-type]
+    assert list(lines) == [stopped]
+    assert ("cold has to lead by 0.0050" in lines[stopped]) == (margin > 0)
+    assert not trainings["cold" if stopped != "cold" else "shrink_perturb"].result.stopped
+
+
+@pytest.mark.parametrize(("margin", "stopped"), [(0.0, ["shrink_perturb"]), (0.005, [])])
+def test_a_warm_candidate_within_the_margin_of_a_leading_cold_start_goes_on(margin: float, stopped: list) -> None:
+    """Cold leads by 0.010 and shrink_perturb can still reach 0.006 of it (horizon 2 x its 0.003 an epoch): stopped
+    without a margin, kept going with cold counted 0.005 worse."""
+    trainings = {
+        "shrink_perturb": _Scripted([-0.694, -0.697, -0.7, -0.701]),
+        "cold": _Scripted([-0.6, -0.7, -0.71, -0.711]),
+    }
+    lines = race(trainings, RaceRule(min_epochs=3, horizon=2.0, cold_margin=margin))  # type: ignore[arg-type]
+    assert list(lines) == stopped
+
+
+def test_the_configured_cold_margin() -> None:
+    assert RaceRule.configured(TrainSection(racing=False)) is None
+    assert RaceRule.configured(TrainSection()).cold_margin == 0.0  # by default the better number wins
+    assert RaceRule.configured(TrainSection(race_cold_margin=0.005)).cold_margin == 0.005
