@@ -122,10 +122,9 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
     )
     tags = audits.version_tags(metric, outcomes) | {"rewarm.round": str(data.snapshot.sequence)}
     tags |= {audits.STRATEGY: decision.winner, audits.DECISION: decision.action}  # as the flow's version tags
-    if decision.promoted:
-        tags[audits.PROMOTED_AT] = "promoted"
     service.versions.append(tags)
     if decision.promoted:
+        tags[audits.PROMOTED_AT] = "promoted"  # the flow writes it as the alias moves
         service.champion = (outcomes[decision.winner].module, data.preprocessor)
         service.champion_version = len(service.versions)
         value = outcomes[decision.winner].metrics[metric]
