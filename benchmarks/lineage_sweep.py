@@ -42,6 +42,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "tabm k4 32x32, λ 0.9": (TABM, {"shrink": 0.9}),
     "tabm k4 32x32, λ 0.93": (TABM, {"shrink": 0.93}),
     "tabm k4 32x32, patience 2": (TABM, {"patience": 2}),
+    "tabm k4 32x32, warm patience 2": (TABM, {"warm_patience": 2}),
+    "tabm k4 32x32, warm patience 1": (TABM, {"warm_patience": 1}),
+    "tabm k4 16x16, warm patience 2": (TABM | {"hidden": (16, 16)}, {"warm_patience": 2}),
+    "tabm k2 16x16, warm patience 2": (TABM | {"hidden": (16, 16), "ensemble_size": 2}, {"warm_patience": 2}),
 }
 
 

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rewarm.config import Settings
+from rewarm import rounds
+from rewarm.config import DataSection, Settings
 from rewarm.models.network import ArchConfig, build_model
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, initialise, strategy
-from rewarm.splits import replay_mask, validation_mask
+from rewarm.splits import replay_mask, tail_validation_mask, validation_mask
 from rewarm.training import Tensors, pick_device, train
 
 FACTORS = (1, 2, 4)
@@ -42,13 +43,25 @@ def _tensors(pre: Preprocessor, frame: pd.DataFrame, target: str, device: torch.
     return Tensors.build(x_num, x_cat, pre.labels(frame[target]), device)
 
 
-def measure(settings: Settings, frame: pd.DataFrame, parent, val: np.ndarray | None = None) -> dict[str, dict]:
-    """Train cold and shrink-perturb (from PARENT) on FRAME (VAL: its early-stopping rows, by default hashed
-    out of it); their seconds, epochs and samples/s."""
+def held_out(spec: DataSection, year: pd.DataFrame, month: np.ndarray) -> np.ndarray:
+    """Each row's side of the validation split, as a round draws it (data.validation_split): with 'tail' (the
+    demo's, through 'auto'), the last rows of each month, as each month is a snapshot; else a hash of the row."""
+    how = spec.validation_split if spec.validation_split != "auto" else spec.holdout_split
+    if how != "tail":
+        return validation_mask(year, spec.validation_fraction)
+    held = np.zeros(len(year), dtype=bool)
+    for m in np.unique(month):
+        rows = np.flatnonzero(month == m)
+        held[rows] = tail_validation_mask([len(rows)], spec.validation_fraction)
+    return held
+
+
+def measure(settings: Settings, frame: pd.DataFrame, parent, val: np.ndarray) -> dict[str, dict]:
+    """Train cold and shrink-perturb (from PARENT) on FRAME (VAL: its early-stopping rows); their seconds, epochs
+    and samples/s."""
     spec, cfg = settings.data, settings.train
     pre = parent[1]
     device = pick_device(cfg.device)
-    val = validation_mask(frame, spec.validation_fraction) if val is None else val
     train_set = _tensors(pre, frame[~val], spec.target, device)
     val_set = _tensors(pre, frame[val], spec.target, device)
     out = {}
@@ -74,14 +87,16 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     spec = settings.data
     columns = [spec.target, *spec.numeric, *spec.categorical]
     year = df[columns].reset_index(drop=True)
-    pre = Preprocessor.fit(year, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
-    m = settings.model
-    arch = ArchConfig(len(pre.numeric), pre.cardinalities, m.embedding_dim, tuple(m.hidden), pre.n_outputs)
+    # the configured [model] (architecture, widths, number bins), built as a bootstrap builds it, on the year
+    pre, arch = rounds.preprocessing(settings, year, None)
     torch.manual_seed(0)
     champion = build_model(arch, seed=0)  # the champion of the round before: trained on the first 11 months
-    first = df["month"] < 12
-    early = year[first.to_numpy()]
-    mask = validation_mask(early, spec.validation_fraction)
+    month = df["month"].to_numpy()
+    # Every set keeps each row's side of one split of the year. A jittered copy of a row stays on its original's
+    # side: a near-duplicate on the other side would let validation loss fall for as long as training memorises.
+    held = held_out(spec, year, month)
+    first = month < 12
+    early, mask = year[first], held[first]
     device = pick_device(settings.train.device)
     train(
         champion,
@@ -92,23 +107,30 @@ def run(settings: Settings, folder: Path, quick: bool = False) -> str:
     )
     parent = (champion.cpu(), pre, arch)
     rows: dict[str, dict] = {}
-    # A jittered copy of a row stays on its original's side of the validation split: a near-duplicate on the
-    # other side would let validation loss fall for as long as training memorises, and no run would stop early.
-    held = validation_mask(year, spec.validation_fraction)
     for factor in FACTORS[:2] if quick else FACTORS:
         rows[f"cumulative {factor}x"] = measure(settings, grown(year, factor), parent, np.tile(held, factor))
-    recent = df["month"] >= 10
-    rows["window: last 3 months"] = measure(settings, year[recent.to_numpy()], parent)
-    newest, history = year[(df["month"] == 12).to_numpy()], year[(df["month"] < 12).to_numpy()]
-    replay = pd.concat([newest, history[replay_mask(history, 0.25, 12)]], ignore_index=True)  # data.replay_fraction
-    rows["replay: newest month + 25% of history"] = measure(settings, replay, parent)
+    recent = month >= 10
+    rows["window: last 3 months"] = measure(settings, year[recent], parent, held[recent])
+    newest, history = year[month == 12], year[first]
+    sample = replay_mask(history, 0.25, 12)  # data.replay_fraction
+    replay = pd.concat([newest, history[sample]], ignore_index=True)
+    val = np.concatenate([held[month == 12], held[first][sample]])
+    rows["replay: newest month + 25% of history"] = measure(settings, replay, parent, val)
     (folder / "scaling.json").write_text(json.dumps(rows, indent=2))
-    text = _markdown(rows)
+    text = _markdown(rows, describe(arch))
     (folder / "scaling.md").write_text(text)
     return text
 
 
-def _markdown(rows: dict[str, dict]) -> str:
+def describe(arch: ArchConfig) -> str:
+    """The architecture measured, in a few words: 'tabm, 4 members of 32/32, 16 bins'."""
+    widths = "/".join(str(h) for h in arch.hidden)
+    members = f", {arch.k} members of" if arch.k else ""
+    bins = f", {max(len(b) for b in arch.bins) - 1} bins" if arch.bins else ""
+    return f"{arch.architecture}{members} {widths}{bins}"
+
+
+def _markdown(rows: dict[str, dict], architecture: str) -> str:
     lines = [
         "| training set | rows | cold: s (epochs) | shrink-perturb: s (epochs) | SP / cold | cold s/epoch "
         "| samples/s |",
@@ -121,4 +143,5 @@ def _markdown(rows: dict[str, dict]) -> str:
             f"{sp['seconds']:.1f} ({sp['epochs']}) | {sp['seconds'] / cold['seconds']:.2f} | "
             f"{cold['seconds'] / cold['epochs']:.2f} | {cold['samples_per_s'] / 1000:.0f}k |"
         )
-    return "\n".join(lines) + f"\n\nmeasured {time.strftime('%Y-%m-%d %H:%M')} on {pick_device('auto')}\n"
+    when = time.strftime("%Y-%m-%d %H:%M")
+    return "\n".join(lines) + f"\n\n{architecture}, measured {when} on {pick_device('auto')}\n"

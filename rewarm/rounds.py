@@ -116,7 +116,7 @@ def prepare(
     held = splits.holdout_mask(newest, spec.holdout_fraction, spec.holdout_split, scheme, stratify)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
     holdout_frame = newest[held].reset_index(drop=True)
-    pre, arch = _preprocessing(settings, train_frame, parent)
+    pre, arch = preprocessing(settings, train_frame, parent)
     pre = replace(pre, split_scheme=scheme)
     newest_train = int((~held).sum())
     in_train = np.concatenate([*kept, np.ones(newest_train, dtype=bool)])  # each snapshot's rows, kept or not
@@ -191,7 +191,7 @@ def _warm_rows(
     return _subset(train, keep[in_train])
 
 
-def _preprocessing(
+def preprocessing(
     settings: Settings, train_frame: pd.DataFrame, parent: tuple[Preprocessor, ArchConfig] | None
 ) -> tuple[Preprocessor, ArchConfig]:
     """Fit preprocessing on the first round; afterwards grow the parent's, keeping its architecture widths."""

@@ -18,6 +18,7 @@ from rewarm.benchmarks.report import markdown, write
 from rewarm.benchmarks.run import Options, arms
 from rewarm.cli import main
 from rewarm.config import load_settings
+from rewarm.splits import validation_mask
 
 
 @pytest.fixture
@@ -198,6 +199,19 @@ def test_scaling_measures_each_size_and_both_caps(tmp_path: Path, flights: pd.Da
         replayed * train_share, rel=0.03
     )
     assert "cumulative 2x" in text and (tmp_path / "out" / "scaling.md").read_text() == text
+    # the configured [model] is what is measured (tabm by default, with the tiny config's width), not a plain MLP
+    assert "tabm, 4 members of 16, 16 bins" in text
+
+
+def test_scaling_holds_out_each_months_last_rows_when_snapshots_are_in_time_order(tmp_path: Path) -> None:
+    spec = load_settings(write_config(tmp_path)).data
+    spec = spec.model_copy(update={"holdout_split": "tail", "validation_split": "auto", "validation_fraction": 0.25})
+    month = np.array([1, 2, 1, 2, 1, 2, 1, 2, 3, 3, 3, 3])  # the months' rows interleaved, each in time order
+    year = pd.DataFrame({"late": np.arange(len(month))})
+    held = scaling.held_out(spec, year, month)
+    assert np.flatnonzero(held).tolist() == [6, 7, 11]  # the last of each month's four rows
+    hashed = spec.model_copy(update={"holdout_split": "hash"})
+    assert scaling.held_out(hashed, year, month).tolist() == validation_mask(year, 0.25).tolist()
 
 
 def test_the_lineage_sweep_follows_each_candidate_from_its_own_last_model(tiny: tuple) -> None:

@@ -101,6 +101,19 @@ def test_early_stopping_on_unlearnable_data() -> None:
     assert len(result.val_loss) == result.epochs
 
 
+def test_warm_started_candidates_take_their_own_budget_and_patience() -> None:
+    # The warm_* keys apply only to warm-started candidates; an unset one falls back to the shared value.
+    cfg = _cfg(patience=3, warm_patience=1, warm_lr=1e-3)
+    warm, cold = cfg.for_candidate(True), cfg.for_candidate(False)
+    assert (warm.patience, warm.lr, warm.max_epochs) == (1, 1e-3, cfg.max_epochs)
+    assert (cold.patience, cold.lr) == (3, cfg.lr)
+    assert _cfg(patience=3).for_candidate(True).patience == 3
+    train_set, val_set = _data(N_TRAIN, seed=0, learnable=False), _data(100, seed=1000, learnable=False)
+    budget = _cfg(max_epochs=50, patience=5, warm_patience=1, batch_size=32, lr=5e-2).for_candidate(True)
+    result = train(build_model(ARCH, seed=0), train_set, val_set, "binary", budget)
+    assert result.epochs - result.best_epoch == 1  # stopped on the warm patience, not the shared 5
+
+
 def test_loss_functions_per_task() -> None:
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 3, generator=gen)
