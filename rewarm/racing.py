@@ -6,8 +6,9 @@ compared on the gate's metric (a RaceScore; train.race_on) or on their loss: eit
 The rule is a bound from the learning curve. A candidate's curve improves by less and less each epoch (the
 cosine schedule decays, and the curve flattens), so from epoch e on it is taken to gain at most HORIZON times
 its recent per-epoch improvement (the mean over the last two epochs of its best value). When even that leaves
-it behind the leader's best, it is stopped. HORIZON comes from measured loss curves of the demo stream
-(`python -m rewarm.benchmarks.curves`, docs/benchmarks.md).
+it behind the leader's best, it is stopped. HORIZON is 0 by default (stopped as soon as it trails): on the demo
+stream's metric curves a larger one bought nothing but epochs (`python -m rewarm.benchmarks.curves`,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class RaceRule:
     COLD_MARGIN."""
 
     min_epochs: int = 2
-    horizon: float = 2.0
+    horizon: float = 0.0
     cold_margin: float = 0.0  # how far cold has to be ahead of a warm-started candidate to count as ahead
 
     @classmethod

@@ -65,3 +65,22 @@ def test_the_configured_cold_margin() -> None:
     assert RaceRule.configured(TrainSection(racing=False)) is None
     assert RaceRule.configured(TrainSection()).cold_margin == 0.0  # by default the better number wins
     assert RaceRule.configured(TrainSection(race_cold_margin=0.005)).cold_margin == 0.005
+
+
+def test_recorded_curves_race_offline_with_the_services_rule() -> None:
+    # benchmarks/curves.py prices a racing rule on recorded curves through racing.race itself. Negated AUCs:
+    # cold leads shrink-perturb by 0.004 from epoch 2 on; the gate would pick shrink-perturb (holdout 0.70).
+    from rewarm.benchmarks.curves import duel
+
+    warm = {"seed": 0, "round": 2, "arm": "sp", "initial": -0.60, "val": [-0.700, -0.702, -0.703], "rows": 100}
+    warm |= {"metric": 0.70}
+    cold = {"seed": 0, "round": 2, "arm": "cold", "initial": -0.50, "val": [-0.690, -0.706, -0.707, -0.707]}
+    cold |= {"rows": 400, "metric": 0.68}
+    plain = duel([warm, cold], "sp", RaceRule(2, 0.0, 0.0)).iloc[0]
+    assert plain.warm_stopped and not plain.cold_stopped  # stopped at epoch 2, trailing by 0.004
+    assert plain.picked == pytest.approx(0.68) and plain.vs_both_in_full == pytest.approx(-0.02)
+    assert plain.cost_vs_cold_only == pytest.approx((2 * 100 + 4 * 400) / (4 * 400))
+    handicapped = duel([warm, cold], "sp", RaceRule(2, 0.0, 0.005)).iloc[0]
+    assert handicapped.cold_stopped and not handicapped.warm_stopped  # 0.004 is within the margin
+    assert handicapped.picked == pytest.approx(0.70) and handicapped.vs_cold_only == pytest.approx(0.02)
+    assert handicapped.cost_vs_cold_only == pytest.approx((3 * 100 + 2 * 400) / (4 * 400))
