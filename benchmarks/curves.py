@@ -208,9 +208,9 @@ def duels(rows: list[dict], arm: str, metric: str = "", horizons=HORIZONS, margi
 def main(argv: list[str]) -> None:
     folder = Path(argv[0] if argv else ".rewarm/curves")
     folder.mkdir(parents=True, exist_ok=True)
-    raw = folder / "curves.json"
+    raw, settings = folder / "curves.json", load_settings(None)
     if not raw.exists():
-        raw.write_text(json.dumps(record(load_settings(None), [0, 1], 12, folder)))
+        raw.write_text(json.dumps(record(settings, [0, 1], 12, folder)))
     rows = json.loads(raw.read_text())
     df = pd.DataFrame(rows)
     print(df[df["round"] > 1].groupby("arm")[["metric", "seconds", "epochs"]].mean().round(4).to_string())
@@ -225,9 +225,9 @@ def main(argv: list[str]) -> None:
     print(table.to_string())
     (folder / "racing.csv").write_text(sims.to_csv(index=False))
     if all("rows" in r for r in rows):  # curves recorded before rows were kept cannot price a duel
+        metric = settings.metric if settings.train.race_on == "metric" else ""
         for arm in VARIANTS:
-            settings = load_settings(None)
-            both = duels(rows, arm, settings.metric if settings.train.race_on == "metric" else "")
+            both = duels(rows, arm, metric)
             print(f"\n{arm} against cold, raced both ways (cost: rows x epochs against cold alone)")
             print(both.round(4).to_string())
             (folder / f"duels-{arm.replace(' ', '_')}.csv").write_text(both.to_csv())

@@ -20,7 +20,7 @@ from rewarm.config import DataSection, Settings
 from rewarm.models.network import ArchConfig, build_model
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, initialise, strategy
-from rewarm.splits import replay_mask, tail_validation_mask, validation_mask
+from rewarm.splits import CURRENT, replay_mask
 from rewarm.training import Tensors, pick_device, train
 
 FACTORS = (1, 2, 4)
@@ -44,15 +44,13 @@ def _tensors(pre: Preprocessor, frame: pd.DataFrame, target: str, device: torch.
 
 
 def held_out(spec: DataSection, year: pd.DataFrame, month: np.ndarray) -> np.ndarray:
-    """Each row's side of the validation split, as a round draws it (data.validation_split): with 'tail' (the
-    demo's, through 'auto'), the last rows of each month, as each month is a snapshot; else a hash of the row."""
-    how = spec.validation_split if spec.validation_split != "auto" else spec.holdout_split
-    if how != "tail":
-        return validation_mask(year, spec.validation_fraction)
+    """Each row's side of the validation split, drawn by a round's own rule (rounds.validation_rows) with each
+    month as a snapshot: with 'tail' (the demo's, through 'auto'), each month's last rows; else a hash of the row."""
     held = np.zeros(len(year), dtype=bool)
     for m in np.unique(month):
         rows = np.flatnonzero(month == m)
-        held[rows] = tail_validation_mask([len(rows)], spec.validation_fraction)
+        every = np.ones(len(rows), dtype=bool)
+        held[rows] = rounds.validation_rows(spec, year.iloc[rows], [len(rows)], every, CURRENT)
     return held
 
 

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from rewarm.benchmarks.curves import Replayed, duel
 from rewarm.config import TrainSection
-from rewarm.racing import RaceRule, RaceScore, race
-from rewarm.training import TrainResult
+from rewarm.racing import RaceRule, race
 
 
-class _Scripted:
-    """A candidate whose race curve is given (negated AUCs, lower is better), for the rule alone."""
-
-    def __init__(self, curve: list[float]) -> None:
-        self.curve, self.initial_race = curve, 0.0
-        self.result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
-        self.race_score = RaceScore("roc_auc", -1.0, lambda model: 0.0)
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.result.stopped) or self.result.epochs == len(self.curve)
-
-    @property
-    def race_best(self) -> float:
-        return min([self.initial_race, *self.result.race_loss])
-
-    def epoch(self) -> None:
-        self.result.race_loss.append(self.curve[self.result.epochs])
-        self.result.epochs += 1
-
-    def stop(self, reason: str) -> None:
-        self.result.stopped = reason
+def _scripted(curve: list[float]) -> Replayed:
+    """A candidate whose race curve is given (negated AUCs, lower is better, from 0 at epoch 0), for the rule
+    alone: a recorded training played back, as benchmarks/curves.py races them."""
+    return Replayed(curve, 0.0, "roc_auc")
 
 
 @pytest.mark.parametrize(
@@ -42,7 +24,7 @@ class _Scripted:
     ],
 )
 def test_cold_has_to_lead_by_the_margin(cold: float, margin: float, stopped: str) -> None:
-    trainings = {"shrink_perturb": _Scripted([-0.69, -0.700, -0.701]), "cold": _Scripted([-0.60, cold, cold])}
+    trainings = {"shrink_perturb": _scripted([-0.69, -0.700, -0.701]), "cold": _scripted([-0.60, cold, cold])}
     lines = race(trainings, RaceRule(min_epochs=2, horizon=0.0, cold_margin=margin))  # type: ignore[arg-type]
     assert list(lines) == [stopped]
     assert ("cold has to lead by 0.0050" in lines[stopped]) == (margin > 0)
@@ -54,8 +36,8 @@ def test_a_warm_candidate_within_the_margin_of_a_leading_cold_start_goes_on(marg
     """Cold leads by 0.010 and shrink_perturb can still reach 0.006 of it (horizon 2 x its 0.003 an epoch): stopped
     without a margin, kept going with cold counted 0.005 worse."""
     trainings = {
-        "shrink_perturb": _Scripted([-0.694, -0.697, -0.7, -0.701]),
-        "cold": _Scripted([-0.6, -0.7, -0.71, -0.711]),
+        "shrink_perturb": _scripted([-0.694, -0.697, -0.7, -0.701]),
+        "cold": _scripted([-0.6, -0.7, -0.71, -0.711]),
     }
     lines = race(trainings, RaceRule(min_epochs=3, horizon=2.0, cold_margin=margin))  # type: ignore[arg-type]
     assert list(lines) == stopped
@@ -70,8 +52,6 @@ def test_the_configured_cold_margin() -> None:
 def test_recorded_curves_race_offline_with_the_services_rule() -> None:
     # benchmarks/curves.py prices a racing rule on recorded curves through racing.race itself. Negated AUCs:
     # cold leads shrink-perturb by 0.004 from epoch 2 on; the gate would pick shrink-perturb (holdout 0.70).
-    from rewarm.benchmarks.curves import duel
-
     warm = {"seed": 0, "round": 2, "arm": "sp", "initial": -0.60, "val": [-0.700, -0.702, -0.703], "rows": 100}
     warm |= {"metric": 0.70}
     cold = {"seed": 0, "round": 2, "arm": "cold", "initial": -0.50, "val": [-0.690, -0.706, -0.707, -0.707]}
