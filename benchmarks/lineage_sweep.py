@@ -46,6 +46,32 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "tabm k4 32x32, warm patience 1": (TABM, {"warm_patience": 1}),
     "tabm k4 16x16, warm patience 2": (TABM | {"hidden": (16, 16)}, {"warm_patience": 2}),
     "tabm k2 16x16, warm patience 2": (TABM | {"hidden": (16, 16), "ensemble_size": 2}, {"warm_patience": 2}),
+    "tabm k4 32x32, warm lr 0.006": (TABM, {"warm_lr": 0.006}),
+    "tabm k4 32x32, warm lr 0.0015": (TABM, {"warm_lr": 0.0015}),
+    "tabm k4 32x32, batch 512": (TABM, {"batch_size": 512}),
+    "tabm k4 32x32, batch 2048, lr 0.006": (TABM, {"batch_size": 2048, "lr": 0.006}),
+    "tabm k2 16x16, 8 bins, warm patience 2": (
+        TABM | {"hidden": (16, 16), "ensemble_size": 2, "numeric_bins": 8},
+        {"warm_patience": 2},
+    ),
+    "tabm k4 32x32, replay 0.5": (TABM, {"warm_replay_fraction": 0.5}),
+    "tabm k2 16x16, 8 bins": (TABM | {"hidden": (16, 16), "ensemble_size": 2, "numeric_bins": 8}, {}),
+    "tabm k2 32x32, 8 bins, warm patience 2": (
+        TABM | {"ensemble_size": 2, "numeric_bins": 8},
+        {"warm_patience": 2},
+    ),
+    "tabm k2 16x16, 8 bins, warm patience 2, batch 2048, lr 0.006": (
+        TABM | {"hidden": (16, 16), "ensemble_size": 2, "numeric_bins": 8},
+        {"warm_patience": 2, "batch_size": 2048, "lr": 0.006},
+    ),
+    "tabm k1 16x16, 8 bins, warm patience 2": (
+        TABM | {"hidden": (16, 16), "ensemble_size": 1, "numeric_bins": 8},
+        {"warm_patience": 2},
+    ),
+    "tabm k4 16x16, 8 bins, warm patience 2": (
+        TABM | {"hidden": (16, 16), "numeric_bins": 8},
+        {"warm_patience": 2},
+    ),
 }
 
 

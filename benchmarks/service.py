@@ -54,6 +54,7 @@ class Row:
     best_warm: float  # the best warm-started candidate's holdout metric (nan: none trained)
     cold: float  # cold's holdout metric, as it stood when stopped (nan: not trained)
     champion_next: float = float("nan")  # the champion the round leaves, on all of the next snapshot (out of time)
+    warm_seconds: float = 0.0  # the warm-started candidates' share of seconds
 
 
 @dataclass
@@ -147,6 +148,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         champion_before=incumbent.metrics[metric] if incumbent is not None else float("nan"),
         best_warm=_best([o.metrics[metric] for n, o in outcomes.items() if n != "cold"], metric),
         cold=outcomes["cold"].metrics[metric] if "cold" in outcomes else float("nan"),
+        warm_seconds=sum(o.result.seconds for n, o in outcomes.items() if n != "cold"),
     )
     return row, seconds
 

@@ -66,3 +66,16 @@ def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_p
     assert ahead["rewarm"] == ahead["cold-only"]
     assert 0 < totals.loc["rewarm", "champion_next_mean"] < 1
     assert "on the next snapshot" in service_report.text(totals.reset_index(), rows, settings.metric)
+    # In hindsight: shrink-perturb's seconds every round, plus a full cold's where it led by more than the tolerance
+    assert (cold_only["warm_seconds"] == 0).all() and (mine["warm_seconds"] < mine["seconds"]).any()
+    later = lambda part: part[part["round"] > 1].set_index("round")  # noqa: E731
+    warm, cold = later(mine), later(cold_only)
+    never, _ = service_report.cold_where_needed(rows, settings.metric, tolerance=1.0)["t"]
+    always, every = service_report.cold_where_needed(rows, settings.metric, tolerance=-1.0)["t"]
+    assert never == pytest.approx(warm["warm_seconds"].sum() / cold["seconds"].sum())
+    assert always == pytest.approx(never + 1.0) and every == list(range(2, len(stream) + 1))
+    ratio, needed = service_report.cold_where_needed(rows, settings.metric)["t"]
+    lead = cold["cold"] - warm["best_warm"]
+    assert needed == [r for r in warm.index if lead[r] > service_report.TOLERANCE]
+    assert ratio == pytest.approx((warm["warm_seconds"].sum() + cold["seconds"][needed].sum()) / cold["seconds"].sum())
+    assert totals.loc["rewarm", "cold_where_needed"] == pytest.approx(ratio)
