@@ -153,6 +153,8 @@ def log(df: pd.DataFrame, table: pd.DataFrame, files: list[Path], meta: dict, me
             points.append(Metric(f"{stream}.{service}.cum_train_seconds", float(cumulative[rnd]), 0, int(rnd)))
     for r in table.itertuples():
         points.append(Metric(f"{r.stream}.{r.service}.vs_cold_only", float(r.vs_cold_only), 0, 0))
+        if r.service == "rewarm":
+            points.append(Metric(f"{r.stream}.rewarm.cold_where_needed", float(r.cold_where_needed), 0, 0))
     params = [Param(k, str(v)[:500]) for k, v in meta.items()]
     for i in range(0, len(points), 900):
         client.log_batch(rid, metrics=points[i : i + 900], params=params if i == 0 else [])

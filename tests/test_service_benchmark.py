@@ -79,3 +79,26 @@ def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_p
     assert needed == [r for r in warm.index if lead[r] > service_report.TOLERANCE]
     assert ratio == pytest.approx((warm["warm_seconds"].sum() + cold["seconds"][needed].sum()) / cold["seconds"].sum())
     assert totals.loc["rewarm", "cold_where_needed"] == pytest.approx(ratio)
+
+
+def test_the_report_is_logged_to_mlflow_with_its_plots(tmp_path: Path, home: Path, stream: list) -> None:
+    from mlflow import MlflowClient
+
+    settings = load_settings(write_config(tmp_path, name="service-log"))
+    settings = settings.model_copy(update={"train": settings.train.model_copy(update={"max_epochs": 2})})
+    rows = pd.DataFrame(asdict(r) for r in service.replay(settings, "t", stream[:3], tmp_path, [0], lambda r: None))
+    table = service_report.totals(rows, settings.metric)
+    files = []
+    for name, figure in service_report.plot(rows, settings.metric).items():
+        figure.savefig(tmp_path / name)
+        files.append(tmp_path / name)
+    service_report.log(rows, table, files, {"title": "service test", "seeds": [0]}, settings.metric)
+
+    client = MlflowClient()
+    [run] = client.search_runs([client.get_experiment_by_name("rewarm-benchmark").experiment_id])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"service-t.png"}
+    rewarm = table.set_index("service").loc["rewarm"]
+    assert run.data.metrics["t.rewarm.cold_where_needed"] == pytest.approx(rewarm["cold_where_needed"])
+    assert run.data.metrics["t.rewarm.vs_cold_only"] == pytest.approx(rewarm["vs_cold_only"])
+    history = client.get_metric_history(run.info.run_id, f"t.cold-only.champion_{settings.metric}")
+    assert [m.step for m in history] == [1, 2, 3]
