@@ -47,6 +47,7 @@ def _retrain_one(pending: ledger.Pending, settings: Settings) -> RoundResult:
     moved = quarantine.records(settings.data.quarantine_location)
     if not any(landing_files.same_file(r.source, pending.arrival.uri) for r in moved):  # quarantined just now
         raise RewarmError(f"{pending.arrival.name} failed and comes first in landing order: {state.message}")
-    get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, state.message)
-    name = settings.model.name
-    return RoundResult("rejected", name, state.message or "", pending.arrival.name, pending.sha256)
+    error = state.result(raise_on_failure=False)  # the rejection itself, without Prefect's "Flow run ..." wrapper
+    reason = str(error) if isinstance(error, BaseException) else state.message or ""
+    get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, reason)
+    return RoundResult("rejected", settings.model.name, reason, pending.arrival.name, pending.sha256)

@@ -167,6 +167,7 @@ def inspect(
     data = read_bytes(uri) if data is None else data
     raw = read_raw(data, uri, spec)
     validate(raw, spec, uri, classes)
+    _warn_missing_as_text(raw, spec, uri)
     df = normalise(raw, _numbers(spec))
     sha = sha or hashlib.sha256(data).hexdigest()
     kept = list_history(history)
@@ -182,6 +183,26 @@ def inspect(
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
     return Landed(info, df, data, kept=False, sketch=fp, model=model)
+
+
+def _warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None:
+    """A CSV category column holding what means missing in a number column ("NA", "NULL"...) is read as written
+    ("NA" may be Namibia), so that text becomes a category of its own; say so, where R's write.csv meant nulls."""
+    if snapshot_format(uri) != "csv":
+        return
+    for column in spec.categorical:
+        found = raw[column][raw[column].isin(NULL_TEXT[1:])]
+        if len(found):
+            log.warning(
+                "%s: column %r has %d cell(s) written %s, read as a category of their own (in a CSV only an empty "
+                "cell is a missing category: 'NA' may be Namibia); if they mean missing, write empty cells "
+                '(R: write.csv(..., na = "")) and list %r under data.nullable',
+                uri,
+                column,
+                len(found),
+                sorted(set(found)),
+                column,
+            )
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -26,6 +27,11 @@ def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | No
         out[alias] = None if version is None else _version(client, name, version)
     out["decisions"] = _decisions(client, name, last)
     out["links"] = _links(client, name, out[CHAMPION])
+    if out[CHAMPION] is not None:  # the champion from a user's own Python, on this store (a fresh process has none)
+        out["python"] = (
+            f"import mlflow; mlflow.set_tracking_uri({mlflow.get_tracking_uri()!r}); "
+            f"model = mlflow.pyfunc.load_model({f'models:/{name}@{CHAMPION}'!r})"
+        )
     if cold_every is not None:
         complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
         out["next_cold"] = audits.planned(complete, cold_every) or "races (stopped once it cannot catch up)"
@@ -97,6 +103,8 @@ def render(status: dict) -> str:
             f"parent v{v.get('parent_version', '?')}, {v.get('rows_train', '?')} training rows, "
             f"round {v.get('round', '?')}"
         )
+    if status.get("python"):
+        lines.append(f"  in Python: {status['python']}")
     if status.get("last_event"):
         lines.append(f"  last alias event: {status['last_event']}")
     if status.get("next_cold"):

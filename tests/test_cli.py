@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from flight_snapshots import small_month, write_config
+from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
 
 from rewarm import registry
@@ -57,6 +57,29 @@ def test_retrain_status_rollback(
     assert registry.current_version(MlflowClient(), "cli-model", registry.CHAMPION) == 1
     assert main(["retrain", str(tmp_path / "missing.csv"), "--config", str(config)]) == 2
     assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_retrain_of_every_pending_snapshot_exits_2_when_one_is_rejected(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, name="cli-pending")
+    config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 0\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    land(landing / "m1.csv", small_month(flights, 1).drop(columns="carrier").to_csv(index=False).encode())
+    land(landing / "m2.csv", small_month(flights, 2).to_csv(index=False).encode())
+
+    # The broken first one is quarantined and passed over, the next still trains, and the command fails
+    assert main(["retrain", "--config", str(config)]) == 2
+    out = capsys.readouterr().out
+    assert "m1.csv: not retrained: " in out and "'carrier'" in out and "quarantine retry" in out
+    assert "Flow run encountered an exception" not in out  # the rejection's own words, not Prefect's wrapper
+    assert "cli-pending v1: first model" in out
+    assert not (landing / "m1.csv").exists() and (tmp_path / "quarantine" / "m1.csv").is_file()
+    assert main(["retrain", "--config", str(config)]) == 0  # nothing left pending
+    assert "no pending snapshots" in capsys.readouterr().out
 
 
 @pytest.mark.slow

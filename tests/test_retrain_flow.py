@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -129,6 +132,15 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
 
     text = status.render(status.collect(client, name))
     assert f"champion: v{champion}" in text and "flights-2013-03.parquet" in text
+    # The line status gives for a user's own Python loads the champion in a fresh process, with no MLflow setting
+    [snippet] = [line.split("in Python: ", 1)[1] for line in text.splitlines() if "in Python: " in line]
+    rows.head(50).to_parquet(tmp_path / "rows.parquet")
+    code = (
+        f"{snippet}; import pandas; print(len(model.predict(pandas.read_parquet({str(tmp_path / 'rows.parquet')!r}))))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split()[-1] == "50", done.stderr[-2000:]
     assert f"/#/models/{name}/versions/{champion}?workflowType=machine_learning" in text
     assert f"/runs/{history.info.run_id}/model-metrics?workflowType=machine_learning" in text
 

@@ -76,6 +76,23 @@ def test_admit_copies_into_history_with_hash_and_sequence(tmp_path: Path, write)
     assert not list(history.glob("*.partial"))
 
 
+def test_text_that_means_missing_is_read_as_written_in_categories_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    df = _frame()
+    df.loc[:4, "carrier"] = "NA"  # R's write.csv writes a missing value so; it is also Namibia's code
+    df.loc[5, "carrier"] = "NULL"
+    with caplog.at_level("WARNING", logger="rewarm.snapshots"):
+        landed = inspect(str(_csv(tmp_path / "r.csv", df)), SPEC, tmp_path / "history")
+    assert (landed.frame["carrier"] == "NA").sum() == 5  # a category as written, not a null
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "r.csv: column 'carrier' has 6 cell(s) written ['NA', 'NULL']" in warning and "data.nullable" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rewarm.snapshots"):  # Parquet has real nulls: its text is only text
+        inspect(str(_parquet(tmp_path / "r.parquet", df)), SPEC, tmp_path / "history")
+    assert not caplog.records
+
+
 def test_same_content_under_another_name_is_not_copied_twice(tmp_path: Path) -> None:
     history = tmp_path / "history"
     original = _parquet(tmp_path / "jan.parquet", _frame(seed=1))

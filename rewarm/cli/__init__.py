@@ -2,7 +2,8 @@
 
 Typer (Click) parses; rewarm runs. Each command returns the work to do, and `main` runs it outside Click, so
 that errors, Ctrl-C and exit codes are rewarm's own (Click would turn Ctrl-C into a silent exit 130 and a
-broken pipe into exit 1): 0 done, 2 a usage or configuration error, 3 the MLflow tracking server unreachable.
+broken pipe into exit 1): 0 done, 2 a usage or configuration error or a rejected snapshot (`rewarm retrain` without
+a snapshot still retrains the pending ones after it), 3 the MLflow tracking server unreachable.
 """
 
 from __future__ import annotations

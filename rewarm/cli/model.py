@@ -65,11 +65,14 @@ def run_retrain(
 
     with flows_in_process():
         result = retrain(snapshot=snapshot, settings=settings, force=force)
-    for done in result.processed if result.status == "caught_up" else (result,):
+    handled = result.processed if result.status == "caught_up" else (result,)
+    for done in handled:
         print(done.line)
     if result.status == "caught_up" and not result.processed:
         print(f"{settings.model.name}: no pending snapshots in {settings.data.landing}")
-    return 0
+    # A rejected snapshot fails the command as it does when named (exit 2), so that schedulers and scripts see it;
+    # the others were still retrained.
+    return 2 if any(done.status == "rejected" for done in handled) else 0
 
 
 def demo(
