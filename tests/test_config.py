@@ -134,21 +134,23 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "key"),
+    ("extra", "key", "hint"),
     [
-        ("[data]\ncolour = 'red'\n", "data.colour"),
-        ("[train]\nlearning_rate = 0.1\n", "train.learning_rate"),
-        ("[gates]\nmetric = 'rmse'\n", "gates"),
+        ("[data]\ncolour = 'red'\n", "data.colour", ""),
+        ("[data]\nnulable = ['a']\n", "data.nulable", " (did you mean data.nullable?)"),
+        ("[train]\nlearning_rate = 0.1\n", "train.learning_rate", ""),
+        ("[train]\ncold_evry = 3\n", "train.cold_evry", " (did you mean train.cold_every?)"),
+        ("[gates]\nmetric = 'rmse'\n", "gates", " (did you mean gate?)"),
     ],
 )
-def test_unknown_key_is_rejected_by_name(tmp_path: Path, extra: str, key: str) -> None:
+def test_unknown_key_is_rejected_by_name(tmp_path: Path, extra: str, key: str, hint: str) -> None:
     base = MINIMAL_TOML.format(task="binary")
     text = base.replace("[data]\n", extra) if extra.startswith("[data]") else base + extra
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     message = str(info.value)
-    assert f"{key}:" in message and "Extra inputs are not permitted" in message
+    assert f"{key}: Extra inputs are not permitted{hint}" in message and message.count("did you mean") == bool(hint)
     assert message.startswith(str(path))
 
 
