@@ -48,6 +48,6 @@ def _retrain_one(pending: ledger.Pending, settings: Settings) -> RoundResult:
     if not any(landing_files.same_file(r.source, pending.arrival.uri) for r in moved):  # quarantined just now
         raise RewarmError(f"{pending.arrival.name} failed and comes first in landing order: {state.message}")
     error = state.result(raise_on_failure=False)  # the rejection itself, without Prefect's "Flow run ..." wrapper
-    reason = str(error) if isinstance(error, BaseException) else state.message or ""
+    reason = (str(error) if isinstance(error, BaseException) else "") or state.message or ""
     get_run_logger().warning("%s was rejected, passed over: %s", pending.arrival.name, reason)
     return RoundResult("rejected", settings.model.name, reason, pending.arrival.name, pending.sha256)

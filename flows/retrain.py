@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -80,7 +81,8 @@ def retrain(
             cancel_queued({p.sha256 for p in pending})
         if snapshot is None:
             return RoundResult("caught_up", settings.model.name, processed=tuple(earlier))
-        return run_round(settings, store, snapshot, force, sha256)
+        result = run_round(settings, store, snapshot, force, sha256)
+        return replace(result, processed=tuple(earlier)) if earlier else result
 
 
 def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expected: str | None) -> RoundResult:

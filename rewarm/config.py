@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from rewarm.data_spec import DataSection, Task, _Section
+from rewarm.data_spec import DataSection, Task, _Section, closest_key
 from rewarm.errors import ConfigError
 from rewarm.locations import canonical
 from rewarm.train_spec import StrategyName, TrainSection
@@ -287,23 +286,7 @@ def parse_settings(raw: dict, source: str = "<built-in>") -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
-            + _did_you_mean(err)
+            + (f" (did you mean {near}?)" if (near := closest_key(err, Settings)) else "")
             for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from exc
-
-
-def _did_you_mean(error: dict) -> str:
-    """For a key the section does not have, the closest key it has (a typo such as data.nulable), if any."""
-    if error["type"] != "extra_forbidden":
-        return ""
-    *parents, key = (str(p) for p in error["loc"])
-    section: Any = Settings
-    for name in parents:
-        field = section.model_fields.get(name)
-        section = field.annotation if field is not None else None
-        if not (isinstance(section, type) and issubclass(section, BaseModel)):
-            return ""
-    keys = [k for k in section.model_fields if k != "source"]
-    close = difflib.get_close_matches(key, keys, n=1)
-    return f" (did you mean {'.'.join([*parents, close[0]])}?)" if close else ""

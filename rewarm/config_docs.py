@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from rewarm.config import Settings
+from rewarm.data_spec import sections
 
 HEADER = """# Configuration: every key of rewarm.toml
 
@@ -44,10 +44,7 @@ def _default(info: FieldInfo) -> str:
 def render() -> str:
     """The Markdown page: one table per section."""
     lines = [HEADER]
-    for section, info in Settings.model_fields.items():
-        model = info.annotation
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            continue
+    for section, model in sections(Settings).items():
         lines += [f"## [{section}]", "", "| key | type | default | bounds | what it does, and why the default |"]
         lines.append("| --- | --- | --- | --- | --- |")
         for key, field in model.model_fields.items():

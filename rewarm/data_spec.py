@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,27 @@ Task = Literal["binary", "multiclass", "regression"]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def sections(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """ROOT's fields that are sections of their own (a [table] of rewarm.toml), by name."""
+    found = {name: field.annotation for name, field in root.model_fields.items()}
+    return {name: kind for name, kind in found.items() if isinstance(kind, type) and issubclass(kind, BaseModel)}
+
+
+def closest_key(error: dict, root: type[BaseModel]) -> str:
+    """For pydantic's ERROR on a key ROOT's section does not have (a typo such as data.nulable), the closest key
+    that section has ('data.nullable'); '' for any other error, or when no key is close."""
+    if error["type"] != "extra_forbidden":
+        return ""
+    *parents, key = (str(p) for p in error["loc"])
+    section: type[BaseModel] | None = root
+    for name in parents:
+        section = sections(section).get(name)
+        if section is None:
+            return ""
+    close = difflib.get_close_matches(key, [k for k in section.model_fields if k != "source"], n=1)
+    return ".".join([*parents, close[0]]) if close else ""
 
 
 class DataSection(_Section):

@@ -18,7 +18,7 @@ import fsspec
 
 from rewarm import locations
 from rewarm.locations import is_remote
-from rewarm.snapshots import FORMATS
+from rewarm.reading import FORMATS
 
 TEMPORARY_PREFIXES = (".", "_", "~")
 TEMPORARY_SUFFIXES = (".partial", ".tmp", ".part", ".crdownload", ".inprogress", ".filepart")

@@ -34,7 +34,7 @@ class RoundResult:
     strategies: dict[str, dict[str, float]] = field(default_factory=dict)  # candidate -> holdout metrics, cost
     champion: dict[str, float] | None = None  # the untouched champion's holdout metrics
     parent_metrics: dict[str, float] = field(default_factory=dict)  # what the round's MLflow run logs
-    processed: tuple[RoundResult, ...] = ()  # caught_up: every snapshot handled, oldest first
+    processed: tuple[RoundResult, ...] = ()  # the pending snapshots handled first (caught_up: all), oldest first
     wall_seconds: float | None = None  # set by callers that time the run (the demo)
 
     @property

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import fsspec
 import pandas as pd
 
 from rewarm import locations, repeats, schema, splits
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
+from rewarm.reading import read_bytes, read_raw, warn_missing_as_text
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SKETCH = ".rows-sketch"  # beside a kept snapshot: its rows' sketch (rewarm/repeats.py)
 log = logging.getLogger("rewarm.snapshots")
 
@@ -39,71 +37,6 @@ class SnapshotInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def snapshot_format(path: str) -> str:
-    """Return 'parquet' or 'csv' from the file name, or reject it."""
-    name = path.rsplit("/", 1)[-1].lower()
-    for suffix, fmt in FORMATS.items():
-        if name.endswith(suffix):
-            return fmt
-    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files", kind="format")
-
-
-def read_bytes(uri: str) -> bytes:
-    """Read a local path or fsspec URL whole."""
-    try:
-        with fsspec.open(uri, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError as exc:
-        raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder", kind="missing") from exc
-
-
-# Text a CSV cell may hold for "no value" in a numeric column or the target. The NaN spellings are left out
-# for numeric columns, so that a written-out NaN is reported as a NaN and not as a missing value.
-NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]
-NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
-
-
-def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
-    """Parse snapshot bytes as Parquet or CSV without converting anything the schema must still judge.
-
-    Parquet floats stay Arrow-backed, so a null and a NaN remain different values. With SPEC, CSV feature
-    columns are read as text: codes such as "007" keep their leading zeros, and numbers are checked before
-    they are converted (an empty cell is a null, the text "nan" a NaN).
-    """
-    fmt = snapshot_format(uri)
-    if not data:
-        raise SnapshotRejected(
-            f"{uri}: the file is empty (0 bytes); land it again once it is fully written", kind="empty"
-        )
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(io.BytesIO(data))
-            return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
-        if spec is None:
-            return pd.read_csv(io.BytesIO(data))
-        features = [*spec.numeric, *spec.categorical]
-        # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
-        na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
-        na |= {spec.target: NULL_TEXT + NAN_TEXT}
-        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
-    except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file"
-        raise SnapshotRejected(message, kind="unreadable") from exc
-
-
-def _keeps_nulls(arrow_type) -> bool:
-    """Parquet types read Arrow-backed: numbers and booleans, whose nulls numpy would turn into NaN."""
-    import pyarrow
-
-    return (
-        pyarrow.types.is_floating(arrow_type)
-        or pyarrow.types.is_integer(arrow_type)
-        or pyarrow.types.is_boolean(arrow_type)
-    )
 
 
 def normalise(df: pd.DataFrame, numeric: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -167,7 +100,7 @@ def inspect(
     data = read_bytes(uri) if data is None else data
     raw = read_raw(data, uri, spec)
     validate(raw, spec, uri, classes)
-    _warn_missing_as_text(raw, spec, uri)
+    warn_missing_as_text(raw, spec, uri)
     df = normalise(raw, _numbers(spec))
     sha = sha or hashlib.sha256(data).hexdigest()
     kept = list_history(history)
@@ -183,26 +116,6 @@ def inspect(
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
     return Landed(info, df, data, kept=False, sketch=fp, model=model)
-
-
-def _warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None:
-    """A CSV category column holding what means missing in a number column ("NA", "NULL"...) is read as written
-    ("NA" may be Namibia), so that text becomes a category of its own; say so, where R's write.csv meant nulls."""
-    if snapshot_format(uri) != "csv":
-        return
-    for column in spec.categorical:
-        found = raw[column][raw[column].isin(NULL_TEXT[1:])]
-        if len(found):
-            log.warning(
-                "%s: column %r has %d cell(s) written %s, read as a category of their own (in a CSV only an empty "
-                "cell is a missing category: 'NA' may be Namibia); if they mean missing, write empty cells "
-                '(R: write.csv(..., na = "")) and list %r under data.nullable',
-                uri,
-                column,
-                len(found),
-                sorted(set(found)),
-                column,
-            )
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:

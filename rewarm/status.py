@@ -27,21 +27,26 @@ def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | No
         out[alias] = None if version is None else _version(client, name, version)
     out["decisions"] = _decisions(client, name, last)
     out["links"] = _links(client, name, out[CHAMPION])
-    if out[CHAMPION] is not None:  # the champion from a user's own Python, on this store (a fresh process has none)
-        out["python"] = (
-            f"import mlflow; mlflow.set_tracking_uri({mlflow.get_tracking_uri()!r}); "
-            f"model = mlflow.pyfunc.load_model({f'models:/{name}@{CHAMPION}'!r})"
-        )
+    if out[CHAMPION] is not None:
+        out["python"] = python_line(name, mlflow.get_tracking_uri())
     if cold_every is not None:
         complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
         out["next_cold"] = audits.planned(complete, cold_every) or "races (stopped once it cannot catch up)"
     return out
 
 
+def python_line(name: str, tracking_uri: str) -> str:
+    """The line that loads NAME's champion in a user's own Python. A local store (rewarm's SQLite file) is named,
+    since a fresh process would look in its own folder; a server's address, which may hold a password, is not
+    printed: MLflow reads it from MLFLOW_TRACKING_URI, as rewarm did."""
+    load = f"model = mlflow.pyfunc.load_model({f'models:/{name}@{CHAMPION}'!r})"
+    if tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri:
+        return f"import mlflow; mlflow.set_tracking_uri({tracking_uri!r}); {load}"
+    return f"import mlflow; {load}  # with MLFLOW_TRACKING_URI set as it is here"
+
+
 def _links(client: MlflowClient, name: str, champion: dict | None) -> dict[str, str]:
     """Where to look in the MLflow UI: the model, its champion, the runs and the history chart."""
-    import mlflow
-
     base = links.ui_base(mlflow.get_tracking_uri())
     out = {"model": links.model(base, name)}
     if champion is not None:
@@ -103,8 +108,8 @@ def render(status: dict) -> str:
             f"parent v{v.get('parent_version', '?')}, {v.get('rows_train', '?')} training rows, "
             f"round {v.get('round', '?')}"
         )
-    if status.get("python"):
-        lines.append(f"  in Python: {status['python']}")
+        if alias == CHAMPION and status.get("python"):
+            lines.append(f"    in Python: {status['python']}")
     if status.get("last_event"):
         lines.append(f"  last alias event: {status['last_event']}")
     if status.get("next_cold"):

@@ -13,7 +13,7 @@ import pytest
 from flight_snapshots import land, small_month, write_config
 from mlflow import MlflowClient
 
-from rewarm import registry
+from rewarm import registry, status
 from rewarm.cli import main
 
 
@@ -27,6 +27,16 @@ def test_missing_config_is_one_clear_line(tmp_path: Path, capsys: pytest.Capture
     assert main(["status", "--config", str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rewarm: error: no configuration file at") and "nope.toml" in err
+
+
+def test_the_python_line_status_prints_never_shows_a_servers_password() -> None:
+    local = status.python_line("m", "sqlite:////srv/rewarm/mlflow.db")
+    assert local == (
+        "import mlflow; mlflow.set_tracking_uri('sqlite:////srv/rewarm/mlflow.db'); "
+        "model = mlflow.pyfunc.load_model('models:/m@champion')"
+    )
+    remote = status.python_line("m", "https://rewarm:s3cret@mlflow.example:5000")
+    assert "s3cret" not in remote and "MLFLOW_TRACKING_URI" in remote and "load_model('models:/m@champion')" in remote
 
 
 def test_rollback_without_champion(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,8 +71,9 @@ def test_retrain_status_rollback(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_retrain_of_every_pending_snapshot_exits_2_when_one_is_rejected(
-    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("named", [False, True], ids=["every-pending", "named-after-it"])
+def test_retrain_exits_2_when_a_pending_snapshot_is_rejected(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture[str], named: bool
 ) -> None:
     config = write_config(tmp_path, name="cli-pending")
     config.write_text(config.read_text() + "\n[service]\nsettle_seconds = 0\n")
@@ -71,8 +82,9 @@ def test_retrain_of_every_pending_snapshot_exits_2_when_one_is_rejected(
     land(landing / "m1.csv", small_month(flights, 1).drop(columns="carrier").to_csv(index=False).encode())
     land(landing / "m2.csv", small_month(flights, 2).to_csv(index=False).encode())
 
-    # The broken first one is quarantined and passed over, the next still trains, and the command fails
-    assert main(["retrain", "--config", str(config)]) == 2
+    # The broken first one is quarantined and passed over, the next still trains, and the command fails (also
+    # when the command names the next one: the broken one comes first in landing order)
+    assert main(["retrain", *([str(landing / "m2.csv")] if named else []), "--config", str(config)]) == 2
     out = capsys.readouterr().out
     assert "m1.csv: not retrained: " in out and "'carrier'" in out and "quarantine retry" in out
     assert "Flow run encountered an exception" not in out  # the rejection's own words, not Prefect's wrapper

@@ -102,3 +102,18 @@ def test_the_report_is_logged_to_mlflow_with_its_plots(tmp_path: Path, home: Pat
     assert run.data.metrics["t.rewarm.vs_cold_only"] == pytest.approx(rewarm["vs_cold_only"])
     history = client.get_metric_history(run.info.run_id, f"t.cold-only.champion_{settings.metric}")
     assert [m.step for m in history] == [1, 2, 3]
+
+
+def test_cold_where_needed_reads_lower_is_better_metrics_nans_and_refuses_missing_rows() -> None:
+    def row(service: str, rnd: int, seconds: float, **values: float) -> dict:
+        empty = {"warm_seconds": 0.0, "best_warm": float("nan"), "cold": float("nan")}
+        return {"stream": "s", "seed": 0, "round": rnd, "service": service, "seconds": seconds} | empty | values
+
+    rows = [row("rewarm", 1, 1.0), row("cold-only", 1, 1.0)]
+    # log loss, lower is better: round 2 cold leads by 0.02 (needed), round 3 by 0.005 (not), round 4 has no warm
+    for rnd, warm, cold in ((2, 0.52, 0.50), (3, 0.505, 0.50), (4, float("nan"), 0.50)):
+        rows += [row("rewarm", rnd, 2.0, warm_seconds=1.0, best_warm=warm), row("cold-only", rnd, 4.0, cold=cold)]
+    ratio, needed = service_report.cold_where_needed(pd.DataFrame(rows), "log_loss")["s"]
+    assert needed == [2, 4] and ratio == pytest.approx((3 * 1.0 + 4.0 + 4.0) / 12.0)
+    with pytest.raises(ValueError, match="rows differ"):
+        service_report.cold_where_needed(pd.DataFrame(rows[:-1]), "log_loss")

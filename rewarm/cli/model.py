@@ -52,7 +52,7 @@ def run_retrain(
 ) -> int:
     """Retrain on SNAPSHOT (every pending one when None) and print each outcome."""
     from rewarm.config import load_settings
-    from rewarm.snapshots import snapshot_format
+    from rewarm.reading import snapshot_format
 
     # Check what can be checked before Prefect starts (an ephemeral server costs seconds).
     settings = load_settings(config).with_overrides(chosen, window)
@@ -65,7 +65,8 @@ def run_retrain(
 
     with flows_in_process():
         result = retrain(snapshot=snapshot, settings=settings, force=force)
-    handled = result.processed if result.status == "caught_up" else (result,)
+    # the pending snapshots before it first (catch-up), then the one named, if one was
+    handled = result.processed if result.status == "caught_up" else (*result.processed, result)
     for done in handled:
         print(done.line)
     if result.status == "caught_up" and not result.processed:

@@ -1,0 +1,101 @@
+"""How snapshot bytes are read: the formats, what a CSV cell writes for a missing value, Parquet's nulls."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import fsspec
+import pandas as pd
+
+from rewarm.config import DataSection
+from rewarm.errors import SnapshotRejected
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+log = logging.getLogger("rewarm.snapshots")
+
+
+def snapshot_format(path: str) -> str:
+    """Return 'parquet' or 'csv' from the file name, or reject it."""
+    name = path.rsplit("/", 1)[-1].lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files", kind="format")
+
+
+def read_bytes(uri: str) -> bytes:
+    """Read a local path or fsspec URL whole."""
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder", kind="missing") from exc
+
+
+# Text a CSV cell may hold for "no value" in a numeric column or the target. The NaN spellings are left out
+# for numeric columns, so that a written-out NaN is reported as a NaN and not as a missing value.
+NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]
+NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
+
+
+def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
+    """Parse snapshot bytes as Parquet or CSV without converting anything the schema must still judge.
+
+    Parquet floats stay Arrow-backed, so a null and a NaN remain different values. With SPEC, CSV feature
+    columns are read as text: codes such as "007" keep their leading zeros, and numbers are checked before
+    they are converted (an empty cell is a null, the text "nan" a NaN).
+    """
+    fmt = snapshot_format(uri)
+    if not data:
+        raise SnapshotRejected(
+            f"{uri}: the file is empty (0 bytes); land it again once it is fully written", kind="empty"
+        )
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(io.BytesIO(data))
+            return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
+        if spec is None:
+            return pd.read_csv(io.BytesIO(data))
+        features = [*spec.numeric, *spec.categorical]
+        # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
+        na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
+        na |= {spec.target: NULL_TEXT + NAN_TEXT}
+        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
+    except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
+        message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file"
+        raise SnapshotRejected(message, kind="unreadable") from exc
+
+
+def _keeps_nulls(arrow_type) -> bool:
+    """Parquet types read Arrow-backed: numbers and booleans, whose nulls numpy would turn into NaN."""
+    import pyarrow
+
+    return (
+        pyarrow.types.is_floating(arrow_type)
+        or pyarrow.types.is_integer(arrow_type)
+        or pyarrow.types.is_boolean(arrow_type)
+    )
+
+
+def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None:
+    """A CSV category column holding what means missing or NaN in a number column ("NA", "NULL", "nan"...) is read
+    as written ("NA" may be Namibia), so that text becomes a category of its own: say so, naming the file, the
+    column and the count, where R's write.csv or pandas' astype(str) meant nulls."""
+    if snapshot_format(uri) != "csv":
+        return
+    for column in spec.categorical:
+        found = raw[column][raw[column].isin([t for t in NULL_TEXT + NAN_TEXT if t])]
+        if len(found):
+            fix = "write empty cells" + ("" if column in spec.nullable else f" and list {column!r} under data.nullable")
+            log.warning(
+                "%s: column %r has %d cell(s) written %s, read as a category of their own (in a CSV only an empty "
+                "cell is a missing category: 'NA' may be Namibia); if they mean missing, %s",
+                uri,
+                column,
+                len(found),
+                sorted(set(found)),
+                fix,
+            )
