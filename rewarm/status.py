@@ -38,11 +38,11 @@ def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | No
 def python_line(name: str, tracking_uri: str) -> str:
     """The line that loads NAME's champion in a user's own Python. A local store (rewarm's SQLite file) is named,
     since a fresh process would look in its own folder; a server's address, which may hold a password, is not
-    printed: MLflow reads it from MLFLOW_TRACKING_URI, as rewarm did."""
+    printed: it is read from MLFLOW_TRACKING_URI, as rewarm read it."""
     load = f"model = mlflow.pyfunc.load_model({f'models:/{name}@{CHAMPION}'!r})"
     if tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri:
         return f"import mlflow; mlflow.set_tracking_uri({tracking_uri!r}); {load}"
-    return f"import mlflow; {load}  # with MLFLOW_TRACKING_URI set as it is here"
+    return f"import os, mlflow; mlflow.set_tracking_uri(os.environ['MLFLOW_TRACKING_URI']); {load}"
 
 
 def _links(client: MlflowClient, name: str, champion: dict | None) -> dict[str, str]:

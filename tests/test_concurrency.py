@@ -209,8 +209,11 @@ def test_fifty_snapshots_with_racing_writers_a_tracking_restart_and_lost_answers
         assert service.interrupt() == 0, service.output()[-4000:]
 
         logs = [(tmp_path / f"writer-{i}.log").read_text() for i in (10, 30)]
-        for w, text in zip(writers, logs, strict=True):  # an outage may fail a writer, saying so in one line
-            assert w.returncode == 0 or (w.returncode == 3 and "did not answer" in text), text[-3000:]
+        # An outage may fail a writer, saying so in one line; a writer that caught up on a bad snapshot exits 2 and
+        # names it (the rest of what was pending still trained)
+        for w, text in zip(writers, logs, strict=True):
+            rejected = w.returncode == 2 and ": not retrained: " in text and "moved to" in text
+            assert w.returncode == 0 or rejected or (w.returncode == 3 and "did not answer" in text), text[-3000:]
         happened = "".join(p.read_text() for p in faults.glob("faults-*.log")).split()
         assert "lost" in happened, "no create lost its answer: the HTTP fault never fired"
         found = assert_each_snapshot_once(client, name, contents)

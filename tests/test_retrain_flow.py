@@ -140,7 +140,7 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     )
     server = not mlflow.get_tracking_uri().startswith("sqlite:")  # the production profile: a tracking server
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") or server}
-    assert ("set_tracking_uri" in snippet) != server
+    assert ("MLFLOW_TRACKING_URI" in snippet) == server
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.split()[-1] == "50", done.stderr[-2000:]
     assert f"/#/models/{name}/versions/{champion}?workflowType=machine_learning" in text
