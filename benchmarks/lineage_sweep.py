@@ -50,6 +50,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "tabm k4 32x32, warm lr 0.0015": (TABM, {"warm_lr": 0.0015}),
     "tabm k4 32x32, batch 512": (TABM, {"batch_size": 512}),
     "tabm k4 32x32, batch 2048, lr 0.006": (TABM, {"batch_size": 2048, "lr": 0.006}),
+    "tabm k4 32x32, batch 4096, lr 0.006": (TABM, {"batch_size": 4096, "lr": 0.006}),
+    "tabm k4 32x32, batch 4096, lr 0.012": (TABM, {"batch_size": 4096, "lr": 0.012}),
+    "tabm k4 32x32, batch 8192, lr 0.012": (TABM, {"batch_size": 8192, "lr": 0.012}),
     "tabm k2 16x16, 8 bins, warm patience 2": (
         TABM | {"hidden": (16, 16), "ensemble_size": 2, "numeric_bins": 8},
         {"warm_patience": 2},
