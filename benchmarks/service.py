@@ -93,30 +93,27 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         incumbent = Outcome("champion", module, p, scores)
     names = service.strategies if service.champion is not None else ("cold",)
     audit = audits.planned(service.versions, t.cold_every) if "cold" in names else ""
-    trainings = {}
-    for name in names:
+
+    def make(name: str) -> Training:
         choice = strategy(name, t.shrink, t.perturb)
         warm = choice.from_parent and service.champion is not None
         parent = service.champion[0] if service.champion is not None else None
         model = initialise(choice, data.arch, parent, seed + data.snapshot.sequence)
         cfg = t.for_candidate(warm).model_copy(update={"seed": seed})
         scorer = data.race_scorer(metric) if t.racing and t.race_on == "metric" else None
-        trainings[name] = Training(
-            model,
-            data.train_for(warm),
-            data.val,
-            data.preprocessor.task,
-            cfg,
-            race_set=data.race_val,
-            race_score=scorer,
-        )
+        task = data.preprocessor.task
+        return Training(model, data.train_for(warm), data.val, task, cfg, race_set=data.race_val, race_score=scorer)
+
+    skip = service.racing and t.cold_between_audits == "skip" and len(names) > 1  # cold only on audits
+    trainings = {name: make(name) for name in names if not (skip and name == "cold")}
+    cold = (lambda: make("cold")) if skip and "cold" in names else None
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
         return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes)
 
     rule = RaceRule.configured(t) if service.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731
-    outcomes = contest(trainings, score, rule, audit, evidence)
+    outcomes = contest(trainings, score, rule, audit, evidence, cold)
     before = incumbent.predictions if incumbent is not None else None
     decision = gate.decide_round(
         settings.gate, metric, data.y_holdout, outcomes, before, service.champion_version, seed

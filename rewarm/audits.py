@@ -11,6 +11,8 @@ warm lineage keeps up, so cold also trains in full (an audit)
   - this round, the untouched champion trails the best warm-started candidate by more than
     train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
     and trained in full in the same round.
+With train.cold_between_audits 'skip', cold does not race between audits: it trains only on the audits above
+(made after the warm-started candidates when the evidence comes mid-round), and not at all in other rounds.
 Each version records whether cold trained in full (rewarm.cold_full) and whether warm lost (rewarm.warm_lost).
 """
 
@@ -80,8 +82,8 @@ def champion_trails(metric: str, configured: float | None, champion: float, warm
 def evidence(metric: str, configured: float | None, champion: Mapping[str, float] | None, outcomes: Mapping) -> str:
     """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the
     champion (its holdout metrics; None before the first model) trails the best warm-started candidate that
-    trained to the end. '' without a champion, or without a cold start to train in full."""
-    if champion is None or "cold" not in outcomes:
+    trained to the end. '' without a champion. rewarm.racing.contest asks only where cold can train."""
+    if champion is None:
         return ""
     warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
     return champion_trails(metric, configured, champion[metric], warm)

@@ -132,14 +132,26 @@ def contest(
     rule: RaceRule | None,
     audit: str = "",
     evidence: Callable[[dict[str, Outcome]], str] = lambda outcomes: "",
+    cold: Callable[[], Training] | None = None,
 ) -> dict[str, Outcome]:
     """A round's candidates, raced and scored: cold trains in full when AUDIT says why; otherwise, when
     EVIDENCE (read from the scored outcomes) finds a reason, a cold start the race stopped goes on, in full.
-    Each outcome holds its best epoch's weights, on the training device."""
+    COLD, where given, makes a cold start that is not in TRAININGS (train.cold_between_audits 'skip'): it is made
+    and trained in full on an AUDIT or on EVIDENCE, and not at all otherwise. Each outcome holds its best
+    epoch's weights, on the training device."""
+    trainings = dict(trainings)
+    if audit and cold is not None and "cold" not in trainings:
+        trainings["cold"] = cold()
     stopped = race(trainings, rule, {"cold"} if audit else ())
     outcomes = {n: _scored(n, t, score) for n, t in trainings.items()}
-    audit = audit or evidence(outcomes)
-    if audit and "cold" in stopped and "cold" in trainings:  # the data moved: cold goes on from its last epoch
+    if not audit and ("cold" in trainings or cold is not None):
+        audit = evidence(outcomes)
+    if audit and "cold" not in trainings and cold is not None:  # the data moved: cold trains now, in full
+        log.warning("%s: training cold in full", audit)
+        trainings["cold"] = cold()
+        race({"cold": trainings["cold"]}, None, full={"cold"})
+        outcomes["cold"] = _scored("cold", trainings["cold"], score)
+    elif audit and "cold" in stopped and "cold" in trainings:  # the data moved: cold goes on from its last epoch
         log.warning("%s; %s: training cold in full", stopped["cold"], audit)
         race({"cold": trainings["cold"]}, None, full={"cold"})
         outcomes["cold"] = _scored("cold", trainings["cold"], score)

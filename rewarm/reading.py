@@ -99,3 +99,15 @@ def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None
                 sorted(set(found)),
                 fix,
             )
+
+
+def separator_hint(df: pd.DataFrame) -> str:
+    """A CSV written with another separator reads as one column named after its whole header line."""
+    header = str(df.columns[0]) if len(df.columns) == 1 else ""
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if sep in header:
+            return (
+                f"; the header reads as one column, so the file looks {name}-separated: rewarm reads "
+                "comma-separated CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
+            )
+    return ""

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from rewarm.config import DataSection
 from rewarm.models.preprocess import numbers
+from rewarm.reading import separator_hint
 
 _NAN_TEXT = re.compile(r"^[+-]?nan$", re.IGNORECASE)
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
@@ -169,7 +170,7 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
     if missing and extra and len(missing) < named:  # some spec columns present, some replaced: a rename
         found.append(Problem("renamed_columns", MESSAGES["renamed_columns"](missing, extra, spec), None, len(missing)))
     elif missing:
-        message = MESSAGES["missing_columns"](missing, list(df.columns))
+        message = MESSAGES["missing_columns"](missing, list(df.columns)) + separator_hint(df)
         found.append(Problem("missing_columns", message, None, len(missing)))
     elif extra:
         found.append(Problem("extra_columns", MESSAGES["extra_columns"](extra), None, len(extra)))

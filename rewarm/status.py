@@ -13,10 +13,14 @@ from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
 
+SKIPPED = "not trained unless the round's holdout gives evidence (cold_between_audits skip)"
 
-def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | None = None) -> dict:
+
+def collect(
+    client: MlflowClient, name: str, last: int = 5, cold_every: int | None = None, between: str = "race"
+) -> dict:
     """Everything status shows, as plain data (so it is testable without a terminal); with COLD_EVERY, what
-    the next retrain does with cold (rewarm/audits.py)."""
+    the next retrain does with cold (rewarm/audits.py; BETWEEN: train.cold_between_audits)."""
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -31,7 +35,8 @@ def collect(client: MlflowClient, name: str, last: int = 5, cold_every: int | No
         out["python"] = python_line(name, mlflow.get_tracking_uri())
     if cold_every is not None:
         complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
-        out["next_cold"] = audits.planned(complete, cold_every) or "races (stopped once it cannot catch up)"
+        otherwise = {"race": "races (stopped once it cannot catch up)", "skip": SKIPPED}[between]
+        out["next_cold"] = audits.planned(complete, cold_every) or otherwise
     return out
 
 

@@ -182,6 +182,18 @@ class TrainSection(_Section):
             "the registry, so restarts keep the cadence); 0: only on the first model and on evidence."
         ),
     )
+    cold_between_audits: Literal["race", "skip"] = Field(
+        default="skip",
+        description=(
+            "What the cold start does in a round with no audit: 'skip', it does not train at all, so such a round "
+            "costs only the warm-started candidates; 'race', it races them (stopped once it trails, after "
+            "race_min_epochs; it wins when it leads). Either way cold trains in full on the first model, every "
+            "cold_every retrains, and on evidence (audit_margin; a warm lineage that lost at the last audit). On "
+            "the demo stream (3 seeds) 'skip' trained 0.68x a cold-only service's seconds (0.74x with a feature "
+            "that changes meaning), against 'race' 0.90-0.97x (0.91-0.93x), with the champion ahead of the "
+            "cold-only service's on the mean and at most 0.005 behind in any round (docs/benchmarks.md)."
+        ),
+    )
     audit_margin: float | None = Field(
         default=None,
         ge=0,

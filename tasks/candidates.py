@@ -76,19 +76,28 @@ def train_candidates(
     logger, client = get_run_logger(), MlflowClient()
     parent, parent_version = (champion.module, champion.version) if champion else (None, None)
     with ExitStack() as stack:
-        run_ids, trainings, seeds = {}, {}, {}
-        for choice in choices:
+        run_ids, seeds = {}, {}
+
+        def start(choice: Strategy) -> Training:  # the candidate's nested run opens as it starts training
             tags = {tracking.KIND_TAG: "candidate"}
             run_ids[choice.name] = stack.enter_context(
                 tracking.run(client, run.experiment_id, choice.name, tags, parent=run.run_id)
             )
-            trainings[choice.name], seeds[choice.name] = _start(
-                choice, data, parent, cfg, checkpoints, parent_version, plan.metric
-            )
+            training, seeds[choice.name] = _start(choice, data, parent, cfg, checkpoints, parent_version, plan.metric)
+            return training
+
+        # cold_between_audits 'skip': cold is made only if an audit or mid-round evidence asks for it
+        skip = cfg.cold_between_audits == "skip" and len(choices) > 1
+        later = [c for c in choices if skip and c.name == "cold"]
+        trainings = {c.name: start(c) for c in choices if c not in later}
+        cold = partial(start, later[0]) if later else None
         rule = RaceRule.configured(cfg)
         score = partial(_holdout, data)
-        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan))
+        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan), cold)
         for choice in choices:
+            if choice.name not in outcomes:
+                logger.info("%s: not trained (no audit this round, no evidence; cold_between_audits skip)", choice.name)
+                continue
             outcome = outcomes[choice.name]
             outcome.run_id, outcome.module = run_ids[choice.name], outcome.module.cpu()
             _log(client, choice, outcome, data, cfg, seeds[choice.name])

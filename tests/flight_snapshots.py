@@ -32,6 +32,7 @@ extra_columns = "ignore"  # the sampled months carry every demo column; the tiny
 max_epochs = 6
 patience = 2
 batch_size = 256
+cold_between_audits = "race"  # flow tests see cold race in every round; "skip" (the default) has its own
 
 [gate]
 bootstrap = 200

@@ -117,6 +117,36 @@ def test_evidence_resumes_a_stopped_cold_start_in_full(round_two) -> None:
     assert audited["cold"].result.val_loss[: raced["cold"].result.epochs] == raced["cold"].result.val_loss
 
 
+def test_skipping_cold_between_audits_makes_it_only_on_an_audit_or_evidence(round_two) -> None:
+    """train.cold_between_audits 'skip': no evidence, no audit: cold is never made; evidence: it is made after
+    the warm candidates and trained in full; an audit: it is made first and trained in full."""
+    settings, data, champion = round_two
+    made: list[Training] = []
+
+    def cold() -> Training:
+        made.append(_trainings(settings, data, champion)["cold"])
+        return made[-1]
+
+    def warm() -> dict[str, Training]:
+        return {"shrink_perturb": _trainings(settings, data, champion)["shrink_perturb"]}
+
+    quiet = contest(warm(), _score(data), RaceRule(1, 0.0), evidence=lambda outcomes: "", cold=cold)
+    assert list(quiet) == ["shrink_perturb"] and made == []
+    assert audits.version_tags("roc_auc", quiet)[audits.COLD_FULL] == "false"
+
+    seen: list[list[str]] = []
+    moved = lambda outcomes: seen.append(list(outcomes)) or "evidence: the data moved"  # noqa: E731
+    audited = contest(warm(), _score(data), RaceRule(1, 0.0), evidence=moved, cold=cold)
+    assert seen == [["shrink_perturb"]] and len(made) == 1  # read from the warm candidates, then cold was made
+    assert not audited["cold"].stopped and audited["cold"].audit == "evidence: the data moved"
+    assert made[0].done and audited["cold"].result.epochs >= settings.train.patience + 1
+    assert audits.version_tags("roc_auc", audited)[audits.COLD_FULL] == "true"
+
+    planned = contest(warm(), _score(data), RaceRule(1, 0.0), "cadence: every 2 retrains", moved, cold)
+    assert len(made) == 2 and len(seen) == 1  # an audit needs no evidence
+    assert not planned["cold"].stopped and planned["cold"].audit == "cadence: every 2 retrains"
+
+
 def test_a_stopped_candidate_never_wins_the_gate(round_two) -> None:
     settings, data, champion = round_two
     outcomes = contest(_trainings(settings, data, champion), _score(data), RaceRule(1, 0.0))

@@ -71,6 +71,40 @@ def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
     assert "cold audit (cadence" in fourth.reason
 
 
+def test_skipping_cold_between_audits_trains_no_cold_start_until_the_cadence(
+    tmp_path: Path, home: Path, flights: pd.DataFrame
+) -> None:
+    """cold_between_audits 'skip': the round between audits trains shrink-perturb alone (no cold run in MLflow),
+    and status says so; the cadence's audit then makes and trains cold in full."""
+    (tmp_path / "landing").mkdir()
+    months = []
+    for m in range(1, 4):
+        months.append(tmp_path / "landing" / f"flights-2013-{m:02d}.parquet")
+        small_month(flights, m).to_parquet(months[-1], index=False)
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace('cold_between_audits = "race"', 'cold_between_audits = "skip"'))
+    config = str(path)
+    retrain(str(months[0]), config=config)
+    client = MlflowClient()
+
+    second = retrain(str(months[1]), config=config)
+    assert list(second.strategies) == ["shrink_perturb"]
+    assert client.get_model_version(NAME, str(second.version)).tags[audits.COLD_FULL] == "false"
+    with pytest.raises(StopIteration):
+        _nested(client, second, "cold")
+    assert "cadence: every 2 retrains" in status.render(status.collect(client, NAME, cold_every=2, between="skip"))
+
+    third = retrain(str(months[2]), config=config)
+    assert third.strategies["cold"]["stopped"] == 0.0
+    assert client.get_model_version(NAME, str(third.version)).tags[audits.AUDIT].startswith("cadence: every 2")
+    assert "holdout_roc_auc" in _nested(client, third, "cold").data.metrics
+    # with no audit due, status says cold is skipped, not that it races
+    client.set_model_version_tag(NAME, str(third.version), audits.COLD_FULL, "true")
+    client.set_model_version_tag(NAME, str(third.version), audits.WARM_LOST, "false")
+    text = status.render(status.collect(client, NAME, cold_every=0, between="skip"))
+    assert f"next retrain, cold: {status.SKIPPED}" in text
+
+
 def _nested(client: MlflowClient, result, name: str):
     version = client.get_model_version(NAME, str(result.version))
     parent = client.get_run(version.run_id).data.tags["mlflow.parentRunId"]

@@ -191,6 +191,16 @@ def test_a_missing_column_is_named_with_the_columns_the_file_has(tmp_path: Path)
     assert "the file has ['temp', 'carrier', 'late']" in found.message
 
 
+@pytest.mark.parametrize(("sep", "name"), [(";", "semicolon"), ("\t", "tab")])
+def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, name: str) -> None:
+    lines = [line.replace(",", sep) for line in good_lines()]
+    [found] = check(write_csv(tmp_path / "europe.csv", lines, header=HEADER.replace(",", sep)))
+    assert found.kind == "missing_columns"
+    assert f"the file looks {name}-separated: rewarm reads comma-separated CSV" in found.message
+    [plain] = check(write_csv(tmp_path / "nodist.csv", [x.split(",", 1)[1] for x in good_lines()], "temp,carrier,late"))
+    assert "separated" not in plain.message  # a file that is merely missing a column gets no such hint
+
+
 def test_an_extra_column_is_rejected_unless_extra_columns_is_ignore(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "wide.csv", [f"{line},x" for line in good_lines()], header=f"{HEADER},note")
     [found] = check(path)

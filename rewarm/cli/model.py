@@ -135,7 +135,12 @@ def run_status(config: str | None) -> int:
 
     settings = load_settings(config)
     open_store(resolve_store())
-    print(status.render(status.collect(MlflowClient(), settings.model.name, cold_every=_cold_every(settings))))
+    between = settings.train.cold_between_audits
+    print(
+        status.render(
+            status.collect(MlflowClient(), settings.model.name, cold_every=_cold_every(settings), between=between)
+        )
+    )
     print(status.render_service(status.service(settings)))
     return 0
 
