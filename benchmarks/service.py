@@ -104,7 +104,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         task = data.preprocessor.task
         return Training(model, data.train_for(warm), data.val, task, cfg, race_set=data.race_val, race_score=scorer)
 
-    skip = service.racing and t.cold_between_audits == "skip" and len(names) > 1  # cold only on audits
+    skip = service.racing and t.skips_cold(len(names))  # cold only on audits (the cold-only service: always)
     trainings = {name: make(name) for name in names if not (skip and name == "cold")}
     cold = (lambda: make("cold")) if skip and "cold" in names else None
 

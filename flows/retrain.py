@@ -106,7 +106,10 @@ def run_round(settings: Settings, store: Store, snapshot: str, force: bool, expe
             incumbent = score_champion(champion, data, run)
             plan = plan_race(name, settings.train, choices, incumbent, settings.metric)
             candidates = train_candidates(choices, data, champion, settings.train, run, saved, plan)
-        decision = decide(settings.gate, settings.metric, data, candidates, incumbent, before, settings.train.seed)
+        skipped = tuple(c.name for c in choices if c.name not in candidates)  # cold between audits
+        decision = decide(
+            settings.gate, settings.metric, data, candidates, incumbent, before, settings.train.seed, skipped
+        )
         version = register_model(name, candidates, decision, data, run.lineage)
         replaced = move_aliases(name, version, decision)
         return report_round(settings, run, info, decision, version, replaced, candidates, incumbent, data, saved)

@@ -30,8 +30,9 @@ PROMOTED_AT, ROLLED_BACK_AT = "rewarm.promoted_at", "rewarm.rolled_back_at"  # w
 
 def planned(versions: Iterable[Mapping[str, str]], cold_every: int) -> str:
     """Why this round's cold start trains in full, from the tags of the model's earlier versions, oldest first
-    (registry order: a --force rerun is a retrain too); '' if it races. A version from before audits existed
-    counts as one: every round then trained cold in full."""
+    (registry order: a --force rerun is a retrain too); '' if it races (or, with cold_between_audits 'skip',
+    waits for evidence). A version from before audits existed counts as one: every round then trained cold in
+    full."""
     rounds = list(versions)
     if not rounds:
         return "first model"
@@ -101,7 +102,8 @@ def version_tags(metric: str, outcomes: Mapping) -> dict[str, str]:
     cold = outcomes.get("cold")
     full = cold is not None and not cold.stopped
     warm = {o.name: o.metrics[metric] for o in outcomes.values() if o.name != "cold" and not o.stopped}
-    stopped = [o for o in outcomes.values() if o.name != "cold" and o.stopped]
-    # a warm-started candidate the race stopped while cold trained in full fell behind it: it lost
+    # a warm-started candidate the race stopped behind cold (which then trained in full) lost to it; one stopped
+    # behind another warm-started candidate did not
+    stopped = [o for o in outcomes.values() if o.name != "cold" and o.stopped and o.result.stopped_by == "cold"]
     lost = full and (bool(stopped) or warm_lost(metric, cold.metrics[metric], warm))
     return {COLD_FULL: str(full).lower(), WARM_LOST: str(lost).lower(), AUDIT: cold.audit if cold else ""}

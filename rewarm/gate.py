@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -52,13 +52,16 @@ def decide_round(
     champion: np.ndarray | None,
     champion_version: int | None = None,
     seed: int = 0,
+    skipped: Collection[str] = (),
 ) -> Decision:
     """decide() over a round's candidates (rewarm.racing.Outcome by name): only those that trained to the end
-    compete (a stopped one cannot win); the race's stops and a cold audit are added to the reason."""
+    compete (a stopped one cannot win); the race's stops, a cold audit, and the SKIPPED candidates (configured,
+    not trained: cold between audits) are added to the reason."""
     finished = {o.name: o.predictions for o in outcomes.values() if not o.stopped}
     decision = decide(cfg, metric, y, finished, champion, champion_version, seed)
     notes = [o.stopped for o in outcomes.values() if o.stopped]
     notes += [f"cold audit ({o.audit})" for o in outcomes.values() if o.audit]
+    notes += [f"{n} not trained (no audit this round, no evidence; cold_between_audits skip)" for n in skipped]
     return replace(decision, reason="; ".join([decision.reason, *notes])) if notes else decision
 
 

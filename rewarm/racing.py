@@ -99,7 +99,7 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
     Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name."""
     full = [n for n in full if n in trainings]
     for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
-        trainings[name].result.stopped = ""
+        trainings[name].result.stopped = trainings[name].result.stopped_by = ""
     stopped: dict[str, str] = {n: t.result.stopped for n, t in trainings.items() if t.result.stopped}
     while live := [n for n, t in trainings.items() if not t.finished]:
         # Those furthest behind train first: after a resume from checkpoints written one candidate at a time,
@@ -120,7 +120,7 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
                 continue
             if rule.reachable(t.result.race_loss, t.initial_race) + handicap[name] > lead + handicap[leader]:
                 line = _line(name, t, leader, lead, handicap["cold"] if "cold" in (name, leader) else 0.0)
-                t.stop(line)
+                t.stop(line, leader)
                 stopped[name] = line
                 log.info(line)
     return stopped

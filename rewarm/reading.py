@@ -65,7 +65,8 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         na |= {spec.target: NULL_TEXT + NAN_TEXT}
         return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file"
+        hint = separator_hint(data[:4096].split(b"\n", 1)[0].decode(errors="replace")) if fmt == "csv" else ""
+        message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
 
 
@@ -101,13 +102,13 @@ def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None
             )
 
 
-def separator_hint(df: pd.DataFrame) -> str:
-    """A CSV written with another separator reads as one column named after its whole header line."""
-    header = str(df.columns[0]) if len(df.columns) == 1 else ""
+def separator_hint(header: str) -> str:
+    """What to do about a CSV whose HEADER line is written with another separator (it has no comma): it reads as
+    one column named after the whole line, or, with decimal commas in its rows, not at all."""
     for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-        if sep in header:
+        if "," not in header and sep in header:
             return (
-                f"; the header reads as one column, so the file looks {name}-separated: rewarm reads "
-                "comma-separated CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
+                f"; the header has no comma, so the file looks {name}-separated: rewarm reads comma-separated "
+                "CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
             )
     return ""

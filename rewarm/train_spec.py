@@ -158,8 +158,8 @@ class TrainSection(_Section):
             "when even that leaves it behind the leader's best. 0, the default: stopped as soon as it trails after "
             "race_min_epochs. On the demo stream's metric curves the race rows' verdict agreed with the holdout's "
             "in 10 of 22 rounds, so waiting for a trailing candidate bought nothing: horizon 0 trained 0.76-0.96x "
-            "a cold-only service's seconds against horizon 2's 1.11-1.26x, at the same champion "
-            "(docs/benchmarks.md)."
+            "a cold-only service's seconds against horizon 2's 1.11-1.26x, at the same champion, when cold raced "
+            "every round (docs/benchmarks.md)."
         ),
     )
     race_cold_margin: float = Field(
@@ -171,7 +171,7 @@ class TrainSection(_Section):
             "lineage, which costs a fraction of a cold training to keep. 0: the better number wins. On the demo "
             "stream 0.005 AUC cut the service's training seconds from 0.96x to 0.84x a cold-only service's (0.76x "
             "to 0.71x on the shifted stream) and let one round's champion fall 0.013 AUC behind the cold-only "
-            "service's (docs/benchmarks.md)."
+            "service's, when cold raced every round (cold_between_audits 'race'; docs/benchmarks.md)."
         ),
     )
     cold_every: int = Field(
@@ -203,8 +203,9 @@ class TrainSection(_Section):
             "moved); cold is then trained in full. None: 0.05 for roc_auc and accuracy, 10% of the champion's "
             "value for log_loss, rmse and mae. On the demo stream (TabM) a month's fresh warm candidate led last "
             "month's champion by more than 0.05 in some ordinary months (up to 0.10) and by 0.09-0.10 where a "
-            "feature changed meaning, so it fires in seasonal months too; 0.12 saved seconds but missed that "
-            "change in 2 of 3 seeds (docs/benchmarks.md)."
+            "feature changed meaning, so it fires in seasonal months too. With cold between audits skipped, 0.12 "
+            "trained 0.56x a cold-only service's seconds (0.05: 0.68x) but let one month's champion fall 0.016 "
+            "behind a cold-only service's, where 0.05 had caught it (docs/benchmarks.md)."
         ),
     )
 
@@ -215,6 +216,11 @@ class TrainSection(_Section):
         update = {"lr": self.warm_lr, "warmup_fraction": self.warm_warmup_fraction, "max_epochs": self.warm_max_epochs}
         update |= {"patience": self.warm_patience}
         return self.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+    def skips_cold(self, candidates: int) -> bool:
+        """Whether a round of CANDIDATES (cold among them) makes cold only on an audit or evidence: 'skip', with
+        a warm-started candidate beside it (a round of cold alone always trains it)."""
+        return self.cold_between_audits == "skip" and candidates > 1
 
     def batch_for(self, rows: int) -> int:
         """batch_size, made smaller for a small training set so that an epoch takes at least MIN_STEPS_PER_EPOCH

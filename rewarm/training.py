@@ -50,6 +50,7 @@ class TrainResult:
     val_loss: list[float] = field(default_factory=list)  # per epoch
     resumed_at: int = 0  # the epoch a checkpoint brought this training back to (0: started fresh)
     stopped: str = ""  # why a race stopped it before its own rule did ("" when it ran to the end)
+    stopped_by: str = ""  # the candidate that led the race when it was stopped
     race_loss: list[float] = field(default_factory=list)  # per epoch, on the rows candidates race on
 
 
@@ -179,6 +180,7 @@ class Training:
             r.train_loss, r.val_loss = list(saved["train_loss"]), list(saved["val_loss"])
             r.epochs, r.samples_seen, r.resumed_at = saved["epoch"], saved["samples_seen"], saved["epoch"]
             r.stopped, r.race_loss = str(saved.get("stopped", "")), list(saved.get("race_loss", r.val_loss))
+            r.stopped_by = str(saved.get("stopped_by", ""))
             self.done, self.earlier = bool(saved["done"]), float(saved["seconds"])
             log.info("resuming from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
         else:
@@ -210,7 +212,7 @@ class Training:
         if self.done or self.result.epochs >= self.cfg.max_epochs:
             self.done = True
             return False
-        self.result.stopped = ""
+        self.result.stopped = self.result.stopped_by = ""
         if self.last is not None:  # finished, then resumed: go on from where training was, not from the best
             self.model.load_state_dict(self.last)
             self.last = None
@@ -246,9 +248,9 @@ class Training:
         self._save()
         return not self.done
 
-    def stop(self, reason: str) -> None:
-        """Stop before the training's own rule does (it can no longer catch up): saved as stopped."""
-        self.result.stopped = reason
+    def stop(self, reason: str, leader: str = "") -> None:
+        """Stop before the training's own rule does (it can no longer catch up with LEADER): saved as stopped."""
+        self.result.stopped, self.result.stopped_by = reason, leader
         self._save()
 
     def finish(self) -> TrainResult:
@@ -269,7 +271,8 @@ class Training:
         self.checkpoint.save(
             state
             | {"shuffle": self.shuffle.get_state(), "epoch": r.epochs, "step": self.step, "done": self.done}
-            | {"stopped": r.stopped, "seconds": self.earlier + self.seconds, "samples_seen": r.samples_seen}
+            | {"stopped": r.stopped, "stopped_by": r.stopped_by, "seconds": self.earlier + self.seconds}
+            | {"samples_seen": r.samples_seen}
             | {"best_loss": self.best[0], "best_epoch": self.best[1], "best_state": self.best[2]}
             | {"initial_race": self.initial_race, "race_loss": r.race_loss}
             | {"train_loss": r.train_loss, "val_loss": r.val_loss}

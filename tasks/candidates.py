@@ -70,9 +70,10 @@ def train_candidates(
     checkpoints: Path | None = None,
     plan: Race = Race(),
 ) -> dict[str, Outcome]:
-    """Train every candidate on the same data and device, each from the champion by its strategy (or cold),
+    """Train the candidates on the same data and device, each from the champion by its strategy (or cold),
     side by side an epoch at a time (train.racing), each in a nested run of RUN; a candidate that can no
-    longer catch up is stopped. With CHECKPOINTS, every epoch is saved and a rerun resumes from the last."""
+    longer catch up is stopped. With train.cold_between_audits 'skip', cold (and its run) is made only on an
+    audit or this round's evidence. With CHECKPOINTS, every epoch is saved and a rerun resumes from the last."""
     logger, client = get_run_logger(), MlflowClient()
     parent, parent_version = (champion.module, champion.version) if champion else (None, None)
     with ExitStack() as stack:
@@ -87,8 +88,7 @@ def train_candidates(
             return training
 
         # cold_between_audits 'skip': cold is made only if an audit or mid-round evidence asks for it
-        skip = cfg.cold_between_audits == "skip" and len(choices) > 1
-        later = [c for c in choices if skip and c.name == "cold"]
+        later = [c for c in choices if cfg.skips_cold(len(choices)) and c.name == "cold"]
         trainings = {c.name: start(c) for c in choices if c not in later}
         cold = partial(start, later[0]) if later else None
         rule = RaceRule.configured(cfg)

@@ -36,11 +36,13 @@ def decide(
     incumbent: Outcome | None,
     champion_version: int | None,
     seed: int,
+    skipped: tuple[str, ...] = (),
 ) -> Decision:
     """Compare every candidate that trained to the end and the champion on the same holdout rows (paired
-    bootstrap); say why, with the race's stops and the audit."""
+    bootstrap); say why, with the race's stops, the audit and the SKIPPED candidates."""
     incumbent_p = incumbent.predictions if incumbent else None
-    decision = gate.decide_round(cfg, metric, data.y_holdout, candidates, incumbent_p, champion_version, seed)
+    y = data.y_holdout
+    decision = gate.decide_round(cfg, metric, y, candidates, incumbent_p, champion_version, seed, skipped)
     get_run_logger().info(decision.reason)
     return decision
 

@@ -249,6 +249,8 @@ def _round_params(settings: Settings) -> dict[str, object]:
     t, g = settings.train, settings.gate
     return {
         "strategies": ",".join(t.strategies),
+        "cold_between_audits": t.cold_between_audits,
+        "cold_every": t.cold_every,
         "shrink": t.shrink,
         "perturb": t.perturb,
         "max_epochs": t.max_epochs,

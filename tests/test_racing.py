@@ -82,7 +82,7 @@ def test_the_race_stops_the_trailing_candidate_and_the_leader_trains_as_if_alone
     cold = trainings["cold"].result
     assert cold.stopped == stopped["cold"] and cold.epochs < settings.train.max_epochs
     assert stopped["cold"].startswith(f"cold stopped at epoch {cold.epochs}: val_loss ")
-    assert "shrink_perturb" in stopped["cold"]
+    assert "shrink_perturb" in stopped["cold"] and cold.stopped_by == "shrink_perturb"
     leader = trainings["shrink_perturb"].finish()
     # the leader's training is untouched by the race: bit for bit what it does alone
     alone = initialise(SP, data.arch, champion, 7)
@@ -245,10 +245,10 @@ def test_without_cold_among_the_candidates_there_is_no_audit_to_run(round_two) -
 
 
 def test_version_tags_record_what_the_next_plan_reads() -> None:
-    def outcome(name: str, auc: float, stopped: str = "", audit: str = "") -> Outcome:
+    def outcome(name: str, auc: float, stopped: str = "", audit: str = "", by: str = "cold") -> Outcome:
         from rewarm.training import TrainResult
 
-        result = TrainResult({}, 3, 2, 10, 0.1, stopped=stopped)
+        result = TrainResult({}, 3, 2, 10, 0.1, stopped=stopped, stopped_by=by if stopped else "")
         return Outcome(name, torch.nn.Linear(1, 1), np.zeros(1), {"roc_auc": auc}, result, audit=audit)
 
     raced = {"shrink_perturb": outcome("shrink_perturb", 0.7), "cold": outcome("cold", 0.6, stopped="cold stopped")}
@@ -271,6 +271,13 @@ def test_version_tags_record_what_the_next_plan_reads() -> None:
         "cold": outcome("cold", 0.72, audit="evidence: ..."),
     }
     assert audits.version_tags("roc_auc", behind)[audits.WARM_LOST] == "true"
+    # one stopped behind another warm-started candidate did not lose to cold (which may have trained only later)
+    beside = {
+        "shrink_perturb": outcome("shrink_perturb", 0.75),
+        "warm": outcome("warm", 0.74, stopped="warm stopped at epoch 2", by="shrink_perturb"),
+        "cold": outcome("cold", 0.72, audit="evidence: ..."),
+    }
+    assert audits.version_tags("roc_auc", beside)[audits.WARM_LOST] == "false"
 
 
 def test_racing_on_the_gate_metric_scores_the_newest_validation_rows(flights: pd.DataFrame, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from flight_snapshots import small_month, write_config
 from mlflow import MlflowClient
 
 from rewarm import audits, status
+from rewarm.cli import main
 from rewarm.flows.retrain import retrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -72,7 +73,7 @@ def test_cold_races_between_audits_and_the_cadence_is_read_from_the_registry(
 
 
 def test_skipping_cold_between_audits_trains_no_cold_start_until_the_cadence(
-    tmp_path: Path, home: Path, flights: pd.DataFrame
+    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture
 ) -> None:
     """cold_between_audits 'skip': the round between audits trains shrink-perturb alone (no cold run in MLflow),
     and status says so; the cadence's audit then makes and trains cold in full."""
@@ -89,20 +90,57 @@ def test_skipping_cold_between_audits_trains_no_cold_start_until_the_cadence(
 
     second = retrain(str(months[1]), config=config)
     assert list(second.strategies) == ["shrink_perturb"]
+    assert "cold not trained (no audit this round, no evidence; cold_between_audits skip)" in second.reason
     assert client.get_model_version(NAME, str(second.version)).tags[audits.COLD_FULL] == "false"
     with pytest.raises(StopIteration):
         _nested(client, second, "cold")
-    assert "cadence: every 2 retrains" in status.render(status.collect(client, NAME, cold_every=2, between="skip"))
+    assert main(["status", "--config", config]) == 0  # what the next retrain does, read from the config
+    assert "next retrain, cold: cadence: every 2 retrains" in capsys.readouterr().out
 
     third = retrain(str(months[2]), config=config)
     assert third.strategies["cold"]["stopped"] == 0.0
     assert client.get_model_version(NAME, str(third.version)).tags[audits.AUDIT].startswith("cadence: every 2")
     assert "holdout_roc_auc" in _nested(client, third, "cold").data.metrics
     # with no audit due, status says cold is skipped, not that it races
-    client.set_model_version_tag(NAME, str(third.version), audits.COLD_FULL, "true")
     client.set_model_version_tag(NAME, str(third.version), audits.WARM_LOST, "false")
-    text = status.render(status.collect(client, NAME, cold_every=0, between="skip"))
-    assert f"next retrain, cold: {status.SKIPPED}" in text
+    assert main(["status", "--config", config]) == 0
+    assert f"next retrain, cold: {status.SKIPPED}" in capsys.readouterr().out
+    path.write_text(path.read_text().replace('cold_between_audits = "skip"', 'cold_between_audits = "race"'))
+    assert main(["status", "--config", config]) == 0
+    assert "next retrain, cold: races (stopped once it cannot catch up)" in capsys.readouterr().out
+
+
+def test_evidence_mid_round_makes_the_skipped_cold_start_in_its_own_run(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cold_between_audits 'skip': evidence found after shrink-perturb is scored makes cold, in full, in a nested
+    run of its own that the version's tags and the decision name. The evidence is forced (whether a real month's
+    champion trails by the margin depends on the rows); everything after it runs for real."""
+    from rewarm.tasks import candidates
+
+    (tmp_path / "landing").mkdir()
+    months = []
+    for m in (1, 2):
+        months.append(tmp_path / "landing" / f"flights-2013-{m:02d}.parquet")
+        small_month(flights, m).to_parquet(months[-1], index=False)
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace('cold_between_audits = "race"', 'cold_between_audits = "skip"'))
+    retrain(str(months[0]), config=str(path))
+    seen: list[list[str]] = []
+    forced = "evidence: forced by the test"
+    monkeypatch.setattr(candidates, "_evidence", lambda cfg, plan, outcomes: seen.append(list(outcomes)) or forced)
+
+    second = retrain(str(months[1]), config=str(path))
+
+    assert seen == [["shrink_perturb"]]  # read once, from the warm candidate alone
+    assert set(second.strategies) == {"shrink_perturb", "cold"} and second.strategies["cold"]["stopped"] == 0.0
+    client = MlflowClient()
+    tags = client.get_model_version(NAME, str(second.version)).tags
+    assert tags[audits.COLD_FULL] == "true" and tags[audits.AUDIT] == forced
+    assert f"cold audit ({forced})" in second.reason and "not trained" not in second.reason
+    cold_run = _nested(client, second, "cold")
+    assert cold_run.data.tags["rewarm.audit"] == forced and "holdout_roc_auc" in cold_run.data.metrics
+    assert len(client.get_metric_history(cold_run.info.run_id, "val_loss")) == int(second.strategies["cold"]["epochs"])
 
 
 def _nested(client: MlflowClient, result, name: str):

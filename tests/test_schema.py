@@ -201,6 +201,19 @@ def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, name: st
     assert "separated" not in plain.message  # a file that is merely missing a column gets no such hint
 
 
+def test_a_semicolon_csv_with_decimal_commas_says_so_too(tmp_path: Path) -> None:
+    """The usual European export: semicolons between fields, commas in numbers, so rows split unevenly."""
+    rows = ["1;20,5;AA;0", "2;21;B6;1", "3;19,25;UA;0"]
+    path = write_csv(tmp_path / "europe.csv", rows, header=HEADER.replace(",", ";"))
+    try:
+        found = check(path)
+    except SnapshotRejected as exc:  # the parser cannot split the rows
+        message = str(exc)
+    else:
+        message = " ".join(p.message for p in found)
+    assert "the file looks semicolon-separated: rewarm reads comma-separated CSV" in message
+
+
 def test_an_extra_column_is_rejected_unless_extra_columns_is_ignore(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "wide.csv", [f"{line},x" for line in good_lines()], header=f"{HEADER},note")
     [found] = check(path)

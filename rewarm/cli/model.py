@@ -135,7 +135,7 @@ def run_status(config: str | None) -> int:
 
     settings = load_settings(config)
     open_store(resolve_store())
-    between = settings.train.cold_between_audits
+    between = "skip" if settings.train.skips_cold(len(settings.train.strategies)) else "race"
     print(
         status.render(
             status.collect(MlflowClient(), settings.model.name, cold_every=_cold_every(settings), between=between)
