@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rewarm import audits, gate, rounds
+from rewarm import audits, gate, metrics, rounds
 from rewarm.config import Settings
 from rewarm.metrics import HIGHER_IS_BETTER
 from rewarm.models.strategies import initialise, strategy
@@ -109,7 +109,9 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
     cold = (lambda: make("cold")) if skip and "cold" in names else None
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
-        return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes)
+        shape = next(iter(outcomes.values())).predictions.shape
+        floor = metrics.constant(data.preprocessor.task, data.y_holdout, shape)
+        return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes, floor)
 
     rule = RaceRule.configured(t) if service.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731

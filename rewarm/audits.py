@@ -8,6 +8,8 @@ warm lineage keeps up, so cold also trains in full (an audit)
   - shrink_perturb (or any warm-started candidate) lost to cold at the last audit, and that cold start was not
     promoted (a promoted cold start is the next round's parent: the warm lineage it lost with has ended, and the
     new one races until the cadence or the evidence below calls an audit; measured in docs/benchmarks.md);
+  - this round, the best warm-started candidate does no better than a constant prediction (the lineage learned
+    nothing: a degenerate first model that shrink-perturb keeps ranking as it did);
   - this round, the untouched champion trails the best warm-started candidate by more than
     train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
     and trained in full in the same round.
@@ -18,6 +20,7 @@ Each version records whether cold trained in full (rewarm.cold_full) and whether
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from rewarm.gate import FIRST_MODEL, PROMOTE
@@ -80,14 +83,37 @@ def champion_trails(metric: str, configured: float | None, champion: float, warm
     )
 
 
-def evidence(metric: str, configured: float | None, champion: Mapping[str, float] | None, outcomes: Mapping) -> str:
-    """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the
-    champion (its holdout metrics; None before the first model) trails the best warm-started candidate that
-    trained to the end. '' without a champion. rewarm.racing.contest asks only where cold can train."""
+def evidence(
+    metric: str,
+    configured: float | None,
+    champion: Mapping[str, float] | None,
+    outcomes: Mapping,
+    constant: Mapping[str, float] | None = None,
+) -> str:
+    """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the best
+    warm-started candidate that trained to the end does no better than a CONSTANT prediction (its holdout
+    metrics: rewarm.metrics.constant), or the champion (its holdout metrics; None before the first model)
+    trails it. '' without a champion. rewarm.racing.contest asks only where cold can train."""
     if champion is None:
         return ""
     warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
-    return champion_trails(metric, configured, champion[metric], warm)
+    return learned_nothing(metric, constant, warm) or champion_trails(metric, configured, champion[metric], warm)
+
+
+def learned_nothing(metric: str, constant: Mapping[str, float] | None, warm: Mapping[str, float]) -> str:
+    """The evidence line when even the best warm-started candidate scores no better than a constant prediction
+    (a lineage stuck since a degenerate model: shrink-perturb keeps its ranking, so the champion-trails check
+    cannot see it)."""
+    if constant is None or not warm or math.isnan(constant[metric]):
+        return ""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    name = max(warm, key=lambda n: sign * warm[n] if not math.isnan(warm[n]) else -math.inf)
+    if math.isnan(warm[name]) or sign * (warm[name] - constant[metric]) > 0:
+        return ""
+    return (
+        f"evidence: the best warm-started candidate, {name}, scores {warm[name]:.4f} holdout {metric} on this "
+        f"round's rows, no better than a constant prediction ({constant[metric]:.4f})"
+    )
 
 
 def warm_lost(metric: str, cold: float, warm: Mapping[str, float]) -> bool:

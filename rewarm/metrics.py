@@ -64,6 +64,16 @@ def score(task: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {name: METRICS[name](y, p) for name in TASK_METRICS[task]}
 
 
+def constant(task: str, y: np.ndarray, shape: tuple[int, ...]) -> dict[str, float]:
+    """Every metric of the best constant prediction of Y, shaped like a model's predictions (SHAPE): its mean,
+    or its class shares. What a model that learned nothing about the rows scores."""
+    if task == "multiclass":
+        p = np.broadcast_to(np.bincount(y.astype(np.int64), minlength=shape[1]) / max(len(y), 1), shape)
+    else:
+        p = np.full(shape, float(np.mean(y)) if len(y) else 0.0)
+    return score(task, y, p)
+
+
 def paired_bootstrap(
     metric: str, y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n: int, confidence: float, seed: int = 0
 ) -> tuple[float, float]:

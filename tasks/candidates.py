@@ -13,7 +13,7 @@ import torch
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import audits, ledger, tracking
+from rewarm import audits, ledger, metrics, tracking
 from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
@@ -93,7 +93,7 @@ def train_candidates(
         cold = partial(start, later[0]) if later else None
         rule = RaceRule.configured(cfg)
         score = partial(_holdout, data)
-        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan), cold)
+        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan, data), cold)
         for choice in choices:
             if choice.name not in outcomes:
                 logger.info("%s: not trained (no audit this round, no evidence; cold_between_audits skip)", choice.name)
@@ -137,10 +137,13 @@ def _start(
     return training, init_seed
 
 
-def _evidence(cfg: TrainSection, plan: Race, outcomes: dict[str, Outcome]) -> str:
-    """Evidence, on this holdout, that the data moved under the champion (rewarm/audits.py)."""
+def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str, Outcome]) -> str:
+    """Evidence, on this holdout, that the warm lineage learned nothing or the data moved under the champion
+    (rewarm/audits.py)."""
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
-    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes)
+    shape = next(iter(outcomes.values())).predictions.shape
+    floor = metrics.constant(data.preprocessor.task, data.y_holdout, shape)
+    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, floor)
 
 
 def _log(

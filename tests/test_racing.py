@@ -11,7 +11,7 @@ import pytest
 import torch
 from flight_snapshots import small_month
 
-from rewarm import audits, gate, rounds
+from rewarm import audits, gate, metrics, rounds
 from rewarm.config import Settings
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.racing import Outcome, RaceRule, contest, race
@@ -232,6 +232,33 @@ def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_dir
     assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.55}) == ""
     assert audits.champion_trails("rmse", 1.0, 10.0, {"warm": 9.5}) == ""  # a configured margin, in metric units
     assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
+
+
+def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
+    """A lineage stuck since a degenerate first model (titanic in the zoo: AUC 0.11, and shrink-perturb keeps
+    the ranking, so the champion does not trail it) is evidence for cold, whatever the champion scores."""
+    y = np.array([0, 1, 1, 0, 1, 1])
+    constant = metrics.constant("binary", y, (6,))
+    assert constant["roc_auc"] == 0.5 and constant["log_loss"] == pytest.approx(
+        -np.log([1 / 3, 2 / 3]) @ [1 / 3, 2 / 3]
+    )
+    stuck = audits.evidence("roc_auc", None, {"roc_auc": 0.11}, {"shrink_perturb": _outcome(0.11)}, constant)
+    assert stuck.startswith("evidence: the best warm-started candidate, shrink_perturb, scores 0.1100 holdout")
+    assert "no better than a constant prediction (0.5000)" in stuck
+    assert audits.evidence("roc_auc", None, {"roc_auc": 0.70}, {"shrink_perturb": _outcome(0.71)}, constant) == ""
+    assert audits.learned_nothing("roc_auc", {"roc_auc": float("nan")}, {"shrink_perturb": 0.3}) == ""  # one class
+    three = metrics.constant("multiclass", np.array([0, 0, 2, 2]), (4, 3))  # a class absent from the holdout
+    assert three["log_loss"] == pytest.approx(np.log(2)) and three["accuracy"] == 0.5
+    assert metrics.constant("regression", np.array([1.0, 3.0]), (2,))["rmse"] == 1.0
+    assert audits.learned_nothing("rmse", {"rmse": 1.0}, {"warm": 1.2, "shrink_perturb": 0.9}) == ""  # the best leads
+
+
+def _outcome(auc: float) -> Outcome:
+    from rewarm.training import TrainResult
+
+    return Outcome(
+        "shrink_perturb", torch.nn.Linear(1, 1), np.zeros(1), {"roc_auc": auc}, TrainResult({}, 3, 2, 10, 0.1)
+    )
 
 
 def test_without_cold_among_the_candidates_there_is_no_audit_to_run(round_two) -> None:

@@ -128,7 +128,9 @@ def test_evidence_mid_round_makes_the_skipped_cold_start_in_its_own_run(
     retrain(str(months[0]), config=str(path))
     seen: list[list[str]] = []
     forced = "evidence: forced by the test"
-    monkeypatch.setattr(candidates, "_evidence", lambda cfg, plan, outcomes: seen.append(list(outcomes)) or forced)
+    monkeypatch.setattr(
+        candidates, "_evidence", lambda cfg, plan, data, outcomes: seen.append(list(outcomes)) or forced
+    )
 
     second = retrain(str(months[1]), config=str(path))
 
