@@ -16,7 +16,7 @@ from rewarm.config import load_settings
 
 @pytest.fixture
 def stream(flights: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(f"2013-{m:02d}", small_month(flights, m, rows=600, seed=m)) for m in (1, 2, 3, 4)]
+    return [(f"2013-{m:02d}", small_month(flights, m, rows=1500, seed=m)) for m in (1, 2, 3, 4)]
 
 
 def test_the_shift_changes_only_the_hours_from_its_month_on(stream: list) -> None:
@@ -35,7 +35,7 @@ def test_the_shift_changes_only_the_hours_from_its_month_on(stream: list) -> Non
 
 def test_both_services_train_every_round_and_cold_only_trains_cold_in_full(tmp_path: Path, stream: list) -> None:
     settings = load_settings(write_config(tmp_path, name="service-bench"))
-    train = settings.train.model_copy(update={"max_epochs": 3, "cold_every": 2})
+    train = settings.train.model_copy(update={"max_epochs": 6, "cold_every": 2})
     settings = settings.model_copy(update={"train": train})
     rows = pd.DataFrame(asdict(r) for r in service.replay(settings, "t", stream, tmp_path, [0], lambda row: None))
 
