@@ -147,8 +147,8 @@ class Replayed:
         self.result.epochs += 1
         return not self.finished
 
-    def stop(self, reason: str) -> None:
-        self.result.stopped = reason
+    def stop(self, reason: str, leader: str = "") -> None:
+        self.result.stopped, self.result.stopped_by = reason, leader
 
 
 def _unused(model: object) -> float:

@@ -28,7 +28,8 @@ def test_cold_has_to_lead_by_the_margin(cold: float, margin: float, stopped: str
     lines = race(trainings, RaceRule(min_epochs=2, horizon=0.0, cold_margin=margin))  # type: ignore[arg-type]
     assert list(lines) == [stopped]
     assert ("cold has to lead by 0.0050" in lines[stopped]) == (margin > 0)
-    assert not trainings["cold" if stopped != "cold" else "shrink_perturb"].result.stopped
+    leader = "cold" if stopped != "cold" else "shrink_perturb"
+    assert not trainings[leader].result.stopped and trainings[stopped].result.stopped_by == leader
 
 
 @pytest.mark.parametrize(("margin", "stopped"), [(0.0, ["shrink_perturb"]), (0.005, [])])
