@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rewarm import audits, gate, metrics, rounds
+from rewarm import audits, gate, rounds
 from rewarm.config import Settings
 from rewarm.metrics import HIGHER_IS_BETTER
 from rewarm.models.strategies import initialise, strategy
@@ -104,14 +104,13 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         task = data.preprocessor.task
         return Training(model, data.train_for(warm), data.val, task, cfg, race_set=data.race_val, race_score=scorer)
 
-    skip = service.racing and t.skips_cold(len(names))  # cold only on audits (the cold-only service: always)
+    skip = t.skips_cold(len(names))  # cold only on audits (the cold-only service trains cold alone: always)
     trainings = {name: make(name) for name in names if not (skip and name == "cold")}
     cold = (lambda: make("cold")) if skip and "cold" in names else None
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
-        shape = next(iter(outcomes.values())).predictions.shape
-        floor = metrics.constant(data.preprocessor.task, data.y_holdout, shape)
-        return audits.evidence(metric, t.audit_margin, incumbent.metrics if incumbent else None, outcomes, floor)
+        champion = incumbent.metrics if incumbent else None
+        return audits.evidence(metric, t.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout)
 
     rule = RaceRule.configured(t) if service.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731

@@ -23,6 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
+from rewarm import metrics
 from rewarm.gate import FIRST_MODEL, PROMOTE
 from rewarm.metrics import HIGHER_IS_BETTER
 
@@ -88,15 +91,18 @@ def evidence(
     configured: float | None,
     champion: Mapping[str, float] | None,
     outcomes: Mapping,
-    constant: Mapping[str, float] | None = None,
+    task: str = "",
+    y: np.ndarray | None = None,
 ) -> str:
     """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the best
-    warm-started candidate that trained to the end does no better than a CONSTANT prediction (its holdout
-    metrics: rewarm.metrics.constant), or the champion (its holdout metrics; None before the first model)
-    trails it. '' without a champion. rewarm.racing.contest asks only where cold can train."""
+    warm-started candidate that trained to the end does no better than a constant prediction of the holdout
+    labels Y (of TASK), or the champion (its holdout metrics; None before the first model) trails it. '' without
+    a champion. rewarm.racing.contest asks only where cold can train."""
     if champion is None:
         return ""
     warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
+    shape = next(iter(outcomes.values())).predictions.shape if outcomes else ()
+    constant = metrics.constant(task, y, shape) if y is not None and outcomes else None
     return learned_nothing(metric, constant, warm) or champion_trails(metric, configured, champion[metric], warm)
 
 

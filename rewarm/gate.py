@@ -12,6 +12,7 @@ from rewarm.errors import PromotionRefused
 from rewarm.metrics import HIGHER_IS_BETTER, METRICS, paired_bootstrap
 
 FIRST_MODEL, PROMOTE, KEEP = "first_model", "promote", "keep"
+NOT_TRAINED = "not trained (no audit this round, no evidence; cold_between_audits skip)"  # cold between audits
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def decide_round(
     decision = decide(cfg, metric, y, finished, champion, champion_version, seed)
     notes = [o.stopped for o in outcomes.values() if o.stopped]
     notes += [f"cold audit ({o.audit})" for o in outcomes.values() if o.audit]
-    notes += [f"{n} not trained (no audit this round, no evidence; cold_between_audits skip)" for n in skipped]
+    notes += [f"{n} {NOT_TRAINED}" for n in skipped]
     return replace(decision, reason="; ".join([decision.reason, *notes])) if notes else decision
 
 

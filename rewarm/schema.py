@@ -170,8 +170,8 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
     if missing and extra and len(missing) < named:  # some spec columns present, some replaced: a rename
         found.append(Problem("renamed_columns", MESSAGES["renamed_columns"](missing, extra, spec), None, len(missing)))
     elif missing:
-        message = MESSAGES["missing_columns"](missing, list(df.columns)) + separator_hint(
-            str(df.columns[0]) if len(df.columns) == 1 else ","
+        message = MESSAGES["missing_columns"](missing, list(df.columns)) + (
+            separator_hint(str(df.columns[0])) if len(df.columns) == 1 else ""
         )
         found.append(Problem("missing_columns", message, None, len(missing)))
     elif extra:

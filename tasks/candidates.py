@@ -13,7 +13,7 @@ import torch
 from mlflow import MlflowClient
 from prefect import get_run_logger, task
 
-from rewarm import audits, ledger, metrics, tracking
+from rewarm import audits, gate, ledger, tracking
 from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
@@ -96,7 +96,7 @@ def train_candidates(
         outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan, data), cold)
         for choice in choices:
             if choice.name not in outcomes:
-                logger.info("%s: not trained (no audit this round, no evidence; cold_between_audits skip)", choice.name)
+                logger.info("%s %s", choice.name, gate.NOT_TRAINED)
                 continue
             outcome = outcomes[choice.name]
             outcome.run_id, outcome.module = run_ids[choice.name], outcome.module.cpu()
@@ -141,9 +141,7 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     """Evidence, on this holdout, that the warm lineage learned nothing or the data moved under the champion
     (rewarm/audits.py)."""
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
-    shape = next(iter(outcomes.values())).predictions.shape
-    floor = metrics.constant(data.preprocessor.task, data.y_holdout, shape)
-    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, floor)
+    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout)
 
 
 def _log(

@@ -242,10 +242,10 @@ def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
     assert constant["roc_auc"] == 0.5 and constant["log_loss"] == pytest.approx(
         -np.log([1 / 3, 2 / 3]) @ [1 / 3, 2 / 3]
     )
-    stuck = audits.evidence("roc_auc", None, {"roc_auc": 0.11}, {"shrink_perturb": _outcome(0.11)}, constant)
+    stuck = audits.evidence("roc_auc", None, {"roc_auc": 0.11}, {"shrink_perturb": _outcome(0.11)}, "binary", y)
     assert stuck.startswith("evidence: the best warm-started candidate, shrink_perturb, scores 0.1100 holdout")
     assert "no better than a constant prediction (0.5000)" in stuck
-    assert audits.evidence("roc_auc", None, {"roc_auc": 0.70}, {"shrink_perturb": _outcome(0.71)}, constant) == ""
+    assert audits.evidence("roc_auc", None, {"roc_auc": 0.70}, {"shrink_perturb": _outcome(0.71)}, "binary", y) == ""
     assert audits.learned_nothing("roc_auc", {"roc_auc": float("nan")}, {"shrink_perturb": 0.3}) == ""  # one class
     three = metrics.constant("multiclass", np.array([0, 0, 2, 2]), (4, 3))  # a class absent from the holdout
     assert three["log_loss"] == pytest.approx(np.log(2)) and three["accuracy"] == 0.5
@@ -257,7 +257,7 @@ def _outcome(auc: float) -> Outcome:
     from rewarm.training import TrainResult
 
     return Outcome(
-        "shrink_perturb", torch.nn.Linear(1, 1), np.zeros(1), {"roc_auc": auc}, TrainResult({}, 3, 2, 10, 0.1)
+        "shrink_perturb", torch.nn.Linear(1, 1), np.zeros(6), {"roc_auc": auc}, TrainResult({}, 3, 2, 10, 0.1)
     )
 
 
