@@ -11,6 +11,7 @@ from rewarm import ledger, quarantine
 from rewarm.config import Settings
 from rewarm.errors import RewarmError
 from rewarm.results import RoundResult
+from rewarm.tasks.policy import one_line_errors
 
 
 def pending_before(settings: Settings, snapshot: str | None) -> list[ledger.Pending]:
@@ -32,6 +33,7 @@ def pending_before(settings: Settings, snapshot: str | None) -> list[ledger.Pend
 def catch_up(settings: Settings, pending: list[ledger.Pending]) -> list[RoundResult]:
     """Retrain each PENDING snapshot, oldest first, each as a retrain subflow. A rejected one (moved to the
     quarantine) is passed over; any other failure stops here, so nothing later is trained before it."""
+    one_line_errors()
     get_run_logger().info(
         "%d pending snapshot(s) to retrain first, oldest first: %s", len(pending), [p.arrival.name for p in pending]
     )

@@ -27,6 +27,7 @@ from rewarm.results import RoundResult
 from rewarm.store import Store, open_store, resolve_store
 from rewarm.tasks.candidates import plan_race, score_champion, train_candidates
 from rewarm.tasks.gpu import gpu_slot, upsert_gpu_limit
+from rewarm.tasks.policy import one_line_errors
 from rewarm.tasks.promotion import decide, load_champion, move_aliases, register_model
 from rewarm.tasks.queue import cancel_queued
 from rewarm.tasks.round import (
@@ -69,6 +70,7 @@ def retrain(
     catch-up (the caller keeps the order). SHA256, when given (the landed event's), is the content expected: a
     file rewritten since is left to its own event.
     """
+    one_line_errors()  # a rejected snapshot is logged as its one-line reason, not a traceback
     settings = (settings or load_settings(config)).with_overrides(strategies, window)
     if snapshot is not None and (sha256 is not None or _deployment_run()):
         landing_files.check_announced(snapshot, settings.data.landing)  # announced, not the user's own shell

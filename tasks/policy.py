@@ -1,7 +1,9 @@
-"""Retry policy shared by the I/O and registry tasks."""
+"""Failure policy shared by the tasks and flows: which errors the I/O and registry tasks retry, and how Prefect
+logs rewarm's own errors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from mlflow.exceptions import MlflowException
@@ -29,3 +31,22 @@ def retry_on(*transient: type[BaseException]) -> Callable[..., bool]:
         return False
 
     return should_retry
+
+
+class _OneLine(logging.Filter):
+    """Drop the traceback from Prefect's log of a RewarmError: its message already names the file, the column or
+    the count and says what to do (a rejected snapshot is bad input, not a crash). Other errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], RewarmError):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def one_line_errors() -> None:
+    """Install _OneLine on Prefect's task-run and flow-run loggers, which log a failed run's exception with its
+    traceback (about 90 lines for one rejected snapshot); idempotent, called at the start of each flow."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())

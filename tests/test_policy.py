@@ -1,12 +1,15 @@
-"""Retry policy on real Prefect tasks: transient errors are retried, bad input fails at once."""
+"""Failure policy on real Prefect tasks and flows: transient errors are retried, bad input fails at once, and a
+rewarm error is logged as its one line while any other keeps its traceback."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from prefect import task
+from prefect import flow, task
 
 from rewarm.errors import SnapshotRejected
-from rewarm.tasks.policy import retry_on
+from rewarm.tasks.policy import one_line_errors, retry_on
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -42,3 +45,43 @@ def test_unexpected_errors_are_not_retried() -> None:
     with pytest.raises(KeyError):
         work()
     assert len(attempts) == 1
+
+
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("error", [SnapshotRejected("x.csv: column 'temp' must hold numbers"), KeyError("bug")])
+def test_only_rewarm_errors_lose_their_traceback_in_prefect_logs(error: BaseException) -> None:
+    @task
+    def read() -> None:
+        raise error
+
+    @flow
+    def round_() -> None:
+        one_line_errors()
+        one_line_errors()  # idempotent: flows call it at every start
+        read()
+
+    kept = Kept()
+    loggers = [logging.getLogger(n) for n in ("prefect.task_runs", "prefect.flow_runs")]
+    for logger in loggers:
+        logger.addHandler(kept)
+    try:
+        with pytest.raises(type(error)):
+            round_()
+    finally:
+        for logger in loggers:
+            logger.removeHandler(kept)
+    logged = ("Task run failed with exception", "Encountered exception during execution")  # Prefect's wording
+    failed = [r for r in kept.records if r.getMessage().startswith(logged)]
+    assert {r.name for r in failed} == {"prefect.task_runs", "prefect.flow_runs"}  # the task's and the flow's
+    assert all(str(error) in r.getMessage() for r in failed)  # the reason is still there, in one line
+    tracebacks = [r for r in failed if r.exc_info]
+    assert len(tracebacks) == (0 if isinstance(error, SnapshotRejected) else len(failed))
+    assert sum(len([f for f in lg.filters if type(f).__name__ == "_OneLine"]) for lg in loggers) == 2
