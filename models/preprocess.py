@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 UNKNOWN = 0  # embedding row for categories the vocabulary has not seen (and for missing values)
+NAN_TEXT = r"[+-]?nan"  # text that reads as a NaN (a float column written as CSV), not as a word
 
 
 def _plain(value: object) -> object:
@@ -61,14 +62,24 @@ class Preprocessor:
         x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
         for j, (col, (mean, std)) in enumerate(self.numeric.items()):
             x_num[:, j] = (numbers(df[col]) - mean) / std
-        # Training rows never hold missing numbers (snapshots are validated); at serving time a missing or
-        # unparseable number takes the training mean (0 after scaling) rather than poisoning the output.
+        # Training rows never hold missing numbers (snapshots are validated); at serving time a missing number
+        # takes the training mean (0 after scaling) rather than poisoning the output (text that is not a number
+        # is refused before this: unreadable_numbers).
         np.nan_to_num(x_num, copy=False, nan=0.0)
         x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, (col, vocab) in enumerate(self.categorical.items()):
             codes = pd.Categorical(_as_text(df[col]), categories=list(vocab)).codes
             x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (unknown or missing) -> UNKNOWN bucket 0
         return x_num, x_cat
+
+    def unreadable_numbers(self, df: pd.DataFrame) -> dict[str, tuple[int, list[str]]]:
+        """Per numeric column of DF holding text that is not a number: (rows, up to 3 distinct such values)."""
+        out = {}
+        for col in self.numeric:
+            bad = not_numbers(df[col])
+            if bad.any():
+                out[col] = (int(bad.sum()), [str(v) for v in pd.unique(df[col][bad])[:3]])
+        return out
 
     def count_unknown(self, df: pd.DataFrame) -> dict[str, int]:
         """Count, per categorical column, the rows that fall into the unknown bucket."""
@@ -169,6 +180,18 @@ def numbers(values: pd.Series) -> np.ndarray:
         text = values[words].astype(str)
         out[words] = _seconds(pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"))
     return out
+
+
+def not_numbers(values: pd.Series) -> np.ndarray:
+    """True where a present value is not a number by numbers()'s reading (text such as 'n/a' or '12,5'); the text
+    'nan' is a NaN, not text, and a missing value is not counted."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return np.zeros(len(values), dtype=bool)
+    unread = values.notna().to_numpy() & np.isnan(numbers(values))
+    if unread.any():
+        text = values[unread].astype("string").str.strip()
+        unread[unread] = ~text.str.fullmatch(NAN_TEXT, case=False).to_numpy(bool, na_value=False)
+    return unread
 
 
 def _seconds(stamps: pd.Series) -> np.ndarray:

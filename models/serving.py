@@ -12,6 +12,8 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from torch import nn
 
 from .network import ArchConfig, activate, build_module
@@ -40,7 +42,27 @@ class RewarmModel(mlflow.pyfunc.PythonModel):
         self.model.eval()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        x_num, x_cat = self.preprocessor.features(pd.DataFrame(model_input))
+        rows = pd.DataFrame(model_input)
+        refuse_unreadable(self.preprocessor, rows)
+        x_num, x_cat = self.preprocessor.features(rows)
         with torch.no_grad():
             out = activate(self.model(torch.from_numpy(x_num), torch.from_numpy(x_cat)), self.preprocessor.task)
         return self.preprocessor.decode(out.numpy())
+
+
+def refuse_unreadable(preprocessor: Preprocessor, rows: pd.DataFrame) -> None:
+    """Refuse ROWS whose numeric columns hold text that is not a number, as a snapshot with it is refused: a
+    guess would score a row the model never saw. A missing value (null, NaN) takes the training mean instead.
+    An MlflowException with INVALID_PARAMETER_VALUE: `mlflow models serve` answers 400 with this message."""
+    bad = preprocessor.unreadable_numbers(rows)
+    if not bad:
+        return
+    what = "; ".join(
+        f"column {col!r} must hold numbers but {n} of {len(rows)} row(s) hold other values "
+        f"({', '.join(repr(v) for v in examples)})"
+        for col, (n, examples) in bad.items()
+    )
+    raise MlflowException(
+        f"{what}: send numbers (or ISO 8601 timestamps), and null for a missing value; nothing was predicted",
+        error_code=INVALID_PARAMETER_VALUE,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import json
@@ -165,6 +166,7 @@ def _serving_package() -> tuple[Path, type]:
     code/ folder, so loading it needs no rewarm installation.
     """
     root = Path(tempfile.mkdtemp(prefix="rewarm-serving-"))
+    atexit.register(shutil.rmtree, root, True)  # every process made one and left it (dozens a day in a service)
     package = root / SERVING_PACKAGE
     shutil.copytree(Path(serving.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     sys.path.insert(0, str(root))

@@ -19,10 +19,9 @@ import pyarrow as pyarrow
 import pyarrow.compute as pc
 
 from rewarm.config import DataSection
-from rewarm.models.preprocess import numbers
+from rewarm.models.preprocess import NAN_TEXT, not_numbers, numbers
 from rewarm.reading import separator_hint
 
-_NAN_TEXT = re.compile(r"^[+-]?nan$", re.IGNORECASE)
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
 EXAMPLES = 3  # offending values quoted in a message
 
@@ -63,7 +62,7 @@ def nan_mask(s: pd.Series) -> pd.Series:
         return pd.Series(np.isnan(s.to_numpy(np.float64)), index=s.index)
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return pd.Series(False, index=s.index)
-    return _text(s).str.fullmatch(_NAN_TEXT.pattern, case=False).fillna(False).astype(bool)
+    return _text(s).str.fullmatch(NAN_TEXT, case=False).fillna(False).astype(bool)
 
 
 def infinite_mask(s: pd.Series) -> pd.Series:
@@ -83,9 +82,7 @@ def not_a_number_mask(s: pd.Series) -> pd.Series:
         return pd.Series(False, index=s.index)
     if isinstance(s.dtype, pd.PeriodDtype):
         return ~s.isna()
-    present = ~s.isna()
-    parsed = pd.Series(numbers(s.where(present)), index=s.index)
-    return present & parsed.isna() & ~nan_mask(s)
+    return pd.Series(not_numbers(s), index=s.index)  # the rule serving applies to a request's rows too
 
 
 def as_numbers(s: pd.Series) -> pd.Series:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -215,7 +216,25 @@ def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_mode
                 return None
 
         got = wait_for(answer, "mlflow models serve to answer", timeout=180)
+        bad = rows.head(3).astype({"temp": object})
+        bad.loc[bad.index[1], "temp"] = "warm"  # text in a numeric column: refused, as a snapshot with it is
+        refused = _post(port, {"dataframe_split": json.loads(bad.to_json(orient="split", index=False))})
     finally:
         stop_group(server, grace=5, reap=30)
     served = np.array([r["probability"] for r in got["predictions"]])
     assert served == pytest.approx(expected, abs=1e-6)
+    status, said = refused
+    assert status == 400 and said["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "column 'temp' must hold numbers but 1 of 3 row(s) hold other values ('warm')" in said["message"]
+    assert "nothing was predicted" in said["message"]
+
+
+def _post(port: int, payload: dict) -> tuple[int, dict]:
+    """POST PAYLOAD to a scoring server's /invocations; return the status and the JSON answer, an error's too."""
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from flight_snapshots import small_month
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from rewarm import registry
 from rewarm.models.network import ArchConfig, build_model
@@ -141,10 +142,26 @@ def test_raw_rows_with_other_types_and_gaps_still_score(registered) -> None:
     _, rows, _ = registered
     odd = rows.head(4).copy()
     odd["distance"] = odd["distance"].round().astype("int64")  # JSON sends whole numbers as integers
-    odd["temp"] = [None, 40.0, "n/a", 41.5]  # missing or unparseable: the training mean stands in
+    odd["temp"] = [None, 40.0, "nan", 41.5]  # missing (a null, a NaN written as text): the training mean stands in
     odd["carrier"] = [None, "AA", "ZZ", "UA"]  # missing or unseen: the unknown bucket
-    out = mlflow.pyfunc.load_model("models:/serve-test@champion").predict(odd)
+    model = mlflow.pyfunc.load_model("models:/serve-test@champion")
+    out = model.predict(odd)
     assert out["probability"].notna().all() and out["probability"].between(0, 1).all()
+    assert model.predict(odd.assign(temp=None))["probability"].notna().all()  # a column of nulls
+
+
+@pytest.mark.parametrize("values", [["n/a", 40.0, "12,5", 41.5], ["warm", "warm", None, "41.5"]])
+def test_text_in_a_numeric_column_is_refused_naming_column_count_and_values(registered, values: list) -> None:
+    _, rows, _ = registered
+    odd = rows.head(4).astype({"temp": object}).assign(temp=values)
+    with pytest.raises(MlflowException) as refused:
+        mlflow.pyfunc.load_model("models:/serve-test@champion").predict(odd)
+    message, examples = refused.value.message, [v for v in dict.fromkeys(values) if isinstance(v, str) and v != "41.5"]
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    count = sum(v in examples for v in values)
+    quoted = ", ".join(repr(v) for v in examples)
+    assert f"column 'temp' must hold numbers but {count} of 4 row(s) hold other values ({quoted})" in message
+    assert "null for a missing value" in message
 
 
 def test_switching_from_a_users_store_back_to_the_default_moves_the_registry_too(
@@ -159,3 +176,11 @@ def test_switching_from_a_users_store_back_to_the_default_moves_the_registry_too
     monkeypatch.setenv("REWARM_HOME", str(tmp_path / "mine"))
     mine = open_store(resolve_store())
     assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == mine.tracking_uri
+
+
+def test_the_serving_package_copy_is_removed_when_the_process_ends() -> None:
+    code = "from rewarm import registry; print(registry._serving_package()[0])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    package = Path(done.stdout.strip().splitlines()[-1])
+    assert package.name == registry.SERVING_PACKAGE and package.parent.name.startswith("rewarm-serving-")
+    assert not package.parent.exists()  # made in a temporary folder, gone at exit (it was left behind before)
