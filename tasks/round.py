@@ -154,7 +154,17 @@ def open_round(
     tags = {tracking.KIND_TAG: "retrain", **lineage}
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": f"retrain {info.name}"}
     run_id = client.create_run(experiment, run_name=f"retrain {info.name}", tags=all_tags).info.run_id
-    tracking.log(client, run_id, params=_round_params(settings), metrics=_unseen(champion, landed))
+    unseen = _unseen(champion, landed)
+    tracking.log(client, run_id, params=_round_params(settings), metrics=unseen)
+    for column in (k.removeprefix("unseen_rows_") for k, v in unseen.items() if k.startswith("unseen_rows_") and v):
+        get_run_logger().info(
+            "%s: %d row(s) of %r hold %d category(ies) the champion never saw: it scores them as unknown, and this "
+            "round's candidates learn them (vocabularies grow by appending)",
+            info.name,
+            unseen[f"unseen_rows_{column}"],
+            column,
+            unseen[f"unseen_values_{column}"],
+        )
     hashes = [u.sha256 for u in data.used]
     tracking.log_dataset(
         client, run_id, data.train_frame, f"{name}-train-r{info.sequence}", history, settings.data.target, hashes

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,6 +255,7 @@ class Stream:
     version: dict[str, str]  # v2's tags, {} when there is no v2
     complete: bool  # v2 is complete
     run: Run  # the latest parent retrain run: March's
+    logged: list[str]  # what the scheduled run's tasks logged
 
     @property
     def quarantine(self) -> str:
@@ -310,13 +313,27 @@ def _stream(flights: pd.DataFrame, folder: Path, home: Path, multiclass: bool) -
     rejections = {b.id: _reject(client, config, b, february, history) for b in cases}
     march = parquet(with_newcomer(month(flights, 3), known))
     land(folder / "landing" / "flights-2013-03.parquet", march)
-    processed = retrain(config=str(config)).processed
+    with logged_by("prefect.task_runs") as logged:
+        processed = retrain(config=str(config)).processed
     champion = registry.current_version(client, name, registry.CHAMPION)
     versions = {int(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
     complete = 2 in versions and registry.is_complete(client, name, 2)
     tags = versions[2].tags if 2 in versions else {}
     run = latest_retrain_run(client, name)
-    return Stream(folder, home, name, rejections, march, processed, champion, tags, complete, run)
+    return Stream(folder, home, name, rejections, march, processed, champion, tags, complete, run, logged)
+
+
+@contextmanager
+def logged_by(name: str) -> Iterator[list[str]]:
+    """The messages logger NAME (and its children) logs inside the block."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger(name).addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logging.getLogger(name).removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -373,6 +390,12 @@ def test_unseen_categories_are_counted_not_rejected(catalogue: dict[bool, Stream
     assert stream.run.data.tags["rewarm.snapshot"] == "flights-2013-03.parquet"  # March was processed
     assert stream.run.data.metrics["unseen_rows_dest"] == NEWCOMER_ROWS
     assert stream.run.data.metrics["unseen_values_dest"] == 1  # 'ZZZ'; every other dest was known
+    said = f"flights-2013-03.parquet: {NEWCOMER_ROWS} row(s) of 'dest' hold 1 category(ies) the champion never saw"
+    assert any(m.startswith(said) for m in stream.logged)  # in the Prefect log too, not only in MLflow
+    for column in ("carrier", "origin", "dest"):  # a column is named exactly when it had newcomers
+        named = any(f"row(s) of {column!r} hold" in m for m in stream.logged)
+        assert named == (stream.run.data.metrics[f"unseen_rows_{column}"] > 0)
+    assert stream.run.data.metrics["unseen_rows_origin"] == 0  # so the rule is checked both ways
 
 
 def test_a_bad_file_named_from_outside_landing_stays_put(tmp_path: Path, home: Path, flights: pd.DataFrame) -> None:
