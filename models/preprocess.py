@@ -13,6 +13,7 @@ import pandas as pd
 
 UNKNOWN = 0  # embedding row for categories the vocabulary has not seen (and for missing values)
 NAN_TEXT = r"[+-]?nan"  # text that reads as a NaN (a float column written as CSV), not as a word
+NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]  # "no value" in a CSV's number cell
 
 
 def _plain(value: object) -> object:
@@ -73,12 +74,17 @@ class Preprocessor:
         return x_num, x_cat
 
     def unreadable_numbers(self, df: pd.DataFrame) -> dict[str, tuple[int, list[str]]]:
-        """Per numeric column of DF holding text that is not a number: (rows, up to 3 distinct such values)."""
+        """Per numeric column of DF holding values a snapshot may not hold there, text that is not a number or an
+        infinite number (a word a CSV writes for a missing value, NULL_TEXT, is missing, as in a snapshot):
+        (rows, up to 3 distinct such values, as text cut to 40 characters)."""
         out = {}
         for col in self.numeric:
-            bad = not_numbers(df[col])
+            values = df[col]
+            missing = values.astype("string").str.strip().isin(NULL_TEXT).to_numpy(bool, na_value=False)
+            bad = (not_numbers(values) & ~missing) | np.isinf(numbers(values))
             if bad.any():
-                out[col] = (int(bad.sum()), [str(v) for v in pd.unique(df[col][bad])[:3]])
+                shown = dict.fromkeys(str(v)[:40] for v in values[bad])  # any value, a list or a dict too
+                out[col] = (int(bad.sum()), list(shown)[:3])
         return out
 
     def count_unknown(self, df: pd.DataFrame) -> dict[str, int]:

@@ -51,18 +51,19 @@ class RewarmModel(mlflow.pyfunc.PythonModel):
 
 
 def refuse_unreadable(preprocessor: Preprocessor, rows: pd.DataFrame) -> None:
-    """Refuse ROWS whose numeric columns hold text that is not a number, as a snapshot with it is refused: a
-    guess would score a row the model never saw. A missing value (null, NaN) takes the training mean instead.
-    An MlflowException with INVALID_PARAMETER_VALUE: `mlflow models serve` answers 400 with this message."""
+    """Refuse ROWS whose numeric columns hold text that is not a number or an infinite number, as a snapshot with
+    them is refused: a guess would score a row the model never saw. A missing value (null, NaN, or a word a CSV
+    writes for one, such as NA) takes the training mean instead. An MlflowException with
+    INVALID_PARAMETER_VALUE: `mlflow models serve` answers 400 with this message."""
     bad = preprocessor.unreadable_numbers(rows)
     if not bad:
         return
     what = "; ".join(
-        f"column {col!r} must hold numbers but {n} of {len(rows)} row(s) hold other values "
+        f"column {col!r} must hold finite numbers but {n} of {len(rows)} row(s) hold other values "
         f"({', '.join(repr(v) for v in examples)})"
         for col, (n, examples) in bad.items()
     )
     raise MlflowException(
-        f"{what}: send numbers (or ISO 8601 timestamps), and null for a missing value; nothing was predicted",
+        f"{what}: send finite numbers (or ISO 8601 timestamps), and null for a missing value; nothing was predicted",
         error_code=INVALID_PARAMETER_VALUE,
     )

@@ -10,6 +10,7 @@ import pandas as pd
 
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
+from rewarm.models.preprocess import NULL_TEXT
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 log = logging.getLogger("rewarm.snapshots")
@@ -33,9 +34,9 @@ def read_bytes(uri: str) -> bytes:
         raise SnapshotRejected(f"{uri}: no such file; check the path or the landing folder", kind="missing") from exc
 
 
-# Text a CSV cell may hold for "no value" in a numeric column or the target. The NaN spellings are left out
-# for numeric columns, so that a written-out NaN is reported as a NaN and not as a missing value.
-NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]
+# Text a CSV cell may hold for "no value" in a numeric column or the target (NULL_TEXT: served rows read it the
+# same way). The NaN spellings are left out for numeric columns, so that a written-out NaN is reported as a NaN
+# and not as a missing value.
 NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
 
 

@@ -35,12 +35,20 @@ def retry_on(*transient: type[BaseException]) -> Callable[..., bool]:
 
 class _OneLine(logging.Filter):
     """Drop the traceback from Prefect's log of a RewarmError: its message already names the file, the column or
-    the count and says what to do (a rejected snapshot is bad input, not a crash). Other errors keep theirs."""
+    the count and says what to do (a rejected snapshot is bad input, not a crash). Other errors keep theirs, and
+    so does a RewarmError made from one that is neither rewarm's nor a reader's (an OSError, or a ValueError
+    such as pyarrow's or the CSV parser's): a TypeError wrapped as "cannot be read" is a bug to see."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], RewarmError):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, RewarmError) and _expected(error.__cause__):
             record.exc_info = record.exc_text = None
         return True
+
+
+def _expected(cause: BaseException | None) -> bool:
+    """Whether CAUSE, what a RewarmError was raised from, is bad input or storage rather than a bug."""
+    return cause is None or isinstance(cause, (RewarmError, OSError, ValueError))
 
 
 def one_line_errors() -> None:

@@ -154,17 +154,15 @@ def open_round(
     tags = {tracking.KIND_TAG: "retrain", **lineage}
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": f"retrain {info.name}"}
     run_id = client.create_run(experiment, run_name=f"retrain {info.name}", tags=all_tags).info.run_id
-    unseen = _unseen(champion, landed)
-    tracking.log(client, run_id, params=_round_params(settings), metrics=unseen)
-    for column in (k.removeprefix("unseen_rows_") for k, v in unseen.items() if k.startswith("unseen_rows_") and v):
-        get_run_logger().info(
-            "%s: %d row(s) of %r hold %d category(ies) the champion never saw: it scores them as unknown, and this "
-            "round's candidates learn them (vocabularies grow by appending)",
-            info.name,
-            unseen[f"unseen_rows_{column}"],
-            column,
-            unseen[f"unseen_values_{column}"],
-        )
+    unseen = champion.preprocessor.unseen(landed.frame) if champion else {}
+    tracking.log(client, run_id, params=_round_params(settings), metrics=_unseen_metrics(unseen))
+    for column, (rows, values) in unseen.items():
+        if rows:
+            get_run_logger().info(
+                "%s: %d row(s) of %r hold %d category(ies) the champion never saw: it scores them as unknown, and "
+                "this round's candidates learn them (vocabularies grow by appending)",
+                *(info.name, rows, column, values),
+            )
     hashes = [u.sha256 for u in data.used]
     tracking.log_dataset(
         client, run_id, data.train_frame, f"{name}-train-r{info.sequence}", history, settings.data.target, hashes
@@ -245,12 +243,9 @@ def report_round(
     return result
 
 
-def _unseen(champion: LoadedModel | None, landed: snapshots.Landed) -> dict[str, float]:
-    """Rows (and distinct values) of the new snapshot whose category the champion never saw: they reach its
-    unknown bucket, not an error. Logged with the round."""
-    if champion is None:
-        return {}
-    counts = champion.preprocessor.unseen(landed.frame)
+def _unseen_metrics(counts: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Rows (and distinct values) of the new snapshot whose category the champion never saw, per column (COUNTS:
+    Preprocessor.unseen): they reach its unknown bucket, not an error. Logged with the round."""
     out = {f"unseen_rows_{c}": float(rows) for c, (rows, _) in counts.items()}
     return out | {f"unseen_values_{c}": float(values) for c, (_, values) in counts.items()}
 

@@ -225,7 +225,7 @@ def test_a_tabm_champion_retrains_keeps_its_bins_and_answers_through_mlflow_mode
     assert served == pytest.approx(expected, abs=1e-6)
     status, said = refused
     assert status == 400 and said["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert "column 'temp' must hold numbers but 1 of 3 row(s) hold other values ('warm')" in said["message"]
+    assert "column 'temp' must hold finite numbers but 1 of 3 row(s) hold other values ('warm')" in said["message"]
     assert "nothing was predicted" in said["message"]
 
 

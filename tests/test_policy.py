@@ -56,11 +56,24 @@ class Kept(logging.Handler):
         self.records.append(record)
 
 
-@pytest.mark.parametrize("error", [SnapshotRejected("x.csv: column 'temp' must hold numbers"), KeyError("bug")])
-def test_only_rewarm_errors_lose_their_traceback_in_prefect_logs(error: BaseException) -> None:
+@pytest.mark.parametrize(
+    ("error", "cause", "traceback"),
+    [
+        (SnapshotRejected("x.csv: column 'temp' must hold numbers"), None, False),
+        (SnapshotRejected("x.parquet: cannot be read as parquet"), ValueError("corrupt footer"), False),
+        (SnapshotRejected("x.parquet: cannot be read as parquet"), TypeError("a bug in the reader"), True),
+        (KeyError("bug"), None, True),
+    ],
+    ids=["rejected", "rejected-from-bad-input", "rejected-from-a-bug", "crash"],
+)
+def test_only_rewarm_errors_lose_their_traceback_in_prefect_logs(
+    error: BaseException, cause: BaseException | None, traceback: bool
+) -> None:
     @task
     def read() -> None:
-        raise error
+        if cause is None:
+            raise error
+        raise error from cause
 
     @flow
     def round_() -> None:
@@ -83,5 +96,5 @@ def test_only_rewarm_errors_lose_their_traceback_in_prefect_logs(error: BaseExce
     assert {r.name for r in failed} == {"prefect.task_runs", "prefect.flow_runs"}  # the task's and the flow's
     assert all(str(error) in r.getMessage() for r in failed)  # the reason is still there, in one line
     tracebacks = [r for r in failed if r.exc_info]
-    assert len(tracebacks) == (0 if isinstance(error, SnapshotRejected) else len(failed))
+    assert len(tracebacks) == (len(failed) if traceback else 0)
     assert sum(len([f for f in lg.filters if type(f).__name__ == "_OneLine"]) for lg in loggers) == 2
