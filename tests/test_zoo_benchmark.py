@@ -32,6 +32,9 @@ def test_the_zoo_covers_what_it_promises() -> None:
     assert {"bool", "string"} <= dtypes and any(t.startswith("datetime64") for t in dtypes)
     assert any(f.isna().any().any() for f in first.values())  # nulls
     assert max(f[c].nunique() for d in DATASETS for c in d.data.get("categorical", ()) for f in [first[d.name]]) > 500
+    regression = [d for d in DATASETS if d.data["task"] == "regression"]
+    levels = [[f[d.data["target"]].mean() for _, f in d.snapshots()] for d in regression]
+    assert any(m[-1] > 1.5 * m[0] and sorted(m[:3]) == m[:3] for m in levels)  # a target trending up
 
 
 def test_trees_fit_the_rounds_rows_and_score_its_holdout(tmp_path: Path) -> None:
