@@ -110,7 +110,10 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
 
     def evidence(outcomes: dict[str, Outcome]) -> str:
         champion = incumbent.metrics if incumbent else None
-        return audits.evidence(metric, t.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout)
+        widen = (t.audit_backoff, audits.fruitless(service.versions))
+        return audits.evidence(
+            metric, t.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout, widen
+        )
 
     rule = RaceRule.configured(t) if service.racing else None
     score = lambda m: score_holdout(m, data.holdout, data.y_holdout, data.preprocessor)  # noqa: E731

@@ -12,7 +12,8 @@ warm lineage keeps up, so cold also trains in full (an audit)
     nothing: a degenerate first model that shrink-perturb keeps ranking as it did);
   - this round, the untouched champion trails the best warm-started candidate by more than
     train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
-    and trained in full in the same round.
+    and trained in full in the same round. With train.audit_backoff above 1, the margin widens by that factor
+    for each such audit in a row that cold lost (fruitless), until cold wins an audit again.
 With train.cold_between_audits 'skip', cold does not race between audits: it trains only on the audits above
 (made after the warm-started candidates when the evidence comes mid-round), and not at all in other rounds.
 Each version records whether cold trained in full (rewarm.cold_full) and whether warm lost (rewarm.warm_lost).
@@ -71,18 +72,46 @@ def margin(metric: str, configured: float | None, champion_value: float) -> floa
     return 0.10 * abs(champion_value)
 
 
-def champion_trails(metric: str, configured: float | None, champion: float, warm: Mapping[str, float]) -> str:
-    """The evidence line when the champion trails the best warm-started candidate by more than the margin."""
+TRAILS = "evidence: the champion trails"  # how the champion-trails evidence line begins
+
+
+def fruitless(versions: Iterable[Mapping[str, str]]) -> int:
+    """How many audits the champion-trails evidence called, in a row, in which cold did not beat the warm-started
+    candidates: counted back from the newest of VERSIONS (tags, oldest first) to the last audit of any kind that
+    cold won. Rounds without an audit, and audits called otherwise that cold lost, are passed over."""
+    count = 0
+    for tags in reversed(list(versions)):
+        if tags.get(COLD_FULL) != "true":
+            continue
+        if tags.get(WARM_LOST) == "true":
+            break
+        count += tags.get(AUDIT, "").startswith(TRAILS)
+    return count
+
+
+def champion_trails(
+    metric: str,
+    configured: float | None,
+    champion: float,
+    warm: Mapping[str, float],
+    widen: tuple[float, int] = (1.0, 0),
+) -> str:
+    """The evidence line when the champion trails the best warm-started candidate by more than the margin, widened
+    by WIDEN = (train.audit_backoff, fruitless audits): the margin times backoff**n."""
     if not warm:
         return ""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     name = max(warm, key=lambda n: sign * warm[n])
-    gap, allowed = sign * (warm[name] - champion), margin(metric, configured, champion)
+    backoff, fruitless_audits = widen
+    allowed = margin(metric, configured, champion) * backoff**fruitless_audits
+    gap = sign * (warm[name] - champion)
     if gap <= allowed:
         return ""
+    widened = fruitless_audits and backoff > 1
+    why = f", widened x{backoff**fruitless_audits:g} after {fruitless_audits} audit(s) cold lost" if widened else ""
     return (
-        f"evidence: the champion trails {name} by {gap:.4f} holdout {metric} on this round's rows "
-        f"({champion:.4f} vs {warm[name]:.4f}, margin {allowed:.4f})"
+        f"{TRAILS} {name} by {gap:.4f} holdout {metric} on this round's rows "
+        f"({champion:.4f} vs {warm[name]:.4f}, margin {allowed:.4f}{why})"
     )
 
 
@@ -93,17 +122,20 @@ def evidence(
     outcomes: Mapping,
     task: str = "",
     y: np.ndarray | None = None,
+    widen: tuple[float, int] = (1.0, 0),
 ) -> str:
     """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the best
     warm-started candidate that trained to the end does no better than a constant prediction of the holdout
     labels Y (of TASK), or the champion (its holdout metrics; None before the first model) trails it. '' without
-    a champion. rewarm.racing.contest asks only where cold can train."""
+    a champion; WIDEN widens the champion-trails margin (champion_trails). rewarm.racing.contest asks only where
+    cold can train."""
     if champion is None:
         return ""
     warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
     shape = next(iter(outcomes.values())).predictions.shape if outcomes else ()
     constant = metrics.constant(task, y, shape) if y is not None and outcomes else None
-    return learned_nothing(metric, constant, warm) or champion_trails(metric, configured, champion[metric], warm)
+    trails = champion_trails(metric, configured, champion[metric], warm, widen)
+    return learned_nothing(metric, constant, warm) or trails
 
 
 def learned_nothing(metric: str, constant: Mapping[str, float] | None, warm: Mapping[str, float]) -> str:

@@ -45,6 +45,7 @@ class Race:
     audit: str = ""  # why cold trains in full this round ('' when it races)
     incumbent: Outcome | None = None  # the champion scored on this holdout: evidence for an audit mid-round
     metric: str = ""  # the gate's metric, which the evidence is read in
+    widen: tuple[float, int] = (1.0, 0)  # (train.audit_backoff, fruitless champion-trails audits): audits.evidence
 
 
 @task(name="plan-race", **REGISTRY)
@@ -54,10 +55,11 @@ def plan_race(name: str, cfg: TrainSection, choices: list[Strategy], incumbent: 
     if "cold" not in [c.name for c in choices]:
         return Race("", incumbent, metric)
     versions = [dict(v.tags) for v in ledger.versions(MlflowClient(), name)]
-    audit = audits.planned([t for t in versions if t.get("rewarm.complete") == "true"], cfg.cold_every)
+    complete = [t for t in versions if t.get("rewarm.complete") == "true"]
+    audit = audits.planned(complete, cfg.cold_every)
     if audit:
         get_run_logger().info("cold audit: %s", audit)
-    return Race(audit, incumbent, metric)
+    return Race(audit, incumbent, metric, (cfg.audit_backoff, audits.fruitless(complete)))
 
 
 @task(name="train-candidates", **IN_MEMORY)
@@ -141,7 +143,8 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     """Evidence, on this holdout, that the warm lineage learned nothing or the data moved under the champion
     (rewarm/audits.py)."""
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
-    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout)
+    task, y = data.preprocessor.task, data.y_holdout
+    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, plan.widen)
 
 
 def _log(

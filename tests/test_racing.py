@@ -234,6 +234,28 @@ def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_dir
     assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
 
 
+def test_the_margin_widens_after_each_evidence_audit_cold_lost_until_cold_wins_one() -> None:
+    trails = {audits.AUDIT: "evidence: the champion trails shrink_perturb by 0.0800 holdout roc_auc"}
+    lost_trail = _version(3, True) | trails  # cold trained in full on that evidence, and did not win
+    cadence_lost = _version(5, True) | {audits.AUDIT: "cadence: every 6 retrains"}
+    history = [_version(1, True), _version(2, False), lost_trail, _version(4, False), cadence_lost, lost_trail]
+    assert audits.fruitless(history) == 2  # quiet rounds and a cadence audit cold lost are passed over
+    assert audits.fruitless([*history, _version(7, True, warm_lost=True) | trails]) == 0  # cold won: reset
+    assert audits.fruitless([*history, _version(7, True, warm_lost=True), lost_trail]) == 1  # a cadence win too
+    assert audits.fruitless([]) == 0 and audits.fruitless([_version(1, True)]) == 0  # the first model
+
+    warm = {"shrink_perturb": 0.68}  # the champion trails by 0.08
+    assert audits.champion_trails("roc_auc", None, 0.60, warm, (2.0, 0)).endswith("margin 0.0500)")
+    assert audits.champion_trails("roc_auc", None, 0.60, warm, (2.0, 1)) == ""  # 0.08 within the widened 0.10
+    assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.71}, (2.0, 1)).endswith(
+        "margin 0.1000, widened x2 after 1 audit(s) cold lost)"
+    )
+    assert audits.champion_trails("roc_auc", None, 0.60, warm, (1.0, 5)).startswith("evidence:")  # backoff 1: off
+    y = np.array([0, 1, 1, 0, 1, 1])
+    args = ("roc_auc", None, {"roc_auc": 0.60}, {"shrink_perturb": _outcome(0.68)}, "binary", y)
+    assert audits.evidence(*args).startswith("evidence: the champion trails") and audits.evidence(*args, (2.0, 1)) == ""
+
+
 def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
     """A lineage stuck since a degenerate first model (titanic in the zoo: AUC 0.11, and shrink-perturb keeps
     the ranking, so the champion does not trail it) is evidence for cold, whatever the champion scores."""
