@@ -164,7 +164,7 @@ def log_dataset(
             sample = mlflow.data.from_pandas(frame.head(1000), source=source, targets=target, name=name, digest=digest)
         except MlflowException:  # a location MLflow has no source type for (gcs://, az://, memory://): no source
             sample = mlflow.data.from_pandas(frame.head(1000), targets=target, name=name, digest=digest)
-    fields = sample.to_dict()
+        fields = sample.to_dict()  # the schema is inferred here, lazily: inside the filter (it warned every round)
     fields["profile"] = json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)})
     entity = Dataset(**{k: fields[k] for k in ("name", "digest", "source_type", "source", "schema", "profile")})
     context = InputTag(key="mlflow.data.context", value="training")

@@ -191,3 +191,23 @@ def test_the_serving_package_copy_is_removed_when_the_process_ends() -> None:
     package = Path(done.stdout.strip().splitlines()[-1])
     assert package.name == registry.SERVING_PACKAGE and package.parent.name.startswith("rewarm-serving-")
     assert not package.parent.exists()  # made in a temporary folder, gone at exit (it was left behind before)
+
+
+def test_the_training_dataset_is_logged_without_mlflows_integer_column_hint(home: Path, flights: pd.DataFrame) -> None:
+    """The round logs its training rows as an MLflow dataset; MLflow infers their schema lazily, and the hint it
+    gives for integer columns (what snapshots hold) printed once a round in the demo until it was filtered there."""
+    import warnings
+
+    from rewarm import tracking
+
+    store = open_store(resolve_store())
+    client = MlflowClient()
+    run_id = client.create_run(experiment_id(store, "dataset-test")).info.run_id
+    frame = small_month(flights, 1, rows=50)
+    assert any(pd.api.types.is_integer_dtype(t) for t in frame.dtypes)  # what makes MLflow hint
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracking.log_dataset(client, run_id, frame, "dataset-test-r1", str(home), "late", ["abc"])
+    assert not [w for w in caught if "integer column" in str(w.message)]
+    [logged] = client.get_run(run_id).inputs.dataset_inputs
+    assert logged.dataset.name == "dataset-test-r1" and "late" in logged.dataset.schema
