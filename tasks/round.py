@@ -256,6 +256,8 @@ def _round_params(settings: Settings) -> dict[str, object]:
         "strategies": ",".join(t.strategies),
         "cold_between_audits": t.cold_between_audits,
         "cold_every": t.cold_every,
+        "audit_margin": "default" if t.audit_margin is None else t.audit_margin,
+        "audit_backoff": t.audit_backoff,
         "shrink": t.shrink,
         "perturb": t.perturb,
         "max_epochs": t.max_epochs,
