@@ -92,6 +92,9 @@ def test_skipping_cold_between_audits_trains_no_cold_start_until_the_cadence(
     assert list(second.strategies) == ["shrink_perturb"]
     assert "cold not trained (no audit this round, no evidence; cold_between_audits skip)" in second.reason
     assert client.get_model_version(NAME, str(second.version)).tags[audits.COLD_FULL] == "false"
+    winner = client.get_run(client.get_model_version(NAME, str(second.version)).run_id)
+    round_params = client.get_run(winner.data.tags["mlflow.parentRunId"]).data.params
+    assert (round_params["audit_margin"], round_params["audit_backoff"]) == ("1.0", "1.0")  # what judged evidence
     with pytest.raises(StopIteration):
         _nested(client, second, "cold")
     assert main(["status", "--config", config]) == 0  # what the next retrain does, read from the config
