@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 UNKNOWN = 0  # embedding row for categories the vocabulary has not seen (and for missing values)
-NAN_TEXT = r"[+-]?nan"  # text that reads as a NaN (a float column written as CSV), not as a word
+NAN_PATTERN = r"[+-]?nan"  # text that reads as a NaN (a float column written as CSV), not as a word
 NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]  # "no value" in a CSV's number cell
 
 
@@ -80,8 +80,11 @@ class Preprocessor:
         out = {}
         for col in self.numeric:
             values = df[col]
-            missing = values.astype("string").str.strip().isin(NULL_TEXT).to_numpy(bool, na_value=False)
-            bad = (not_numbers(values) & ~missing) | np.isinf(numbers(values))
+            parsed = numbers(values)
+            bad = not_numbers(values, parsed)
+            if bad.any():  # the words for a missing value are missing, not text (only where text was found)
+                bad[bad] = ~values[bad].astype("string").str.strip().isin(NULL_TEXT).to_numpy(bool, na_value=False)
+            bad |= np.isinf(parsed)
             if bad.any():
                 shown = dict.fromkeys(str(v)[:40] for v in values[bad])  # any value, a list or a dict too
                 out[col] = (int(bad.sum()), list(shown)[:3])
@@ -188,15 +191,15 @@ def numbers(values: pd.Series) -> np.ndarray:
     return out
 
 
-def not_numbers(values: pd.Series) -> np.ndarray:
+def not_numbers(values: pd.Series, parsed: np.ndarray | None = None) -> np.ndarray:
     """True where a present value is not a number by numbers()'s reading (text such as 'n/a' or '12,5'); the text
-    'nan' is a NaN, not text, and a missing value is not counted."""
+    'nan' is a NaN, not text, and a missing value is not counted. PARSED: numbers(values), when already read."""
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return np.zeros(len(values), dtype=bool)
-    unread = values.notna().to_numpy() & np.isnan(numbers(values))
+    unread = values.notna().to_numpy() & np.isnan(numbers(values) if parsed is None else parsed)
     if unread.any():
         text = values[unread].astype("string").str.strip()
-        unread[unread] = ~text.str.fullmatch(NAN_TEXT, case=False).to_numpy(bool, na_value=False)
+        unread[unread] = ~text.str.fullmatch(NAN_PATTERN, case=False).to_numpy(bool, na_value=False)
     return unread
 
 

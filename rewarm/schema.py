@@ -19,7 +19,7 @@ import pyarrow as pyarrow
 import pyarrow.compute as pc
 
 from rewarm.config import DataSection
-from rewarm.models.preprocess import NAN_TEXT, not_numbers, numbers
+from rewarm.models.preprocess import NAN_PATTERN, not_numbers, numbers
 from rewarm.reading import separator_hint
 
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
@@ -62,7 +62,7 @@ def nan_mask(s: pd.Series) -> pd.Series:
         return pd.Series(np.isnan(s.to_numpy(np.float64)), index=s.index)
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return pd.Series(False, index=s.index)
-    return _text(s).str.fullmatch(NAN_TEXT, case=False).fillna(False).astype(bool)
+    return _text(s).str.fullmatch(NAN_PATTERN, case=False).fillna(False).astype(bool)
 
 
 def infinite_mask(s: pd.Series) -> pd.Series:

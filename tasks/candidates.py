@@ -45,7 +45,7 @@ class Race:
     audit: str = ""  # why cold trains in full this round ('' when it races)
     incumbent: Outcome | None = None  # the champion scored on this holdout: evidence for an audit mid-round
     metric: str = ""  # the gate's metric, which the evidence is read in
-    widen: tuple[float, int] = (1.0, 0)  # (train.audit_backoff, fruitless champion-trails audits): audits.evidence
+    fruitless: int = 0  # champion-trails audits in a row that cold lost (audits.fruitless): widens the margin
 
 
 @task(name="plan-race", **REGISTRY)
@@ -59,7 +59,7 @@ def plan_race(name: str, cfg: TrainSection, choices: list[Strategy], incumbent: 
     audit = audits.planned(complete, cfg.cold_every)
     if audit:
         get_run_logger().info("cold audit: %s", audit)
-    return Race(audit, incumbent, metric, (cfg.audit_backoff, audits.fruitless(complete)))
+    return Race(audit, incumbent, metric, audits.fruitless(complete))
 
 
 @task(name="train-candidates", **IN_MEMORY)
@@ -144,7 +144,8 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     (rewarm/audits.py)."""
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
     task, y = data.preprocessor.task, data.y_holdout
-    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, plan.widen)
+    widen = (cfg.audit_backoff, plan.fruitless)
+    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen)
 
 
 def _log(
