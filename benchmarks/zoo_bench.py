@@ -26,6 +26,7 @@ from rewarm.metrics import HIGHER_IS_BETTER, METRICS
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import COLD, initialise, strategy
+from rewarm.snapshots import drop_unlabelled
 from rewarm.training import Tensors, pick_device, score_holdout, train
 
 from . import trees
@@ -68,7 +69,9 @@ def replay_dataset(
     dataset: ZooDataset, settings: Settings, folder: Path, seed: int, device: torch.device, max_rows: int | None
 ) -> list[ZooRow]:
     """Every snapshot of DATASET as a round; one ZooRow per round."""
-    staged = stage(dataset.snapshots(max_rows), folder / dataset.name)
+    # As a round reads a landed file: rows without a label are left out where data.unlabelled drops them.
+    labelled = [(name, drop_unlabelled(frame, settings.data)[0]) for name, frame in dataset.snapshots(max_rows)]
+    staged = stage(labelled, folder / dataset.name)
     cfg, metric = settings.train.model_copy(update={"seed": seed}), settings.metric
     champion: tuple[TabularMLP, Preprocessor] | None = None
     out = []

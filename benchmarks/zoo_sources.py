@@ -100,6 +100,11 @@ def diamonds() -> Snapshots:
     return _chunks(_rdata("ggplot2", "diamonds"), 4, "diamonds")
 
 
+def chile() -> Snapshots:
+    # 168 of the 2,700 voters gave no answer: rows without a label, left in as a survey delivers them.
+    return _chunks(_rdata("carData", "Chile"), 4, "chile")
+
+
 def txhousing() -> Snapshots:
     frame = _rdata("ggplot2", "txhousing").dropna(subset=["median"])  # a month with no sales has no median price
     frame = frame.sort_values(["date", "city"], kind="stable")  # each year's last rows are its last months

@@ -128,6 +128,15 @@ class DataSection(_Section):
             "snapshot."
         ),
     )
+    unlabelled: Literal["reject", "drop"] = Field(
+        default="reject",
+        description=(
+            "Rows whose target is missing (an empty cell, NA, a null or a NaN): 'reject' the snapshot, or "
+            "'drop' those rows and train and score on the labelled ones (labels that arrive later, survey "
+            "non-answers). Dropped rows are counted in the log and in the round's MLflow run "
+            "(unlabelled_rows); a snapshot left with no labelled row is still rejected."
+        ),
+    )
     extra_columns: Literal["reject", "ignore"] = Field(
         default="reject",
         description=(
@@ -193,7 +202,10 @@ class DataSection(_Section):
             raise ValueError(f"target column {self.target!r} is also listed as a feature")
         stray = sorted(set(self.nullable) - set(features))
         if stray:
-            raise ValueError(f"data.nullable names {stray}, which are not features (the target is never nullable)")
+            raise ValueError(
+                f"data.nullable names {stray}, which are not features (the target is never nullable: for rows "
+                'without a target, set data.unlabelled = "drop")'
+            )
         if self.classes and self.task == "regression":
             raise ValueError("data.classes is for classification targets; remove it for a regression task")
         if self.task == "binary" and self.classes and len(set(self.classes)) != 2:

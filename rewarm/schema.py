@@ -122,7 +122,9 @@ def build(spec: DataSection, classes: tuple = ()) -> pa.DataFrameSchema:
 def _target_checks(spec: DataSection, classes: tuple) -> list[pa.Check]:
     checks = [_check("null", lambda s: s.isna())]
     if spec.task == "regression":
-        return [*checks, _check("dtype", not_a_number_mask), _check("nan", nan_mask), _check("infinite", infinite_mask)]
+        # A NaN numpy cannot tell from a null is one problem, reported once (as a null: a missing label).
+        nan = _check("nan", lambda s: nan_mask(s) & ~s.isna())
+        return [*checks, _check("dtype", not_a_number_mask), nan, _check("infinite", infinite_mask)]
     allowed = {str(c) for c in spec.classes}
     known = {str(c) for c in classes}
     if allowed:
@@ -219,7 +221,7 @@ def _quote(values: list[str]) -> str:
 
 def _feature_hint(column: str, spec: DataSection, is_target: bool) -> str:
     if is_target:
-        return "drop or relabel those rows"
+        return 'drop or relabel those rows, or set data.unlabelled = "drop" to train on the labelled rows only'
     return f"fill them or drop those rows, or list {column!r} in data.nullable"
 
 
@@ -260,7 +262,9 @@ MESSAGES: dict[str, Callable[..., str]] = {
         f"allows none; {_feature_hint(column, spec, is_target)}"
     ),
     "nan": lambda column, count, values, spec, classes, is_target: (
-        f"column {column!r} has {count} NaN value(s), which are not numbers; write missing values as empty "
+        f"target column {column!r} has {count} NaN value(s), which are not labels; {_feature_hint(column, spec, True)}"
+        if is_target
+        else f"column {column!r} has {count} NaN value(s), which are not numbers; write missing values as empty "
         "(null) and list the column in data.nullable, or drop those rows"
     ),
     "infinite": lambda column, count, values, spec, classes, is_target: (

@@ -58,10 +58,22 @@ def _numbers(spec: DataSection) -> tuple[str, ...]:
 
 
 def parse(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
-    """Parse snapshot bytes (a snapshot already validated, such as a kept copy) ready for training."""
+    """Parse snapshot bytes (a snapshot already validated, such as a kept copy) ready for training. Rows without
+    a target are left out: a kept snapshot holds them only if data.unlabelled was "drop" when it was admitted."""
     if spec is None:
         return normalise(read_raw(data, uri))
-    return normalise(read_raw(data, uri, spec), _numbers(spec))
+    return normalise(drop_unlabelled(read_raw(data, uri, spec), spec)[0], _numbers(spec))
+
+
+def drop_unlabelled(raw: pd.DataFrame, spec: DataSection) -> tuple[pd.DataFrame, int]:
+    """RAW without the rows whose target is missing (a null, or a NaN), and how many those were."""
+    if spec.target not in raw.columns:
+        return raw, 0  # the schema check names the missing column
+    target = raw[spec.target]
+    missing = (target.isna() | schema.nan_mask(target)).to_numpy(bool)
+    if not missing.any():
+        return raw, 0
+    return raw.loc[~missing].reset_index(drop=True), int(missing.sum())
 
 
 def validate(df: pd.DataFrame, spec: DataSection, uri: str, classes: tuple = ()) -> None:
@@ -81,6 +93,7 @@ class Landed:
     kept: bool
     sketch: repeats.RowSketch | None = None  # of a snapshot not yet kept
     model: str | None = None  # the model keeping it, which claims the history (None: nobody claims it)
+    unlabelled: int = 0  # rows left out for a missing target (data.unlabelled = "drop"); FRAME holds the rest
 
 
 def inspect(
@@ -98,8 +111,22 @@ def inspect(
     if model:
         locations.check_owner(str(history), model, "data.history")
     data = read_bytes(uri) if data is None else data
-    raw = read_raw(data, uri, spec)
-    validate(raw, spec, uri, classes)
+    raw, unlabelled = read_raw(data, uri, spec), 0
+    if spec.unlabelled == "drop":
+        raw, unlabelled = drop_unlabelled(raw, spec)
+        if unlabelled and raw.empty:
+            raise SnapshotRejected(
+                f"{uri}: none of its {unlabelled} rows has a target ({spec.target!r} is missing in every row); "
+                "land it again once its labels have arrived",
+                kind="unlabelled",
+            )
+    try:
+        validate(raw, spec, uri, classes)
+    except SnapshotRejected as exc:
+        if not unlabelled:
+            raise
+        note = f' ({unlabelled} unlabelled row(s) were dropped first: data.unlabelled = "drop")'
+        raise SnapshotRejected(f"{exc}{note}", exc.problems, exc.kind) from None
     warn_missing_as_text(raw, spec, uri)
     df = normalise(raw, _numbers(spec))
     sha = sha or hashlib.sha256(data).hexdigest()
@@ -107,7 +134,7 @@ def inspect(
     for info in kept:
         if info.sha256 == sha:
             _check_newest(info, kept[-1], uri)
-            return Landed(info, df, data, kept=True, model=model)
+            return Landed(info, df, data, kept=True, model=model, unlabelled=unlabelled)
     rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
     fp = repeats.sketch(rows)
     _check_not_copied(uri, rows, fp, kept, spec)
@@ -115,7 +142,7 @@ def inspect(
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
-    return Landed(info, df, data, kept=False, sketch=fp, model=model)
+    return Landed(info, df, data, kept=False, sketch=fp, model=model, unlabelled=unlabelled)
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from rewarm import ledger, links, registry, rounds, snapshots, tracking
-from rewarm.config import Settings
+from rewarm.config import DataSection, Settings
 from rewarm.gate import Decision
 from rewarm.models.network import ArchConfig
 from rewarm.models.preprocess import Preprocessor
@@ -155,7 +155,8 @@ def open_round(
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": f"retrain {info.name}"}
     run_id = client.create_run(experiment, run_name=f"retrain {info.name}", tags=all_tags).info.run_id
     unseen = champion.preprocessor.unseen(landed.frame) if champion else {}
-    tracking.log(client, run_id, params=_round_params(settings), metrics=_unseen_metrics(unseen))
+    metrics = _unseen_metrics(unseen) | _unlabelled_metric(settings.data, landed)
+    tracking.log(client, run_id, params=_round_params(settings), metrics=metrics)
     for column, (rows, values) in unseen.items():
         if rows:
             get_run_logger().info(
@@ -241,6 +242,11 @@ def report_round(
     client.set_terminated(run.run_id, "FINISHED")
     shutil.rmtree(checkpoints, ignore_errors=True)
     return result
+
+
+def _unlabelled_metric(spec: DataSection, landed: snapshots.Landed) -> dict[str, float]:
+    """Rows of the snapshot left out for a missing target, where data.unlabelled lets them be dropped."""
+    return {"unlabelled_rows": float(landed.unlabelled)} if spec.unlabelled == "drop" else {}
 
 
 def _unseen_metrics(counts: dict[str, tuple[int, int]]) -> dict[str, float]:

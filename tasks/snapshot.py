@@ -46,6 +46,11 @@ def read_snapshot(
     info = landed.info
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
+    if landed.unlabelled:
+        get_run_logger().warning(
+            '%s: %d row(s) have no %r (data.unlabelled = "drop"): left out of training and scoring',
+            *(info.name, landed.unlabelled, spec.target),
+        )
     return landed
 
 

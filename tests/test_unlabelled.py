@@ -1,0 +1,138 @@
+"""Rows without a target (labels not arrived yet, survey non-answers): rejected by default, dropped with
+data.unlabelled = "drop" (rewarm/snapshots.py, rewarm/schema.py, the round's MLflow run)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from flight_snapshots import land, small_month, write_config
+from mlflow import MlflowClient
+from test_bad_snapshots import latest_retrain_run, logged_by
+
+from rewarm.config import DataSection
+from rewarm.errors import SnapshotRejected
+from rewarm.flows.retrain import retrain
+from rewarm.snapshots import inspect, keep, list_history, load
+
+REGRESSION = DataSection(target="y", task="regression", numeric=("x",), categorical=("c",), min_rows=10)
+BINARY = DataSection(target="late", task="binary", numeric=("x",), categorical=("c",), min_rows=10)
+
+
+def _frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {"x": rng.normal(size=n).round(3), "c": rng.choice(["a", "b"], n), "y": rng.normal(size=n).round(3)}
+    )
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    path.write_bytes(frame.to_csv(index=False).encode())  # a NaN is written as an empty cell, as R and Excel do
+    return path
+
+
+def _drop(spec: DataSection) -> DataSection:
+    return spec.model_copy(update={"unlabelled": "drop"})
+
+
+def test_a_missing_target_rejects_by_default_once_and_says_how_to_drop(tmp_path: Path) -> None:
+    frame = _frame()
+    frame.loc[:6, "y"] = np.nan
+    path = _write_csv(tmp_path / "part-01.csv", frame)
+    with pytest.raises(SnapshotRejected) as caught:
+        inspect(str(path), REGRESSION, tmp_path / "history")
+    message = str(caught.value)
+    assert [p.kind for p in caught.value.problems] == ["null"]  # not also reported as 7 NaNs
+    assert "target column 'y' has 7 null (missing) value(s)" in message
+    assert 'set data.unlabelled = "drop"' in message and "data.nullable" not in message
+
+
+def test_a_nan_target_in_parquet_is_not_a_label(tmp_path: Path) -> None:
+    values = _frame()["y"].to_numpy().copy()
+    values[:3] = np.nan
+    table = pa.table({"x": _frame()["x"], "c": _frame()["c"], "y": pa.array(values, from_pandas=False)})
+    path = tmp_path / "part-01.parquet"
+    pq.write_table(table, path)  # Arrow keeps a NaN apart from a null
+    with pytest.raises(SnapshotRejected, match=r"target column 'y' has 3 NaN value\(s\), which are not labels") as e:
+        inspect(str(path), REGRESSION, tmp_path / "history")
+    assert "data.nullable" not in str(e.value)
+    landed = inspect(str(path), _drop(REGRESSION), tmp_path / "history")
+    assert landed.unlabelled == 3 and len(landed.frame) == 37 and landed.frame["y"].notna().all()
+
+
+@pytest.mark.parametrize("missing", ["", "NA", "null"])
+def test_drop_keeps_the_labelled_rows_and_the_file_as_it_came(tmp_path: Path, missing: str) -> None:
+    frame = _frame().assign(late=lambda f: np.where(f["y"] > 0, "yes", "no")).drop(columns="y")
+    text = frame.astype({"late": object})
+    text.loc[[2, 5, 11], "late"] = missing
+    path = tmp_path / "part-01.csv"
+    path.write_bytes(text.to_csv(index=False).encode())
+    data = path.read_bytes()
+
+    landed = inspect(str(path), _drop(BINARY), tmp_path / "history")
+    assert landed.unlabelled == 3 and landed.info.rows == 37
+    expected = frame.drop(index=[2, 5, 11]).reset_index(drop=True)
+    assert landed.frame["late"].tolist() == expected["late"].tolist()
+    assert landed.frame["x"].tolist() == pytest.approx(expected["x"].tolist())
+
+    info = keep(landed)
+    # The history keeps the user's file whole, and the landing copy is untouched.
+    assert Path(info.stored).read_bytes() == data and path.read_bytes() == data
+    again = load(list_history(tmp_path / "history")[0], _drop(BINARY))
+    assert again["late"].tolist() == expected["late"].tolist()  # every later round reads the labelled rows
+    # A lineage whose config goes back to "reject" still never trains on a missing label it admitted.
+    assert load(info, BINARY)["late"].notna().all()
+
+
+def test_drop_rejects_a_snapshot_with_no_label_and_one_left_too_small(tmp_path: Path) -> None:
+    frame = _frame().assign(y=np.nan)
+    with pytest.raises(SnapshotRejected, match=r"none of its 40 rows has a target \('y'") as caught:
+        inspect(str(_write_csv(tmp_path / "a.csv", frame)), _drop(REGRESSION), tmp_path / "history")
+    assert caught.value.kind == "unlabelled"
+
+    frame = _frame()
+    frame.loc[:33, "y"] = np.nan
+    with pytest.raises(SnapshotRejected, match=r"6 rows, fewer than data.min_rows=10") as caught:
+        inspect(str(_write_csv(tmp_path / "b.csv", frame)), _drop(REGRESSION), tmp_path / "history")
+    assert "(34 unlabelled row(s) were dropped first" in str(caught.value) and caught.value.kind == "too_small"
+    assert list_history(tmp_path / "history") == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_round_on_a_partly_labelled_month_trains_and_counts_what_it_dropped(
+    tmp_path: Path, home: Path, flights: pd.DataFrame
+) -> None:
+    config = write_config(tmp_path, name="unlabelled-test")
+    config.write_text(config.read_text().replace("[data]\n", '[data]\nunlabelled = "drop"\n', 1))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    months = [small_month(flights, m, rows=400) for m in (1, 2)]
+    months[1] = months[1].astype({"late": "Int64"})
+    months[1].loc[:24, "late"] = pd.NA  # 25 flights whose arrival is not known yet
+    paths = []
+    for number, frame in enumerate(months, start=1):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)  # a Parquet null
+        paths.append(land(landing / f"flights-2013-0{number}.parquet", buffer.getvalue()))
+
+    assert retrain(str(paths[0]), config=str(config)).version == 1
+    with logged_by("prefect.task_runs") as logged:
+        second = retrain(str(paths[1]), config=str(config))
+    assert second.version == 2  # trained and scored on the 375 labelled rows
+    run = latest_retrain_run(MlflowClient(), "unlabelled-test")
+    assert run.data.tags["rewarm.snapshot"] == paths[1].name
+    assert run.data.metrics["unlabelled_rows"] == 25
+    first = MlflowClient().search_runs(
+        [run.info.experiment_id], f"tags.`rewarm.snapshot` = '{paths[0].name}' and tags.`rewarm.kind` = 'retrain'"
+    )[0]
+    assert first.data.metrics["unlabelled_rows"] == 0
+    assert any("25 row(s) have no 'late'" in m for m in logged)
+    kept = list_history(home / "snapshots" / "unlabelled-test")
+    assert [k.rows for k in kept] == [400, 375]
+    assert Path(kept[1].stored).read_bytes() == paths[1].read_bytes()  # kept whole, as it landed
