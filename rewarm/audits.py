@@ -115,6 +115,21 @@ def champion_trails(
     )
 
 
+def widened_out(
+    metric: str, configured: float | None, champion: float, warm: Mapping[str, float], widen: tuple[float, int]
+) -> str:
+    """The line saying that the champion trails by more than audit_margin but within its widened margin (WIDEN, as
+    champion_trails takes it), so that only train.audit_backoff kept it from being evidence; '' otherwise."""
+    backoff, fruitless_audits = widen
+    if backoff <= 1 or not fruitless_audits or champion_trails(metric, configured, champion, warm, widen):
+        return ""
+    line = champion_trails(metric, configured, champion, warm)
+    return line and (
+        f"no evidence audit: {line.removeprefix('evidence: ')}; within the margin widened "
+        f"x{backoff**fruitless_audits:g} by train.audit_backoff after {fruitless_audits} audit(s) cold lost"
+    )
+
+
 def evidence(
     metric: str,
     configured: float | None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import importlib
 import json
 import logging
 import shutil
@@ -96,13 +95,13 @@ def log_model(
         config, weights = Path(tmp, serving.CONFIG_FILE), Path(tmp, serving.WEIGHTS_FILE)
         config.write_text(json.dumps({**meta, "arch": module.arch.to_dict(), "preprocessor": pre.to_dict()}))
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, weights)
-        package_dir, model_cls = _serving_package()
+        package_dir, model_code = _serving_package()
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # Integer columns are what snapshots hold; and the signature is given, so no input example is needed.
             warnings.filterwarnings("ignore", message=".*(integer column|input example|type hints).*")
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=model_cls(),
+                python_model=str(model_code),  # models from code: nothing is pickled
                 artifacts={"config": str(config), "weights": str(weights)},
                 code_paths=[str(package_dir), *serving_code(module.arch.architecture)],
                 signature=signature(pre),
@@ -158,19 +157,30 @@ def mark_applied(client: MlflowClient, name: str, version: int, note: str = "") 
     client.set_model_version_tag(name, str(version), APPLIED_TAG, note or _now())
 
 
-@cache
-def _serving_package() -> tuple[Path, type]:
-    """Copy models/ to a folder named rewarm_models once per process and import the pyfunc class from it.
+# The logged model's entry point (MLflow's models from code): loading runs it with code/ on the path.
+MODEL_CODE = f"""from mlflow.models import set_model
 
-    The class is pickled by reference to rewarm_models.serving, which the logged model carries in its
-    code/ folder, so loading it needs no rewarm installation.
+from {SERVING_PACKAGE}.serving import RewarmModel
+
+set_model(RewarmModel())
+"""
+
+
+@cache
+def _serving_package() -> tuple[Path, Path]:
+    """Copy models/ to a folder named rewarm_models once per process, beside the model's entry point file.
+
+    The logged model carries the package in its code/ folder and the entry point as its model code, so loading
+    it needs no rewarm installation and unpickles nothing (MLflow's models from code).
     """
     root = Path(tempfile.mkdtemp(prefix="rewarm-serving-"))
     atexit.register(shutil.rmtree, root, True)  # every process made one and left it (dozens a day in a service)
     package = root / SERVING_PACKAGE
     shutil.copytree(Path(serving.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
-    sys.path.insert(0, str(root))
-    return package, importlib.import_module(f"{SERVING_PACKAGE}.serving").RewarmModel
+    sys.path.insert(0, str(root))  # MLflow runs the entry point when logging it, to check it sets a model
+    code = root / "rewarm_model.py"
+    code.write_text(MODEL_CODE)
+    return package, code
 
 
 def signature(pre: Preprocessor) -> ModelSignature:

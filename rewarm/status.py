@@ -17,10 +17,16 @@ SKIPPED = "not trained unless the round's holdout gives evidence (cold_between_a
 
 
 def collect(
-    client: MlflowClient, name: str, last: int = 5, cold_every: int | None = None, between: str = "race"
+    client: MlflowClient,
+    name: str,
+    last: int = 5,
+    cold_every: int | None = None,
+    between: str = "race",
+    backoff: float = 1.0,
 ) -> dict:
     """Everything status shows, as plain data (so it is testable without a terminal); with COLD_EVERY, what
-    the next retrain does with cold (rewarm/audits.py; BETWEEN: train.cold_between_audits)."""
+    the next retrain does with cold (rewarm/audits.py; BETWEEN: train.cold_between_audits; BACKOFF:
+    train.audit_backoff, which widens the evidence margin)."""
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -37,6 +43,12 @@ def collect(
         complete = [dict(v.tags) for v in ledger.versions(client, name) if v.tags.get(TAG + "complete") == "true"]
         otherwise = {"race": "races (stopped once it cannot catch up)", "skip": SKIPPED}[between]
         out["next_cold"] = audits.planned(complete, cold_every) or otherwise
+        fruitless = audits.fruitless(complete)
+        if backoff > 1 and fruitless:
+            out["evidence_margin"] = (
+                f"audit_margin x{backoff**fruitless:g}: widened by train.audit_backoff {backoff:g} after "
+                f"{fruitless} audit(s) in a row in which cold lost; back to audit_margin once cold wins one"
+            )
     return out
 
 
@@ -119,6 +131,8 @@ def render(status: dict) -> str:
         lines.append(f"  last alias event: {status['last_event']}")
     if status.get("next_cold"):
         lines.append(f"  next retrain, cold: {status['next_cold']}")
+    if status.get("evidence_margin"):
+        lines.append(f"  evidence margin: {status['evidence_margin']}")
     lines.append("last decisions (newest first):")
     for d in status["decisions"]:
         lines.append(f"  {d['snapshot']}: {d['decision']} [{d['status']}] {d['reason']}")

@@ -145,7 +145,13 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
     task, y = data.preprocessor.task, data.y_holdout
     widen = (cfg.audit_backoff, plan.fruitless)
-    return audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen)
+    found = audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen)
+    if not found and champion is not None:
+        warm = {n: o.metrics[plan.metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
+        held = audits.widened_out(plan.metric, cfg.audit_margin, champion[plan.metric], warm, widen)
+        if held:  # what audit_margin alone would have called evidence: the log says why it was not
+            get_run_logger().info(held)
+    return found
 
 
 def _log(

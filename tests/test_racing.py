@@ -254,6 +254,13 @@ def test_the_margin_widens_after_each_evidence_audit_cold_lost_until_cold_wins_o
     y = np.array([0, 1, 1, 0, 1, 1])
     args = ("roc_auc", None, {"roc_auc": 0.60}, {"shrink_perturb": _outcome(0.68)}, "binary", y)
     assert audits.evidence(*args).startswith("evidence: the champion trails") and audits.evidence(*args, (2.0, 1)) == ""
+    # What the log says when only the widening kept the evidence back, and nothing otherwise.
+    held = audits.widened_out("roc_auc", None, 0.60, warm, (2.0, 1))
+    assert held.startswith("no evidence audit: the champion trails shrink_perturb by 0.0800 holdout roc_auc")
+    assert held.endswith("within the margin widened x2 by train.audit_backoff after 1 audit(s) cold lost")
+    assert audits.widened_out("roc_auc", None, 0.60, {"shrink_perturb": 0.71}, (2.0, 1)) == ""  # it was evidence
+    assert audits.widened_out("roc_auc", None, 0.60, {"shrink_perturb": 0.64}, (2.0, 1)) == ""  # within 0.05
+    assert audits.widened_out("roc_auc", None, 0.60, warm, (1.0, 3)) == ""  # backoff off
 
 
 def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:

@@ -75,6 +75,10 @@ def test_logged_model_declares_requirements_and_signature(registered) -> None:
     info = mlflow.models.get_model_info("models:/serve-test@champion")
     assert info.signature.inputs.input_names() == [*FEATURES[0], *FEATURES[1]]
     assert (local / "code" / "rewarm_models" / "serving.py").is_file()
+    # Models from code: the entry point is a file the model carries; no pickled Python object is logged.
+    flavor = info.flavors["python_function"]
+    assert flavor["model_code_path"].endswith("rewarm_model.py") and (local / "rewarm_model.py").is_file()
+    assert not list(local.rglob("*.pkl"))
 
 
 def logged_model(source: str) -> str:

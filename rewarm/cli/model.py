@@ -138,7 +138,13 @@ def run_status(config: str | None) -> int:
     between = "skip" if settings.train.skips_cold(len(settings.train.strategies)) else "race"
     print(
         status.render(
-            status.collect(MlflowClient(), settings.model.name, cold_every=_cold_every(settings), between=between)
+            status.collect(
+                MlflowClient(),
+                settings.model.name,
+                cold_every=_cold_every(settings),
+                between=between,
+                backoff=settings.train.audit_backoff,
+            )
         )
     )
     print(status.render_service(status.service(settings)))
