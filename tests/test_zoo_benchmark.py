@@ -35,6 +35,8 @@ def test_the_zoo_covers_what_it_promises() -> None:
     regression = [d for d in DATASETS if d.data["task"] == "regression"]
     levels = [[f[d.data["target"]].mean() for _, f in d.snapshots()] for d in regression]
     assert any(m[-1] > 1.5 * m[0] and sorted(m[:3]) == m[:3] for m in levels)  # a target trending up
+    unlabelled = [d for d in DATASETS if d.data.get("unlabelled") == "drop"]  # rows whose label is missing
+    assert unlabelled and all(any(f[d.data["target"]].isna().any() for _, f in d.snapshots()) for d in unlabelled)
 
 
 def test_trees_fit_the_rounds_rows_and_score_its_holdout(tmp_path: Path) -> None:
