@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rewarm.locations import OWNER_FILE, canonical
 
@@ -128,6 +129,14 @@ class DataSection(_Section):
             "snapshot."
         ),
     )
+    encoding: str = Field(
+        default="utf-8",
+        description=(
+            "The text encoding of CSV snapshots (Parquet has its own). A file that is not in it is rejected, "
+            "naming the line; Excel's plain 'CSV' on Windows writes 'cp1252' (its 'CSV UTF-8' writes UTF-8, with "
+            "a byte-order mark, which is fine)."
+        ),
+    )
     unlabelled: Literal["reject", "drop"] = Field(
         default="reject",
         description=(
@@ -189,6 +198,16 @@ class DataSection(_Section):
             "model is refused it."
         ),
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            known = "such as 'utf-8', 'cp1252', 'latin-1', 'utf-16'"
+            raise ValueError(f"{value!r} is not a text encoding ({known})") from None
+        return value
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> DataSection:

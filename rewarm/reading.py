@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 
@@ -64,11 +65,39 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
         na |= {spec.target: NULL_TEXT + NAN_TEXT}
-        return pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in features}, keep_default_na=False, na_values=na)
+        text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na}
+        return pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec), **text)
+    except UnicodeDecodeError as exc:
+        raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec)), kind="encoding") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         hint = separator_hint(data[:4096].split(b"\n", 1)[0].decode(errors="replace")) if fmt == "csv" else ""
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
+
+
+def text_encoding(data: bytes, spec: DataSection | None) -> str:
+    """A CSV's encoding: UTF-16 where its byte-order mark says so (Excel's 'Unicode Text'), else data.encoding."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    return spec.encoding if spec is not None else "utf-8"
+
+
+def not_text(uri: str, data: bytes, encoding: str) -> str:
+    """Why a CSV cannot be decoded as ENCODING (data.encoding), where, and what to do."""
+    try:
+        data.decode(encoding)
+        where = ""
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f" (byte {data[exc.start : exc.start + 1]!r} on line {line})"
+    if codecs.lookup(encoding).name.startswith("utf-8"):
+        fix = (
+            "save it as UTF-8 (Excel: 'CSV UTF-8'), or set data.encoding to the encoding your files are written in "
+            "(Excel's plain 'CSV' on Windows: 'cp1252')"
+        )
+    else:
+        fix = f"save it as {encoding}, or set data.encoding to the encoding it is written in"
+    return f"{uri}: is not {encoding} text{where}; {fix}"
 
 
 def _keeps_nulls(arrow_type) -> bool:
