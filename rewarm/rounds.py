@@ -122,7 +122,7 @@ def prepare(
     in_train = np.concatenate([*kept, np.ones(newest_train, dtype=bool)])  # each snapshot's rows, kept or not
     val = validation_rows(spec, train_frame, [*(len(f) for f in earlier), newest_train], in_train, scheme)
     older = np.arange(len(train_frame)) < len(train_frame) - newest_train  # rows from earlier snapshots
-    _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame))
+    _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame), spec)
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
     present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
@@ -236,11 +236,13 @@ def _check_classes(pre: Preprocessor, task: str, target: str) -> None:
         raise SnapshotRejected(f"multiclass target {target!r} has a single class {list(pre.classes)}")
 
 
-def _check_sizes(info: SnapshotInfo, train: int, val: int, holdout: int) -> None:
+def _check_sizes(info: SnapshotInfo, train: int, val: int, holdout: int, spec: DataSection) -> None:
     if min(train, val, holdout) == 0:
+        shares = (("validation", spec.validation_fraction, val), ("holdout", spec.holdout_fraction, holdout))
+        fix = " and ".join(f"raise data.{part}_fraction ({share})" for part, share, n in shares if not n)
         raise SnapshotRejected(
             f"{info.source}: split into train={train}, validation={val}, holdout={holdout} rows; "
-            "every part needs rows: land a larger snapshot or raise the split fractions"
+            f"every part needs rows: land a larger snapshot, or {fix or 'lower the split fractions'}"
         )
 
 

@@ -294,5 +294,6 @@ MESSAGES: dict[str, Callable[..., str]] = {
     "too_small": lambda rows, spec: (
         f"{rows} rows, fewer than data.min_rows={spec.min_rows} needed to split into training, validation and "
         "holdout rows; land a larger snapshot"
+        + (f", or set data.min_rows to {rows} or fewer if your snapshots are this small" if rows >= 10 else "")
     ),
 }

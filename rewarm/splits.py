@@ -89,9 +89,11 @@ def holdout_mask(
     """
     if split == "tail":
         return np.arange(len(df)) >= len(df) - round(fraction * len(df))
-    if scheme == LEGACY or target is None:
+    if scheme == LEGACY:
         return in_split(df, fraction, _HOLDOUT_KEY, scheme)
     score = scores(df, _HOLDOUT_KEY, scheme)
+    if target is None:
+        return at_least_one(score, fraction)
     held = np.zeros(len(df), dtype=bool)
     for members in pd.Series(np.arange(len(df))).groupby(_as_text(df[target]).to_numpy(), dropna=False).groups.values():
         idx = np.asarray(members)
@@ -133,7 +135,20 @@ def warm_replay_mask(df: pd.DataFrame, fraction: float, round_: int, scheme: int
 
 def validation_mask(df: pd.DataFrame, fraction: float, scheme: int = CURRENT) -> np.ndarray:
     """Training rows set aside for early stopping, by content (data.validation_split 'hash')."""
-    return in_split(df, fraction, _VALIDATION_KEY, scheme)
+    if scheme == LEGACY:
+        return in_split(df, fraction, _VALIDATION_KEY, scheme)
+    return at_least_one(scores(df, _VALIDATION_KEY, scheme), fraction)
+
+
+def at_least_one(score: np.ndarray, fraction: float) -> np.ndarray:
+    """The rows whose SCORE is below FRACTION, or where that is none (a snapshot of a few rows: each row is drawn
+    alone), the lowest-scoring row and its identical copies, unless those are every row. Only a split that would
+    have left a round without holdout or validation rows changes, so no split a round could use before moves."""
+    mask = score < fraction
+    if mask.any() or fraction <= 0 or len(score) < 2:
+        return mask
+    lowest = score == score.min()
+    return mask if lowest.all() else lowest
 
 
 def tail_validation_mask(sizes: list[int], fraction: float) -> np.ndarray:

@@ -201,7 +201,7 @@ CATALOGUE = [
         "too_small",
         ".parquet",
         lambda f: parquet(f.head(40)),
-        ("40 rows, fewer than data.min_rows=50",),
+        ("40 rows, fewer than data.min_rows=50", "or set data.min_rows to 40 or fewer"),
     ),
 ]
 

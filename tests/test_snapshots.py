@@ -426,3 +426,16 @@ def test_a_cumulative_dump_of_several_earlier_snapshots_is_rejected(tmp_path: Pa
     with pytest.raises(SnapshotRejected, match=r"9\d% of its rows repeat m0.parquet \(round 1\), m1.parquet") as e:
         admit(str(_parquet(tmp_path / "dump.parquet", dump)), SPEC, history)
     assert e.value.kind == "repeated_snapshot"
+
+
+def test_a_snapshot_of_a_few_rows_still_gets_validation_and_holdout_rows(tmp_path: Path) -> None:
+    """11 rows pass data.min_rows = 10; drawn row by row, 10% of them can be none: at least one is set aside."""
+    regression = {**SPEC.model_dump(), "task": "regression", "target": "dist", "numeric": ("temp",)}
+    data = {**regression, "min_rows": 10, "validation_split": "hash", "validation_fraction": 0.1}
+    settings = parse_settings({"model": {"name": "m", "hidden": [4]}, "data": data})
+    frame = _frame(n=11, seed=5).drop(columns="late")
+    info, df = admit(str(_parquet(tmp_path / "jan.parquet", frame)), settings.data, tmp_path / "h")
+    holdout = {**data, "holdout_fraction": 0.1}
+    settings = parse_settings({"model": {"name": "m", "hidden": [4]}, "data": holdout})
+    round_data = prepare(settings, info, df, [info], None, torch.device("cpu"))
+    assert (len(round_data.val), len(round_data.holdout), len(round_data.train)) == (1, 1, 9)

@@ -19,6 +19,7 @@ from rewarm.splits import (
     in_split,
     replay_mask,
     row_hashes,
+    scores,
     tail_validation_mask,
     validation_mask,
 )
@@ -135,6 +136,20 @@ def test_identical_rows_of_a_class_are_held_out_whole_or_not_at_all() -> None:
     held = holdout_mask(df, 0.2, target="y")
     assert df.loc[held, "c"].nunique() == 1 and held.mean() in (0.2, 0.3)
     assert not holdout_mask(df[df.c == "p"], 0.2, target="y").any()  # one distinct row: nothing to hold out
+
+
+def test_a_hashed_split_of_a_few_rows_sets_at_least_one_aside() -> None:
+    """Each row is drawn alone, so 10% of 11 rows can be none: then the lowest-scoring row (and its copies)."""
+    df = _mixed(11, seed=5)
+    assert not (scores(df, "rewarm-validate0") < 0.1).any()  # the draw alone sets none aside here
+    assert not (scores(df, "rewarm-holdout00") < 0.02).any()
+    assert validation_mask(df, 0.1).sum() == 1 and holdout_mask(df, 0.02).sum() == 1
+    np.testing.assert_array_equal(validation_mask(df, 0.1), validation_mask(df.iloc[::-1], 0.1)[::-1])  # by content
+    twice = pd.concat([df.iloc[:3], df.iloc[:3]], ignore_index=True)
+    assert validation_mask(twice, 0.01).sum() == 2  # a row and its copy, together
+    assert not validation_mask(pd.concat([df.iloc[:1]] * 5), 0.01).any()  # one distinct row: never all of them
+    assert not validation_mask(df, 0.0).any()  # a share of 0 sets nothing aside
+    assert validation_mask(_mixed(400), 0.1).sum() == (scores(_mixed(400), "rewarm-validate0") < 0.1).sum()
 
 
 def test_memberships_are_stable_and_monotone() -> None:
