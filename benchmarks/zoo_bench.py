@@ -70,7 +70,10 @@ def replay_dataset(
 ) -> list[ZooRow]:
     """Every snapshot of DATASET as a round; one ZooRow per round."""
     # As a round reads a landed file: rows without a label are left out where data.unlabelled drops them.
-    labelled = [(name, drop_unlabelled(frame, settings.data)[0]) for name, frame in dataset.snapshots(max_rows)]
+    labelled = [
+        (name, drop_unlabelled(frame, settings.data)[0] if settings.data.unlabelled == "drop" else frame)
+        for name, frame in dataset.snapshots(max_rows)
+    ]
     staged = stage(labelled, folder / dataset.name)
     cfg, metric = settings.train.model_copy(update={"seed": seed}), settings.metric
     champion: tuple[TabularMLP, Preprocessor] | None = None

@@ -107,8 +107,7 @@ def champion_trails(
     gap = sign * (warm[name] - champion)
     if gap <= allowed:
         return ""
-    widened = fruitless_audits and backoff > 1
-    why = f", widened x{backoff**fruitless_audits:g} after {fruitless_audits} audit(s) cold lost" if widened else ""
+    why = f", widened {widening(widen)}" if fruitless_audits and backoff > 1 else ""
     return (
         f"{TRAILS} {name} by {gap:.4f} holdout {metric} on this round's rows "
         f"({champion:.4f} vs {warm[name]:.4f}, margin {allowed:.4f}{why})"
@@ -125,9 +124,20 @@ def widened_out(
         return ""
     line = champion_trails(metric, configured, champion, warm)
     return line and (
-        f"no evidence audit: {line.removeprefix('evidence: ')}; within the margin widened "
-        f"x{backoff**fruitless_audits:g} by train.audit_backoff after {fruitless_audits} audit(s) cold lost"
+        f"no evidence audit: {line.removeprefix('evidence: ')}; within the margin widened by train.audit_backoff "
+        f"{widening(widen)}"
     )
+
+
+def widening(widen: tuple[float, int]) -> str:
+    """How far WIDEN = (train.audit_backoff, fruitless audits) widens audit_margin, in words."""
+    backoff, fruitless_audits = widen
+    return f"x{backoff**fruitless_audits:g} after {fruitless_audits} champion-trails audit(s) in a row that cold lost"
+
+
+def warm_scores(metric: str, outcomes: Mapping) -> dict[str, float]:
+    """METRIC of each warm-started candidate that trained to the end (rewarm.racing.Outcome by name)."""
+    return {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
 
 
 def evidence(
@@ -146,7 +156,7 @@ def evidence(
     cold can train."""
     if champion is None:
         return ""
-    warm = {n: o.metrics[metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
+    warm = warm_scores(metric, outcomes)
     shape = next(iter(outcomes.values())).predictions.shape if outcomes else ()
     constant = metrics.constant(task, y, shape) if y is not None and outcomes else None
     trails = champion_trails(metric, configured, champion[metric], warm, widen)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import difflib
 from pathlib import Path
 from typing import Literal
@@ -143,7 +142,8 @@ class DataSection(_Section):
             "Rows whose target is missing (an empty cell, NA, a null or a NaN): 'reject' the snapshot, or "
             "'drop' those rows and train and score on the labelled ones (labels that arrive later, survey "
             "non-answers). Dropped rows are counted in the log and in the round's MLflow run "
-            "(unlabelled_rows); a snapshot left with no labelled row is still rejected."
+            "(unlabelled_rows); a snapshot left with no labelled row is still rejected. 'reject' by default: "
+            "labels lost by a broken export should stop the stream, not thin it quietly."
         ),
     )
     extra_columns: Literal["reject", "ignore"] = Field(
@@ -203,7 +203,9 @@ class DataSection(_Section):
     @classmethod
     def _known_encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(value)
+            b"abcd".decode(value)  # a text encoding (codecs such as rot13 or base64 are not); b"" skips the lookup
+        except UnicodeDecodeError:
+            pass  # known, and these four bytes are not text in it (utf-32)
         except LookupError:
             known = "such as 'utf-8', 'cp1252', 'latin-1', 'utf-16'"
             raise ValueError(f"{value!r} is not a text encoding ({known})") from None

@@ -41,12 +41,13 @@ def read_bytes(uri: str) -> bytes:
 NAN_TEXT = ["NaN", "nan", "-NaN", "-nan"]
 
 
-def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
+def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Parse snapshot bytes as Parquet or CSV without converting anything the schema must still judge.
 
     Parquet floats stay Arrow-backed, so a null and a NaN remain different values. With SPEC, CSV feature
     columns are read as text: codes such as "007" keep their leading zeros, and numbers are checked before
-    they are converted (an empty cell is a null, the text "nan" a NaN).
+    they are converted (an empty cell is a null, the text "nan" a NaN). ENCODING: a CSV's text encoding, where it
+    was recorded when the file was kept (else text_encoding decides).
     """
     fmt = snapshot_format(uri)
     if not data:
@@ -59,26 +60,36 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataF
 
             table = pq.read_table(io.BytesIO(data))
             return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
+        encoding = text_encoding(data, spec, encoding)
         if spec is None:
-            return pd.read_csv(io.BytesIO(data))
+            return pd.read_csv(io.BytesIO(data), encoding=encoding)
         features = [*spec.numeric, *spec.categorical]
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
         na |= {spec.target: NULL_TEXT + NAN_TEXT}
         text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na}
-        return pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec), **text)
+        return pd.read_csv(io.BytesIO(data), encoding=encoding, **text)
     except UnicodeDecodeError as exc:
-        raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec)), kind="encoding") from exc
+        raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec, encoding)), kind="encoding") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         hint = separator_hint(data[:4096].split(b"\n", 1)[0].decode(errors="replace")) if fmt == "csv" else ""
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
 
 
-def text_encoding(data: bytes, spec: DataSection | None) -> str:
-    """A CSV's encoding: UTF-16 where its byte-order mark says so (Excel's 'Unicode Text'), else data.encoding."""
-    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        return "utf-16"
+# Byte-order marks, longest first (UTF-32-LE's begins with UTF-16-LE's): a file that starts with one says its encoding.
+MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"))
+MARKS += ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def text_encoding(data: bytes, spec: DataSection | None, recorded: str | None = None) -> str:
+    """A CSV's encoding: RECORDED (the one it was kept with), else the one its byte-order mark names (a UTF-8
+    mark is what Excel's 'CSV UTF-8' writes), else data.encoding (UTF-8 without a SPEC)."""
+    if recorded:
+        return recorded
+    for mark, encoding in MARKS:
+        if data.startswith(mark):
+            return encoding
     return spec.encoding if spec is not None else "utf-8"
 
 

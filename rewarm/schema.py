@@ -65,6 +65,11 @@ def nan_mask(s: pd.Series) -> pd.Series:
     return _text(s).str.fullmatch(NAN_PATTERN, case=False).fillna(False).astype(bool)
 
 
+def missing_target(s: pd.Series) -> pd.Series:
+    """True where a row has no label: a null, an empty cell or a NaN (data.unlabelled rejects or drops it)."""
+    return s.isna() | nan_mask(s)
+
+
 def infinite_mask(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return pd.Series(np.isinf(s.to_numpy(np.float64, na_value=np.nan)), index=s.index)
@@ -120,19 +125,17 @@ def build(spec: DataSection, classes: tuple = ()) -> pa.DataFrameSchema:
 
 
 def _target_checks(spec: DataSection, classes: tuple) -> list[pa.Check]:
-    checks = [_check("null", lambda s: s.isna())]
+    checks = [_check("null", missing_target)]  # a NaN label is a missing one, reported once
     if spec.task == "regression":
-        # A NaN numpy cannot tell from a null is one problem, reported once (as a null: a missing label).
-        nan = _check("nan", lambda s: nan_mask(s) & ~s.isna())
-        return [*checks, _check("dtype", not_a_number_mask), nan, _check("infinite", infinite_mask)]
-    allowed = {str(c) for c in spec.classes}
-    known = {str(c) for c in classes}
+        return [*checks, _check("dtype", not_a_number_mask), _check("infinite", infinite_mask)]
+    allowed = set(_labels(pd.Series(list(spec.classes), dtype=object)))
+    known = set(_labels(pd.Series(list(classes), dtype=object)))  # 0.0 and 1.0 from a float column read as 0, 1
     if allowed:
-        checks.append(_check("outside_classes", lambda s: s.notna() & ~_labels(s).isin(allowed)))
+        checks.append(_check("outside_classes", lambda s: ~missing_target(s) & ~_labels(s).isin(allowed)))
     elif spec.task == "binary" and known:
-        checks.append(_check("outside_binary", lambda s: s.notna() & ~_labels(s).isin(known)))
+        checks.append(_check("outside_binary", lambda s: ~missing_target(s) & ~_labels(s).isin(known)))
     if known and spec.task == "multiclass":
-        checks.append(_check("unseen_label", lambda s: s.notna() & ~_labels(s).isin(known)))
+        checks.append(_check("unseen_label", lambda s: ~missing_target(s) & ~_labels(s).isin(known)))
     return checks
 
 
@@ -258,13 +261,14 @@ MESSAGES: dict[str, Callable[..., str]] = {
         + ("fix those values" if is_target else f"fix those values, or list {column!r} under data.categorical")
     ),
     "null": lambda column, count, values, spec, classes, is_target: (
-        f"{'target ' if is_target else ''}column {column!r} has {count} null (missing) value(s) and the spec "
-        f"allows none; {_feature_hint(column, spec, is_target)}"
+        f"target column {column!r} has {count} missing value(s) (empty, null or NaN): rows without a label, and "
+        f"the spec allows none; {_feature_hint(column, spec, is_target)}"
+        if is_target
+        else f"column {column!r} has {count} null (missing) value(s) and the spec allows none; "
+        f"{_feature_hint(column, spec, is_target)}"
     ),
     "nan": lambda column, count, values, spec, classes, is_target: (
-        f"target column {column!r} has {count} NaN value(s), which are not labels; {_feature_hint(column, spec, True)}"
-        if is_target
-        else f"column {column!r} has {count} NaN value(s), which are not numbers; write missing values as empty "
+        f"column {column!r} has {count} NaN value(s), which are not numbers; write missing values as empty "
         "(null) and list the column in data.nullable, or drop those rows"
     ),
     "infinite": lambda column, count, values, spec, classes, is_target: (

@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rewarm import locations, repeats, schema, splits
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
-from rewarm.reading import read_bytes, read_raw, warn_missing_as_text
+from rewarm.reading import read_bytes, read_raw, snapshot_format, text_encoding, warn_missing_as_text
 
 SKETCH = ".rows-sketch"  # beside a kept snapshot: its rows' sketch (rewarm/repeats.py)
 log = logging.getLogger("rewarm.snapshots")
@@ -34,6 +35,9 @@ class SnapshotInfo:
     # The split scheme (rewarm/splits.py) of the round that admitted it: a rerun splits it the same way. Records
     # written before schemes were recorded used scheme 1; None: not decided yet (a snapshot not yet kept).
     split_scheme: int | None = 1
+    # A CSV's text encoding as it was read when admitted (reading.text_encoding), so that a later data.encoding
+    # never re-reads it otherwise; None: a Parquet file, or a CSV kept before encodings were recorded (UTF-8).
+    encoding: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,23 +61,31 @@ def _numbers(spec: DataSection) -> tuple[str, ...]:
     return (*spec.numeric, *([spec.target] if spec.task == "regression" else []))
 
 
-def parse(data: bytes, uri: str, spec: DataSection | None = None) -> pd.DataFrame:
-    """Parse snapshot bytes (a snapshot already validated, such as a kept copy) ready for training. Rows without
-    a target are left out: a kept snapshot holds them only if data.unlabelled was "drop" when it was admitted."""
+def parse(data: bytes, uri: str, spec: DataSection | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """Parse snapshot bytes (a snapshot already validated, such as a kept copy, read in its ENCODING) ready for
+    training. Rows without a target are left out: a kept snapshot holds them only if data.unlabelled was "drop"
+    when it was admitted."""
     if spec is None:
-        return normalise(read_raw(data, uri))
-    return normalise(drop_unlabelled(read_raw(data, uri, spec), spec)[0], _numbers(spec))
+        return normalise(read_raw(data, uri, encoding=encoding))
+    return normalise(drop_unlabelled(read_raw(data, uri, spec, encoding), spec)[0], _numbers(spec))
 
 
 def drop_unlabelled(raw: pd.DataFrame, spec: DataSection) -> tuple[pd.DataFrame, int]:
-    """RAW without the rows whose target is missing (a null, or a NaN), and how many those were."""
+    """RAW without the rows whose target is missing (schema.missing_target), and how many those were. A class
+    target that was read as floats only because of its gaps (0/1 with empty cells) reads as whole numbers again,
+    as the same labels arrive in a file without gaps."""
     if spec.target not in raw.columns:
         return raw, 0  # the schema check names the missing column
-    target = raw[spec.target]
-    missing = (target.isna() | schema.nan_mask(target)).to_numpy(bool)
+    missing = schema.missing_target(raw[spec.target]).to_numpy(bool)
     if not missing.any():
         return raw, 0
-    return raw.loc[~missing].reset_index(drop=True), int(missing.sum())
+    out = raw.loc[~missing].reset_index(drop=True)
+    labels = out[spec.target]
+    if spec.task != "regression" and pd.api.types.is_float_dtype(labels.dtype) and len(labels):
+        values = labels.to_numpy(np.float64)
+        if (values == np.round(values)).all():
+            out[spec.target] = values.astype(np.int64)
+    return out, int(missing.sum())
 
 
 def validate(df: pd.DataFrame, spec: DataSection, uri: str, classes: tuple = ()) -> None:
@@ -111,7 +123,30 @@ def inspect(
     if model:
         locations.check_owner(str(history), model, "data.history")
     data = read_bytes(uri) if data is None else data
-    raw, unlabelled = read_raw(data, uri, spec), 0
+    sha = sha or hashlib.sha256(data).hexdigest()
+    kept = list_history(history)
+    same = next((info for info in kept if info.sha256 == sha), None)  # a rerun reads it as its round did
+    raw = read_raw(data, uri, spec, recorded_encoding(same) if same else None)
+    raw, unlabelled = _labelled(raw, spec, uri, classes)
+    warn_missing_as_text(raw, spec, uri)
+    df = normalise(raw, _numbers(spec))
+    if same is not None:
+        _check_newest(same, kept[-1], uri)
+        return Landed(same, df, data, kept=True, model=model, unlabelled=unlabelled)
+    rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
+    fp = repeats.sketch(rows)
+    _check_not_copied(uri, rows, fp, kept, spec)
+    sequence = max((i.sequence for i in kept), default=0) + 1
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
+    encoding = text_encoding(data, spec) if snapshot_format(uri) == "csv" else None
+    info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None, encoding)
+    return Landed(info, df, data, kept=False, sketch=fp, model=model, unlabelled=unlabelled)
+
+
+def _labelled(raw: pd.DataFrame, spec: DataSection, uri: str, classes: tuple) -> tuple[pd.DataFrame, int]:
+    """RAW validated, without its unlabelled rows where data.unlabelled drops them, and how many those were."""
+    unlabelled = 0
     if spec.unlabelled == "drop":
         raw, unlabelled = drop_unlabelled(raw, spec)
         if unlabelled and raw.empty:
@@ -127,22 +162,13 @@ def inspect(
             raise
         note = f' ({unlabelled} unlabelled row(s) were dropped first: data.unlabelled = "drop")'
         raise SnapshotRejected(f"{exc}{note}", exc.problems, exc.kind) from None
-    warn_missing_as_text(raw, spec, uri)
-    df = normalise(raw, _numbers(spec))
-    sha = sha or hashlib.sha256(data).hexdigest()
-    kept = list_history(history)
-    for info in kept:
-        if info.sha256 == sha:
-            _check_newest(info, kept[-1], uri)
-            return Landed(info, df, data, kept=True, model=model, unlabelled=unlabelled)
-    rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
-    fp = repeats.sketch(rows)
-    _check_not_copied(uri, rows, fp, kept, spec)
-    sequence = max((i.sequence for i in kept), default=0) + 1
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
-    info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None)
-    return Landed(info, df, data, kept=False, sketch=fp, model=model, unlabelled=unlabelled)
+    return raw, unlabelled
+
+
+def recorded_encoding(info: SnapshotInfo) -> str | None:
+    """The encoding a kept snapshot is read in: the one recorded, else UTF-8 for a CSV kept before encodings were
+    recorded (all were read as UTF-8 then); None for Parquet."""
+    return info.encoding or ("utf-8" if snapshot_format(info.stored) == "csv" else None)
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:
@@ -251,4 +277,4 @@ def list_history(history: str | Path) -> list[SnapshotInfo]:
 def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:
     """Read a kept snapshot back."""
     fs, path = locations.filesystem(info.stored)
-    return parse(fs.cat_file(path), info.stored, spec)
+    return parse(fs.cat_file(path), info.stored, spec, recorded_encoding(info))

@@ -46,8 +46,8 @@ def collect(
         fruitless = audits.fruitless(complete)
         if backoff > 1 and fruitless:
             out["evidence_margin"] = (
-                f"audit_margin x{backoff**fruitless:g}: widened by train.audit_backoff {backoff:g} after "
-                f"{fruitless} audit(s) in a row in which cold lost; back to audit_margin once cold wins one"
+                f"audit_margin {audits.widening((backoff, fruitless))} (train.audit_backoff {backoff:g}); back to "
+                "audit_margin once cold wins an audit"
             )
     return out
 

@@ -147,7 +147,7 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     widen = (cfg.audit_backoff, plan.fruitless)
     found = audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen)
     if not found and champion is not None:
-        warm = {n: o.metrics[plan.metric] for n, o in outcomes.items() if n != "cold" and not o.stopped}
+        warm = audits.warm_scores(plan.metric, outcomes)
         held = audits.widened_out(plan.metric, cfg.audit_margin, champion[plan.metric], warm, widen)
         if held:  # what audit_margin alone would have called evidence: the log says why it was not
             get_run_logger().info(held)

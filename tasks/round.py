@@ -276,4 +276,5 @@ def _round_params(settings: Settings) -> dict[str, object]:
         "metric": settings.metric,
         "min_delta": g.min_delta,
         "holdout_fraction": settings.data.holdout_fraction,
+        "unlabelled": settings.data.unlabelled,
     }

@@ -47,10 +47,8 @@ def read_snapshot(
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
     if landed.unlabelled:
-        get_run_logger().warning(
-            '%s: %d row(s) have no %r (data.unlabelled = "drop"): left out of training and scoring',
-            *(info.name, landed.unlabelled, spec.target),
-        )
+        without = f"{info.name}: {landed.unlabelled} row(s) have no {spec.target!r}"
+        get_run_logger().warning('%s (data.unlabelled = "drop"): left out of training and scoring', without)
     return landed
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run
 
 
 def small_month(flights: pd.DataFrame, month: int, rows: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -65,3 +70,23 @@ def two_months(landing: Path, flights: pd.DataFrame) -> list[Path]:
     for month, path in zip((1, 2), paths, strict=True):
         small_month(flights, month, rows=900).to_parquet(path, index=False)
     return paths
+
+
+def latest_retrain_run(client: MlflowClient, name: str) -> Run:
+    """The newest parent run of a retrain of model NAME."""
+    experiment = client.get_experiment_by_name(name).experiment_id
+    order = ["attributes.start_time DESC"]
+    return client.search_runs([experiment], "tags.`rewarm.kind` = 'retrain'", order_by=order, max_results=1)[0]
+
+
+@contextmanager
+def logged_by(name: str) -> Iterator[list[str]]:
+    """The messages logger NAME (and its children) logs inside the block."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger(name).addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logging.getLogger(name).removeHandler(handler)

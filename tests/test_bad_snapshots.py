@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from flight_snapshots import land, small_month, write_config
+from flight_snapshots import land, latest_retrain_run, logged_by, small_month, write_config
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
@@ -295,13 +293,6 @@ def with_newcomer(frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
     return out
 
 
-def latest_retrain_run(client: MlflowClient, name: str) -> Run:
-    """The newest parent run of a retrain of model NAME."""
-    experiment = client.get_experiment_by_name(name).experiment_id
-    order = ["attributes.start_time DESC"]
-    return client.search_runs([experiment], "tags.`rewarm.kind` = 'retrain'", order_by=order, max_results=1)[0]
-
-
 def _stream(flights: pd.DataFrame, folder: Path, home: Path, multiclass: bool) -> Stream:
     """Bootstrap on January, reject every bad February of this task, then retrain March on schedule."""
     name = "catalogue-multiclass" if multiclass else "catalogue-binary"
@@ -321,19 +312,6 @@ def _stream(flights: pd.DataFrame, folder: Path, home: Path, multiclass: bool) -
     tags = versions[2].tags if 2 in versions else {}
     run = latest_retrain_run(client, name)
     return Stream(folder, home, name, rejections, march, processed, champion, tags, complete, run, logged)
-
-
-@contextmanager
-def logged_by(name: str) -> Iterator[list[str]]:
-    """The messages logger NAME (and its children) logs inside the block."""
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logging.getLogger(name).addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logging.getLogger(name).removeHandler(handler)
 
 
 @pytest.fixture(scope="module")

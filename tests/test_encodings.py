@@ -52,11 +52,23 @@ def test_data_encoding_reads_the_accents_as_written(tmp_path: Path, written: str
     assert load(list_history(tmp_path / "history")[0], spec)["city"].tolist() == _frame()["city"].tolist()
 
 
-def test_a_utf16_csv_with_its_byte_order_mark_needs_no_setting(tmp_path: Path) -> None:
-    path = _write(tmp_path / "jan.csv", "utf-16")  # the encoding writes the mark
-    assert inspect(str(path), SPEC, tmp_path / "history").frame["city"].tolist() == _frame()["city"].tolist()
+@pytest.mark.parametrize("written", ["utf-16", "utf-32", "utf-8-sig"])
+def test_a_byte_order_mark_says_the_encoding_whatever_the_setting(tmp_path: Path, written: str) -> None:
+    path = _write(tmp_path / "jan.csv", written)  # each of these encodings writes its mark
+    spec = SPEC.model_copy(update={"encoding": "cp1252"})
+    assert inspect(str(path), spec, tmp_path / "history").frame["city"].tolist() == _frame()["city"].tolist()
+
+
+def test_a_kept_csv_is_read_in_its_own_encoding_after_the_setting_changes(tmp_path: Path) -> None:
+    windows = SPEC.model_copy(update={"encoding": "cp1252"})
+    info = keep(inspect(str(_write(tmp_path / "jan.csv", "cp1252")), windows, tmp_path / "history"))
+    assert info.encoding == "cp1252" and list_history(tmp_path / "history")[0].encoding == "cp1252"
+    # The stream moves to UTF-8: January is still read as it was admitted, never as mojibake or a rejection.
+    assert load(list_history(tmp_path / "history")[0], SPEC)["city"].tolist() == _frame()["city"].tolist()
 
 
 def test_an_unknown_encoding_is_a_configuration_error() -> None:
-    with pytest.raises(ValidationError, match="'klingon' is not a text encoding"):
-        DataSection(target="late", task="binary", numeric=("x",), encoding="klingon")
+    for name in ("klingon", "rot13", "base64"):  # unknown, or a codec that does not decode bytes into text
+        with pytest.raises(ValidationError, match=f"'{name}' is not a text encoding"):
+            DataSection(target="late", task="binary", numeric=("x",), encoding=name)
+    assert DataSection(target="late", task="binary", numeric=("x",), encoding="utf-32").encoding == "utf-32"

@@ -248,7 +248,7 @@ def test_the_margin_widens_after_each_evidence_audit_cold_lost_until_cold_wins_o
     assert audits.champion_trails("roc_auc", None, 0.60, warm, (2.0, 0)).endswith("margin 0.0500)")
     assert audits.champion_trails("roc_auc", None, 0.60, warm, (2.0, 1)) == ""  # 0.08 within the widened 0.10
     assert audits.champion_trails("roc_auc", None, 0.60, {"shrink_perturb": 0.71}, (2.0, 1)).endswith(
-        "margin 0.1000, widened x2 after 1 audit(s) cold lost)"
+        "margin 0.1000, widened x2 after 1 champion-trails audit(s) in a row that cold lost)"
     )
     assert audits.champion_trails("roc_auc", None, 0.60, warm, (1.0, 5)).startswith("evidence:")  # backoff 1: off
     y = np.array([0, 1, 1, 0, 1, 1])
@@ -257,7 +257,9 @@ def test_the_margin_widens_after_each_evidence_audit_cold_lost_until_cold_wins_o
     # What the log says when only the widening kept the evidence back, and nothing otherwise.
     held = audits.widened_out("roc_auc", None, 0.60, warm, (2.0, 1))
     assert held.startswith("no evidence audit: the champion trails shrink_perturb by 0.0800 holdout roc_auc")
-    assert held.endswith("within the margin widened x2 by train.audit_backoff after 1 audit(s) cold lost")
+    assert held.endswith(
+        "within the margin widened by train.audit_backoff x2 after 1 champion-trails audit(s) in a row that cold lost"
+    )
     assert audits.widened_out("roc_auc", None, 0.60, {"shrink_perturb": 0.71}, (2.0, 1)) == ""  # it was evidence
     assert audits.widened_out("roc_auc", None, 0.60, {"shrink_perturb": 0.64}, (2.0, 1)) == ""  # within 0.05
     assert audits.widened_out("roc_auc", None, 0.60, warm, (1.0, 3)) == ""  # backoff off

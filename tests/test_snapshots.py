@@ -177,7 +177,7 @@ def _write_bad(tmp_path: Path, case: str) -> tuple[Path, tuple]:
         ("missing_column", ["missing column(s) ['temp']"]),
         ("infinite", ["column 'dist' has 1 null", "column 'dist' has 2 infinite value(s) ('inf', '-inf')"]),
         ("non_numeric", ["column 'temp' must hold numbers but 2 row(s) hold other values ('twelve')"]),
-        ("null_target", ["target column 'late' has 4 null (missing) value(s)"]),
+        ("null_target", ["target column 'late' has 4 missing value(s) (empty, null or NaN)"]),
         ("few_rows", ["9 rows", "data.min_rows=10"]),
         ("unseen_label", ["target 'late'", "3 row(s)", "['2']", "outside the binary model's two classes"]),
     ],

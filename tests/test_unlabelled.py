@@ -11,9 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from flight_snapshots import land, small_month, write_config
+from flight_snapshots import land, latest_retrain_run, logged_by, small_month, write_config
 from mlflow import MlflowClient
-from test_bad_snapshots import latest_retrain_run, logged_by
 
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
@@ -48,21 +47,41 @@ def test_a_missing_target_rejects_by_default_once_and_says_how_to_drop(tmp_path:
         inspect(str(path), REGRESSION, tmp_path / "history")
     message = str(caught.value)
     assert [p.kind for p in caught.value.problems] == ["null"]  # not also reported as 7 NaNs
-    assert "target column 'y' has 7 null (missing) value(s)" in message
+    assert "target column 'y' has 7 missing value(s) (empty, null or NaN): rows without a label" in message
     assert 'set data.unlabelled = "drop"' in message and "data.nullable" not in message
 
 
-def test_a_nan_target_in_parquet_is_not_a_label(tmp_path: Path) -> None:
-    values = _frame()["y"].to_numpy().copy()
+@pytest.mark.parametrize("spec", [REGRESSION, BINARY], ids=["regression", "binary"])
+def test_a_nan_target_in_parquet_is_a_missing_label(tmp_path: Path, spec: DataSection) -> None:
+    labels = _frame()["y"] if spec is REGRESSION else (_frame()["y"] > 0).astype(float)
+    values = labels.to_numpy(copy=True)
     values[:3] = np.nan
-    table = pa.table({"x": _frame()["x"], "c": _frame()["c"], "y": pa.array(values, from_pandas=False)})
+    table = pa.table({"x": _frame()["x"], "c": _frame()["c"], spec.target: pa.array(values, from_pandas=False)})
     path = tmp_path / "part-01.parquet"
     pq.write_table(table, path)  # Arrow keeps a NaN apart from a null
-    with pytest.raises(SnapshotRejected, match=r"target column 'y' has 3 NaN value\(s\), which are not labels") as e:
-        inspect(str(path), REGRESSION, tmp_path / "history")
-    assert "data.nullable" not in str(e.value)
-    landed = inspect(str(path), _drop(REGRESSION), tmp_path / "history")
-    assert landed.unlabelled == 3 and len(landed.frame) == 37 and landed.frame["y"].notna().all()
+    with pytest.raises(SnapshotRejected, match=rf"target column '{spec.target}' has 3 missing value\(s\)") as e:
+        inspect(str(path), spec, tmp_path / "history")  # a NaN is no class either: never admitted as one
+    assert [p.kind for p in e.value.problems] == ["null"] and "data.nullable" not in str(e.value)
+    landed = inspect(str(path), _drop(spec), tmp_path / "history")
+    assert landed.unlabelled == 3 and len(landed.frame) == 37 and landed.frame[spec.target].notna().all()
+
+
+def test_a_zero_one_target_with_gaps_keeps_its_classes_for_the_next_snapshots(tmp_path: Path) -> None:
+    """0/1 with empty cells reads as floats; once the gaps are dropped its classes are 0 and 1, as in a file
+    without gaps, so the lineage admits the next, fully labelled snapshot."""
+    from rewarm.models.preprocess import Preprocessor
+
+    first = _frame(seed=1).assign(late=lambda f: (f["y"] > 0).astype(float)).drop(columns="y")
+    first.loc[:4, "late"] = np.nan
+    landed = inspect(str(_write_csv(tmp_path / "a.csv", first)), _drop(BINARY), tmp_path / "history")
+    keep(landed)
+    classes = Preprocessor.fit(landed.frame, "binary", "late", ["x"], ["c"]).classes
+    assert classes == (0, 1) and landed.frame["late"].dtype == np.int64
+    second = _frame(seed=2).assign(late=lambda f: (f["y"] > 0).astype(int)).drop(columns="y")
+    again = inspect(str(_write_csv(tmp_path / "b.csv", second)), _drop(BINARY), tmp_path / "history", classes)
+    assert again.unlabelled == 0 and len(again.frame) == 40
+    # A lineage whose classes were stored as floats by an earlier rewarm compares them as labels too.
+    assert len(inspect(str(tmp_path / "b.csv"), BINARY, tmp_path / "other", (0.0, 1.0)).frame) == 40
 
 
 @pytest.mark.parametrize("missing", ["", "NA", "null"])
@@ -127,7 +146,7 @@ def test_a_round_on_a_partly_labelled_month_trains_and_counts_what_it_dropped(
     assert second.version == 2  # trained and scored on the 375 labelled rows
     run = latest_retrain_run(MlflowClient(), "unlabelled-test")
     assert run.data.tags["rewarm.snapshot"] == paths[1].name
-    assert run.data.metrics["unlabelled_rows"] == 25
+    assert run.data.metrics["unlabelled_rows"] == 25 and run.data.params["unlabelled"] == "drop"
     first = MlflowClient().search_runs(
         [run.info.experiment_id], f"tags.`rewarm.snapshot` = '{paths[0].name}' and tags.`rewarm.kind` = 'retrain'"
     )[0]
