@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from rewarm.config import DataSection
 from rewarm.models.preprocess import NAN_PATTERN, not_numbers, numbers
+from rewarm.models.preprocess import _as_text as _labels  # labels compared as text: a 0/1 read as float is 0/1
 from rewarm.reading import separator_hint
 
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
@@ -137,13 +138,6 @@ def _target_checks(spec: DataSection, classes: tuple) -> list[pa.Check]:
     if known and spec.task == "multiclass":
         checks.append(_check("unseen_label", lambda s: ~missing_target(s) & ~_labels(s).isin(known)))
     return checks
-
-
-def _labels(s: pd.Series) -> pd.Series:
-    """Labels compared as text, whole floats without '.0' (a 0/1 column read as float is still 0/1)."""
-    from rewarm.models.preprocess import _as_text
-
-    return _as_text(s)
 
 
 # ---- running it -------------------------------------------------------------------------------------------
