@@ -203,9 +203,7 @@ class DataSection(_Section):
     @classmethod
     def _known_encoding(cls, value: str) -> str:
         try:
-            b"abcd".decode(value)  # a text encoding (codecs such as rot13 or base64 are not); b"" skips the lookup
-        except UnicodeDecodeError:
-            pass  # known, and these four bytes are not text in it (utf-32)
+            "".encode(value)  # looks the codec up and refuses one that is not a text encoding (rot13, base64)
         except LookupError:
             known = "such as 'utf-8', 'cp1252', 'latin-1', 'utf-16'"
             raise ValueError(f"{value!r} is not a text encoding ({known})") from None
