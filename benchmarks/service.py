@@ -112,7 +112,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         champion = incumbent.metrics if incumbent else None
         widen = (t.audit_backoff, audits.fruitless(service.versions))
         return audits.evidence(
-            metric, t.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout, widen
+            metric, t.audit_margin, champion, outcomes, data.preprocessor.task, data.y_holdout, widen, data.y_fit()
         )
 
     rule = RaceRule.configured(t) if service.racing else None

@@ -8,8 +8,9 @@ warm lineage keeps up, so cold also trains in full (an audit)
   - shrink_perturb (or any warm-started candidate) lost to cold at the last audit, and that cold start was not
     promoted (a promoted cold start is the next round's parent: the warm lineage it lost with has ended, and the
     new one races until the cadence or the evidence below calls an audit; measured in docs/benchmarks.md);
-  - this round, the best warm-started candidate does no better than a constant prediction (the lineage learned
-    nothing: a degenerate first model that shrink-perturb keeps ranking as it did);
+  - this round, the best warm-started candidate does no better than a constant prediction (the training rows'
+    mean or class shares): the lineage learned nothing (a degenerate first model that shrink-perturb keeps
+    ranking as it did);
   - this round, the untouched champion trails the best warm-started candidate by more than
     train.audit_margin (the data moved under the champion): a cold start stopped by the race is resumed
     and trained in full in the same round. With train.audit_backoff above 1, the margin widens by that factor
@@ -148,17 +149,18 @@ def evidence(
     task: str = "",
     y: np.ndarray | None = None,
     widen: tuple[float, int] = (1.0, 0),
+    y_fit: np.ndarray | None = None,
 ) -> str:
     """The mid-round evidence line from a round's scored candidates (rewarm.racing.Outcome by name): the best
-    warm-started candidate that trained to the end does no better than a constant prediction of the holdout
-    labels Y (of TASK), or the champion (its holdout metrics; None before the first model) trails it. '' without
-    a champion; WIDEN widens the champion-trails margin (champion_trails). rewarm.racing.contest asks only where
-    cold can train."""
+    warm-started candidate that trained to the end scores no better on the holdout labels Y (of TASK) than a
+    constant prediction fitted on the training targets Y_FIT (Y's own when None), or the champion (its holdout
+    metrics; None before the first model) trails it. '' without a champion; WIDEN widens the champion-trails
+    margin (champion_trails). rewarm.racing.contest asks only where cold can train."""
     if champion is None:
         return ""
     warm = warm_scores(metric, outcomes)
     shape = next(iter(outcomes.values())).predictions.shape if outcomes else ()
-    constant = metrics.constant(task, y, shape) if y is not None and outcomes else None
+    constant = metrics.constant(task, y, shape, y_fit) if y is not None and outcomes else None
     trails = champion_trails(metric, configured, champion[metric], warm, widen)
     return learned_nothing(metric, constant, warm) or trails
 
@@ -175,7 +177,7 @@ def learned_nothing(metric: str, constant: Mapping[str, float] | None, warm: Map
         return ""
     return (
         f"evidence: the best warm-started candidate, {name}, scores {warm[name]:.4f} holdout {metric} on this "
-        f"round's rows, no better than a constant prediction ({constant[metric]:.4f})"
+        f"round's rows, no better than a constant prediction fitted on the training rows ({constant[metric]:.4f})"
     )
 
 

@@ -64,13 +64,17 @@ def score(task: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {name: METRICS[name](y, p) for name in TASK_METRICS[task]}
 
 
-def constant(task: str, y: np.ndarray, shape: tuple[int, ...]) -> dict[str, float]:
-    """Every metric of the best constant prediction of Y, shaped like a model's predictions (SHAPE): its mean,
-    or its class shares. What a model that learned nothing about the rows scores."""
+def constant(task: str, y: np.ndarray, shape: tuple[int, ...], fitted: np.ndarray | None = None) -> dict[str, float]:
+    """Every metric on Y of the constant prediction a model that learned nothing from the features would make,
+    shaped like a model's predictions (SHAPE): the mean, or the class shares, of FITTED (the targets the round
+    trained on; Y itself when None, the best constant there could be, which no real model can match where the
+    target trends). A class FITTED never holds gets a tiny share, so its log loss stays finite."""
+    fitted = y if fitted is None else fitted
     if task == "multiclass":
-        p = np.broadcast_to(np.bincount(y.astype(np.int64), minlength=shape[1]) / max(len(y), 1), shape)
+        counts = np.bincount(fitted.astype(np.int64), minlength=shape[1])[: shape[1]].astype(float)
+        p = np.broadcast_to(np.maximum(counts, 1e-3) / max(counts.sum(), 1.0), shape)
     else:
-        p = np.full(shape, float(np.mean(y)) if len(y) else 0.0)
+        p = np.full(shape, float(np.mean(fitted)) if len(fitted) else 0.0)
     return score(task, y, p)
 
 

@@ -66,7 +66,7 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
         features = [*spec.numeric, *spec.categorical]
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
-        na |= {spec.target: NULL_TEXT + NAN_TEXT}
+        na |= {spec.target: [t for t in NULL_TEXT + NAN_TEXT if t not in declared_labels(spec)]}
         text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na}
         return pd.read_csv(io.BytesIO(data), encoding=encoding, **text)
     except UnicodeDecodeError as exc:
@@ -109,6 +109,31 @@ def not_text(uri: str, data: bytes, encoding: str) -> str:
     else:
         fix = f"save it as {encoding}, or set data.encoding to the encoding it is written in"
     return f"{uri}: is not {encoding} text{where}; {fix}"
+
+
+def declared_labels(spec: DataSection) -> set[str]:
+    """data.classes as text: a class target's cell that spells one of them ('None', 'NA') is that label, not a
+    missing value."""
+    return {str(c) for c in spec.classes} if spec.task != "regression" else set()
+
+
+def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None = None) -> str:
+    """Where a CSV class target's missing cells are written as words ('None', 'NA', 'null'...), which read as
+    missing as pandas reads them, but may be labels (vcd's Arthritis: None, Some, Marked): say how many, and how
+    to read them as labels. '' where there are none, or the target is a number or in Parquet."""
+    if spec.task == "regression" or snapshot_format(uri) != "csv":
+        return ""
+    text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False}
+    cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
+    words = cells[cells.isin([t for t in NULL_TEXT + NAN_TEXT if t])].value_counts()
+    if words.empty:
+        return ""
+    labels = sorted({*cells[~cells.isin(NULL_TEXT + NAN_TEXT)], *declared_labels(spec), *words.index})
+    written = ", ".join(f"{count} written {word!r}" for word, count in words.items())
+    return (
+        f" ({written}: if that is a label and not a missing value, list every label under data.classes, "
+        f"e.g. classes = {labels[:12]!r})"
+    )
 
 
 def _keeps_nulls(arrow_type) -> bool:

@@ -64,6 +64,11 @@ class RoundData:
 
         return RaceScore(metric, -1.0 if metrics.HIGHER_IS_BETTER[metric] else 1.0, score)
 
+    def y_fit(self) -> np.ndarray:
+        """The training rows' targets (validation included) as the metrics see them: what a constant prediction,
+        the model that learned nothing from the features, is fitted on."""
+        return self.preprocessor.metric_targets(self.train_frame[self.preprocessor.target])
+
     @property
     def rows(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.val), "holdout": len(self.holdout)}

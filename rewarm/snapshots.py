@@ -15,7 +15,7 @@ import pandas as pd
 from rewarm import locations, repeats, schema, splits
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
-from rewarm.reading import read_bytes, read_raw, snapshot_format, text_encoding, warn_missing_as_text
+from rewarm.reading import label_words, read_bytes, read_raw, snapshot_format, text_encoding, warn_missing_as_text
 
 SKETCH = ".rows-sketch"  # beside a kept snapshot: its rows' sketch (rewarm/repeats.py)
 log = logging.getLogger("rewarm.snapshots")
@@ -106,6 +106,7 @@ class Landed:
     sketch: repeats.RowSketch | None = None  # of a snapshot not yet kept
     model: str | None = None  # the model keeping it, which claims the history (None: nobody claims it)
     unlabelled: int = 0  # rows left out for a missing target (data.unlabelled = "drop"); FRAME holds the rest
+    unlabelled_words: str = ""  # how many of those a CSV wrote as words ('None', 'NA'), which may be labels
 
 
 def inspect(
@@ -126,13 +127,17 @@ def inspect(
     sha = sha or hashlib.sha256(data).hexdigest()
     kept = list_history(history)
     same = next((info for info in kept if info.sha256 == sha), None)  # a rerun reads it as its round did
-    raw = read_raw(data, uri, spec, recorded_encoding(same) if same else None)
-    raw, unlabelled = _labelled(raw, spec, uri, classes)
+    encoding = recorded_encoding(same) if same else None
+    raw = read_raw(data, uri, spec, encoding)
+    missing = spec.target in raw and bool(schema.missing_target(raw[spec.target]).any())
+    words = label_words(data, uri, spec, encoding) if missing else ""
+    raw, unlabelled = _labelled(raw, spec, uri, classes, words)
     warn_missing_as_text(raw, spec, uri)
     df = normalise(raw, _numbers(spec))
+    unlabelled_as = {"unlabelled": unlabelled, "unlabelled_words": words}
     if same is not None:
         _check_newest(same, kept[-1], uri)
-        return Landed(same, df, data, kept=True, model=model, unlabelled=unlabelled)
+        return Landed(same, df, data, kept=True, model=model, **unlabelled_as)
     rows = repeats.frame_rows(df, [spec.target, *spec.numeric, *spec.categorical])
     fp = repeats.sketch(rows)
     _check_not_copied(uri, rows, fp, kept, spec)
@@ -141,23 +146,28 @@ def inspect(
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
     encoding = text_encoding(data, spec) if snapshot_format(uri) == "csv" else None
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None, encoding)
-    return Landed(info, df, data, kept=False, sketch=fp, model=model, unlabelled=unlabelled)
+    return Landed(info, df, data, kept=False, sketch=fp, model=model, **unlabelled_as)
 
 
-def _labelled(raw: pd.DataFrame, spec: DataSection, uri: str, classes: tuple) -> tuple[pd.DataFrame, int]:
-    """RAW validated, without its unlabelled rows where data.unlabelled drops them, and how many those were."""
+def _labelled(
+    raw: pd.DataFrame, spec: DataSection, uri: str, classes: tuple, words: str = ""
+) -> tuple[pd.DataFrame, int]:
+    """RAW validated, without its unlabelled rows where data.unlabelled drops them, and how many those were. WORDS
+    (reading.label_words) follows what says the target is missing, where a CSV wrote it as words."""
     unlabelled = 0
     if spec.unlabelled == "drop":
         raw, unlabelled = drop_unlabelled(raw, spec)
         if unlabelled and raw.empty:
             raise SnapshotRejected(
-                f"{uri}: none of its {unlabelled} rows has a target ({spec.target!r} is missing in every row); "
+                f"{uri}: none of its {unlabelled} rows has a target ({spec.target!r} is missing in every row{words}); "
                 "land it again once its labels have arrived",
                 kind="unlabelled",
             )
     try:
         validate(raw, spec, uri, classes)
     except SnapshotRejected as exc:
+        if words and any(p.kind == "null" and p.column == spec.target for p in exc.problems):
+            raise SnapshotRejected(f"{exc}{words}", exc.problems, exc.kind) from None
         if not unlabelled:
             raise
         note = f' ({unlabelled} unlabelled row(s) were dropped first: data.unlabelled = "drop")'

