@@ -1,6 +1,7 @@
 """Preprocessing that travels with the weights: numeric scaling, category vocabularies, label mapping.
 
-Vocabularies only ever grow by appending, so an index a parent model learned keeps its meaning.
+Vocabularies, and a multiclass target's classes, only ever grow by appending, so an index a parent model learned
+keeps its meaning.
 Self-contained (numpy and pandas only): this package is copied into every logged model.
 """
 
@@ -36,8 +37,18 @@ class Preprocessor:
 
     # ---- fitting -------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, df: pd.DataFrame, task: str, target: str, numeric: list[str], categorical: list[str]):
-        """Fit scaling, vocabularies and label mapping on training rows."""
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        task: str,
+        target: str,
+        numeric: list[str],
+        categorical: list[str],
+        declared: tuple = (),
+    ):
+        """Fit scaling, vocabularies and label mapping on training rows. DECLARED (data.classes): a multiclass
+        target's labels known up front, the ones DF lacks appended after its own, so the output layer has a place
+        for each from the start."""
         stats = {c: _mean_std(df[c]) for c in numeric}
         vocab = {c: tuple(sorted(_categories(df[c]))) for c in categorical}
         classes: tuple = ()
@@ -46,15 +57,21 @@ class Preprocessor:
             scale = _mean_std(df[target])
         else:
             classes = tuple(_plain(v) for v in sorted(pd.unique(df[target])))
+            if task == "multiclass":
+                classes += _new_labels(classes, pd.Series(list(declared), dtype=object), keep_order=True)
         return cls(task, target, stats, vocab, classes, scale)
 
     def evolve(self, df: pd.DataFrame) -> Preprocessor:
-        """Return a copy whose vocabularies gain the new categories of DF, appended at the end."""
+        """Return a copy whose vocabularies gain the new categories of DF, and a multiclass target its new labels,
+        appended at the end."""
         vocab = {}
         for col, known in self.categorical.items():
             seen = set(known)
             vocab[col] = known + tuple(sorted(v for v in _categories(df[col]) if v not in seen))
-        return replace(self, categorical=vocab)
+        classes = self.classes
+        if self.task == "multiclass" and self.target in df:
+            classes += _new_labels(classes, df[self.target])
+        return replace(self, categorical=vocab, classes=classes)
 
     # ---- applying ------------------------------------------------------------------------------
     def features(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +127,9 @@ class Preprocessor:
         if self.task == "regression":
             mean, std = self.target_scale
             return ((y.to_numpy(np.float64) - mean) / std).astype(np.float32)
-        codes = pd.Index(list(self.classes)).get_indexer(y.to_numpy()).astype(np.int64)  # -1: not a known class
+        # Compared as text, as the snapshot checks compare them: 1, 1.0 and "1" are one label. -1: not a class.
+        codes = pd.Index(_texts(self.classes)).get_indexer(_as_text(y).to_numpy(object))
+        codes = codes.astype(np.int64)
         if (codes < 0).any():
             unseen = sorted({str(v) for v in y[codes < 0].unique()})
             raise ValueError(f"target values never seen when the model was first trained: {unseen}")
@@ -231,10 +250,28 @@ def _as_text(values: pd.Series) -> pd.Series:
     return values.astype("string").str.replace(r"^([+-]?\d+)\.0+$", r"\1", regex=True)
 
 
+def _texts(labels: tuple) -> list[str]:
+    """LABELS as _as_text writes a column holding them."""
+    return _as_text(pd.Series(list(labels), dtype=object)).tolist()
+
+
 def _one_text(value: object) -> str:
     if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def _new_labels(known: tuple, values: pd.Series, keep_order: bool = False) -> tuple:
+    """The labels among VALUES that KNOWN lacks (compared as text, as plain values; one per text), sorted unless
+    KEEP_ORDER."""
+    text = _as_text(values)
+    fresh = (text.notna() & ~text.isin(set(_texts(known)))).to_numpy(bool)
+    found: dict[str, object] = {}
+    for value, written in zip(values[fresh], text[fresh], strict=True):
+        plain = _plain(value)  # a whole float (a code column read as floats) is the integer label
+        found.setdefault(written, int(plain) if isinstance(plain, float) and plain.is_integer() else plain)
+    labels = list(found.values())
+    return tuple(labels if keep_order else sorted(labels, key=str))
 
 
 def _categories(values: pd.Series) -> list[str]:

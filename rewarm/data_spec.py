@@ -177,8 +177,11 @@ class DataSection(_Section):
     classes: tuple[str | int, ...] = Field(
         default=(),
         description=(
-            "The labels a classification target may take; empty: any, learned from the first snapshot (a "
-            "binary target still takes at most two)."
+            "The labels a classification target may take, and so the output layer's width from the first model "
+            "(a label the first snapshot lacks still has its output; a label outside them rejects the snapshot). "
+            "Empty: learned from the data; a multiclass target's new labels are appended as they arrive, and the "
+            "output layer grows (a binary target takes two). In a CSV a listed label spelled like a missing value "
+            "('None', 'NA') is read as that label."
         ),
     )
     quarantine: str = Field(

@@ -202,7 +202,9 @@ def preprocessing(
     """Fit preprocessing on the first round; afterwards grow the parent's, keeping its architecture widths."""
     spec = settings.data
     if parent is None:
-        pre = Preprocessor.fit(train_frame, spec.task, spec.target, list(spec.numeric), list(spec.categorical))
+        _check_fittable(train_frame, spec)
+        columns = list(spec.numeric), list(spec.categorical)
+        pre = Preprocessor.fit(train_frame, spec.task, spec.target, *columns, declared=spec.classes)
         _check_classes(pre, spec.task, spec.target)
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
         options, k = dict(settings.model.options), settings.model.ensemble_size if kind == "tabm" else 0
@@ -230,6 +232,29 @@ def preprocessing(
         len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options, k, bins
     )
     return pre, arch
+
+
+def _check_fittable(train_frame: pd.DataFrame, spec: DataSection) -> None:
+    """A number column with no value in the first model's training rows (listed under data.nullable, and null in
+    all of them) has no mean or spread to be scaled by, and the scaling is fixed with the first model."""
+    empty = [c for c in spec.numeric if train_frame[c].isna().all()]
+    if empty:
+        raise SnapshotRejected(
+            f"numeric column(s) {empty} hold no value in any of the {len(train_frame)} training rows of the first "
+            "model, so their scaling, fitted once with the first model, cannot be fitted: leave them out of "
+            "data.numeric, or start the model from a snapshot in which they have values",
+            kind="empty_column",
+        )
+
+
+def new_classes(parent: Preprocessor | None, pre: Preprocessor, frame: pd.DataFrame) -> dict[str, int]:
+    """Rows of FRAME (the new snapshot) per class label of PRE that PARENT's output layer lacks (appended this
+    round: Preprocessor.evolve)."""
+    known = len(parent.classes) if parent is not None else len(pre.classes)
+    if len(pre.classes) <= known:
+        return {}
+    codes = pre.labels(frame[pre.target])
+    return {str(c): int((codes == known + i).sum()) for i, c in enumerate(pre.classes[known:])}
 
 
 def _check_classes(pre: Preprocessor, task: str, target: str) -> None:

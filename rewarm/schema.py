@@ -135,8 +135,6 @@ def _target_checks(spec: DataSection, classes: tuple) -> list[pa.Check]:
         checks.append(_check("outside_classes", lambda s: ~missing_target(s) & ~_labels(s).isin(allowed)))
     elif spec.task == "binary" and known:
         checks.append(_check("outside_binary", lambda s: ~missing_target(s) & ~_labels(s).isin(known)))
-    if known and spec.task == "multiclass":
-        checks.append(_check("unseen_label", lambda s: ~missing_target(s) & ~_labels(s).isin(known)))
     return checks
 
 
@@ -275,11 +273,6 @@ MESSAGES: dict[str, Callable[..., str]] = {
     "outside_binary": lambda column, count, values, spec, classes, is_target: (
         f"target {column!r} has {count} row(s) with value(s) {sorted(values)} outside the binary model's two "
         f"classes {sorted(str(c) for c in classes)}; relabel them"
-    ),
-    "unseen_label": lambda column, count, values, spec, classes, is_target: (
-        f"target {column!r} has {count} row(s) with label(s) {sorted(values)} the model has never seen "
-        f"(known: {sorted(str(c) for c in classes)}); the output layer was sized for those at the first snapshot: "
-        "relabel them, or list every label in data.classes and start a new [model] name"
     ),
     "single_class": _single,
     "repeated_file": lambda why, rows: (

@@ -155,8 +155,22 @@ def open_round(
     all_tags = {k: str(v) for k, v in tags.items()} | {"mlflow.runName": f"retrain {info.name}"}
     run_id = client.create_run(experiment, run_name=f"retrain {info.name}", tags=all_tags).info.run_id
     unseen = champion.preprocessor.unseen(landed.frame) if champion else {}
+    new_classes = rounds.new_classes(champion.preprocessor if champion else None, data.preprocessor, landed.frame)
     metrics = _unseen_metrics(unseen) | _unlabelled_metric(settings.data, landed)
+    if settings.data.task == "multiclass":  # a class the champion lacks is appended to the output layer
+        metrics |= {"new_classes": float(len(new_classes)), "new_class_rows": float(sum(new_classes.values()))}
     tracking.log(client, run_id, params=_round_params(settings), metrics=metrics)
+    if new_classes:
+        get_run_logger().warning(
+            "%s: target %r gains %d class(es) the champion never saw (%s): the output layer grows by appending; "
+            "the champion gives them probability 0 on the holdout, and this round's candidates learn them",
+            *(
+                info.name,
+                settings.data.target,
+                len(new_classes),
+                ", ".join(f"{c!r}: {n} row(s)" for c, n in new_classes.items()),
+            ),
+        )
     for column, (rows, values) in unseen.items():
         if rows:
             get_run_logger().info(

@@ -47,6 +47,8 @@ def strict_config(folder: Path, name: str, multiclass: bool = False) -> Path:
     if multiclass:  # origin's three airports are the classes; 'late' becomes a feature so no column is extra
         text = text.replace('target = "late"', 'target = "origin"').replace('"binary"', '"multiclass"')
         text = text.replace('"visib"]', '"visib", "late"]').replace('"carrier", "origin", "dest"', '"carrier", "dest"')
+        # Declared, so that a label outside them is rejected (undeclared, a new label grows the output layer).
+        text = text.replace('target = "origin"', 'target = "origin"\nclasses = ["EWR", "JFK", "LGA"]')
     path.write_text(text + "\n[service]\nsettle_seconds = 0\n")
     return path
 
@@ -173,11 +175,11 @@ CATALOGUE = [
         ("target 'late' has 4 row(s) with value(s) ['2'] outside the binary model's two classes",),
     ),
     Bad(
-        "unseen_label",
-        "unseen_label",
+        "outside_classes",
+        "outside_classes",
         ".parquet",
         lambda f: parquet(changed(f, 5, "origin", "XYZ")),
-        ("target 'origin' has 5 row(s) with label(s) ['XYZ'] the model has never seen",),
+        ("target 'origin' has 5 row(s) with label(s) ['XYZ'] outside data.classes ['EWR', 'JFK', 'LGA']",),
         multiclass=True,
     ),
     Bad(
