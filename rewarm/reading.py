@@ -168,6 +168,37 @@ def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None
             )
 
 
+# How a number column's unreadable text is commonly written, and what to write instead (number_hint).
+WRITTEN = (
+    (
+        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+",
+        "with commas ('1,234' or '12,5'): write a decimal point and no thousands separator (1234, 12.5)",
+    ),
+    (r"[+-]?\d+(\.\d+)?\s*%", "as percentages: write the number alone (12.5, or 0.125)"),
+    (r"[+-]?[$€£¥]\s*[\d.,]+|[\d.,]+\s*[$€£¥]", "with a currency sign: write the number alone (1234.5)"),
+)
+
+
+def number_hint(values: list[str]) -> str:
+    """What the text in a number column looks like, where it is a common way of writing numbers or dates that
+    rewarm does not read: '' when it is none of them."""
+    import re
+
+    shown = [v.strip() for v in values[:20] if v.strip()]
+    if not shown:
+        return ""
+    for pattern, fix in WRITTEN:
+        if all(re.fullmatch(pattern, v) for v in shown):
+            return f"; they look like numbers written {fix}"
+    dates = pd.to_datetime(pd.Series(shown), errors="coerce", format="mixed")
+    if dates.notna().all() and not all(re.fullmatch(r"[+-]?[\d.]+", v) for v in shown):
+        return (
+            "; they look like dates or times not written in ISO 8601: write them as 2013-03-15 or "
+            "2013-03-15T08:00:00 (read as seconds since 1970)"
+        )
+    return ""
+
+
 def separator_hint(header: str) -> str:
     """What to do about a CSV whose HEADER line is written with another separator (it has no comma): it reads as
     one column named after the whole line, or, with decimal commas in its rows, not at all."""

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from rewarm.config import DataSection
 from rewarm.models.preprocess import NAN_PATTERN, not_numbers, numbers
 from rewarm.models.preprocess import _as_text as _labels  # labels compared as text: a 0/1 read as float is 0/1
-from rewarm.reading import separator_hint
+from rewarm.reading import number_hint, separator_hint
 
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
 EXAMPLES = 3  # offending values quoted in a message
@@ -249,8 +249,9 @@ MESSAGES: dict[str, Callable[..., str]] = {
         'or set data.extra_columns = "ignore"'
     ),
     "dtype": lambda column, count, values, spec, classes, is_target: (
-        f"column {column!r} must hold numbers but {count} row(s) hold other values ({_quote(values)}); "
-        + ("fix those values" if is_target else f"fix those values, or list {column!r} under data.categorical")
+        f"column {column!r} must hold numbers but {count} row(s) hold other values ({_quote(values)})"
+        + (number_hint(values) or "; fix those values")
+        + ("" if is_target else f", or list {column!r} under data.categorical")
     ),
     "null": lambda column, count, values, spec, classes, is_target: (
         f"target column {column!r} has {count} missing value(s) (empty, null or NaN): rows without a label, and "

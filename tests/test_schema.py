@@ -78,6 +78,25 @@ def test_words_in_a_numeric_column_are_a_dtype_problem_with_the_values_quoted(tm
     assert "list 'temp' under data.categorical" in found.message
 
 
+@pytest.mark.parametrize(
+    ("cells", "says"),
+    [
+        (['"1,230"', '"2,001.5"'], "written with commas ('1,234' or '12,5'): write a decimal point and no thousands"),
+        (['"20,5"', '"21,5"'], "written with commas"),  # a European spreadsheet's decimal comma, quoted
+        (["20.5%", "21%"], "written as percentages: write the number alone (12.5, or 0.125)"),
+        (["$20", "$21.5"], "written with a currency sign: write the number alone"),
+        (["03/15/2013", "03/16/2013"], "look like dates or times not written in ISO 8601: write them as 2013-03-15"),
+        (["warm", "cold"], "hold other values ('warm', 'cold'); fix those values, or list 'temp' under"),
+    ],
+)
+def test_numbers_written_as_people_write_them_get_a_hint(tmp_path: Path, cells: list[str], says: str) -> None:
+    lines = good_lines()
+    lines[0], lines[3] = f"100,{cells[0]},AA,1", f"130,{cells[1]},AA,1"
+    [found] = check(write_csv(tmp_path / "written.csv", lines))
+    assert summary([found]) == [("dtype", "temp", 2)]
+    assert says in found.message and found.message.endswith("or list 'temp' under data.categorical")
+
+
 def test_a_dtype_message_quotes_three_values_at_most(tmp_path: Path) -> None:
     lines = good_lines()
     for i, word in enumerate(["a", "b", "c", "d"]):
