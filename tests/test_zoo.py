@@ -59,7 +59,8 @@ def _trivial_and_model(settings, champion, holdout: pd.DataFrame, train: pd.Data
     if spec.task == "regression":
         mean = float(train[spec.target].mean())
         return -mean_squared_error(y, np.full(len(y), mean)), -mean_squared_error(y, out["prediction"])
-    labels = [c.removeprefix("probability_") for c in out.columns if c.startswith("probability_")]
+    # scikit-learn's log_loss takes the columns in its own sorted order of the labels: select them in that order
+    labels = sorted(c.removeprefix("probability_") for c in out.columns if c.startswith("probability_"))
     text = y.astype(str).str.replace(r"\.0$", "", regex=True)
     if spec.task == "binary":  # 'probability' is the chance of the second label in sorted order
         second = sorted(pd.unique(train[spec.target]))[1]
