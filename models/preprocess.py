@@ -68,10 +68,14 @@ class Preprocessor:
         for col, known in self.categorical.items():
             seen = set(known)
             vocab[col] = known + tuple(sorted(v for v in _categories(df[col]) if v not in seen))
-        classes = self.classes
-        if self.task == "multiclass" and self.target in df:
-            classes += _new_labels(classes, df[self.target])
-        return replace(self, categorical=vocab, classes=classes)
+        grown = replace(self, categorical=vocab)
+        return grown.with_labels(df[self.target]) if self.target in df else grown
+
+    def with_labels(self, values: pd.Series) -> Preprocessor:
+        """A multiclass target's classes with the new labels of VALUES appended (sorted); any other task unchanged."""
+        if self.task != "multiclass":
+            return self
+        return replace(self, classes=self.classes + _new_labels(self.classes, values))
 
     # ---- applying ------------------------------------------------------------------------------
     def features(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

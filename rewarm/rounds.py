@@ -121,7 +121,7 @@ def prepare(
     held = splits.holdout_mask(newest, spec.holdout_fraction, spec.holdout_split, scheme, stratify)
     train_frame = pd.concat([*frames, newest[~held]], ignore_index=True)
     holdout_frame = newest[held].reset_index(drop=True)
-    pre, arch = preprocessing(settings, train_frame, parent)
+    pre, arch = preprocessing(settings, train_frame, parent, holdout_frame[spec.target])
     pre = replace(pre, split_scheme=scheme)
     newest_train = int((~held).sum())
     in_train = np.concatenate([*kept, np.ones(newest_train, dtype=bool)])  # each snapshot's rows, kept or not
@@ -197,9 +197,13 @@ def _warm_rows(
 
 
 def preprocessing(
-    settings: Settings, train_frame: pd.DataFrame, parent: tuple[Preprocessor, ArchConfig] | None
+    settings: Settings,
+    train_frame: pd.DataFrame,
+    parent: tuple[Preprocessor, ArchConfig] | None,
+    held_labels: pd.Series | None = None,
 ) -> tuple[Preprocessor, ArchConfig]:
-    """Fit preprocessing on the first round; afterwards grow the parent's, keeping its architecture widths."""
+    """Fit preprocessing on the first round; afterwards grow the parent's, keeping its architecture widths. A
+    multiclass label only HELD_LABELS (the holdout's targets) hold gets its output too, so it can be scored."""
     spec = settings.data
     if parent is None:
         _check_fittable(train_frame, spec)
@@ -228,6 +232,8 @@ def preprocessing(
                 f"but {settings.source} lists numeric={list(spec.numeric)} categorical={list(spec.categorical)}; "
                 "restore those columns or register the new feature set under a new [model] name"
             )
+    if held_labels is not None:
+        pre = pre.with_labels(held_labels)
     arch = ArchConfig(
         len(pre.numeric), pre.cardinalities, emb, tuple(hidden), pre.n_outputs, kind, numeric, options, k, bins
     )

@@ -74,6 +74,13 @@ def test_declared_classes_size_the_output_layer_from_the_first_snapshot() -> Non
     pre, arch = preprocessing(settings, frame, None)
     assert pre.classes == ("EWR", "JFK", "LGA") and arch.n_outputs == 3  # present sorted, then the declared rest
     assert new_classes(None, pre, frame) == {}
+    undeclared = settings.model_copy(update={"data": settings.data.model_copy(update={"classes": ()})})
+    # A label only the holdout holds (a time-ordered holdout's last rows) still gets an output, to be scored.
+    pre, arch = preprocessing(undeclared, frame, None, pd.Series(["JFK", "LGA", "LGA"]))
+    assert pre.classes == ("EWR", "JFK", "LGA") and arch.n_outputs == 3
+    grown, arch = preprocessing(undeclared, frame, (pre, arch), pd.Series(["BOS"]))
+    assert grown.classes == ("EWR", "JFK", "LGA", "BOS") and arch.n_outputs == 4
+    assert new_classes(pre, grown, frame.assign(origin=["BOS", "JFK", "BOS", "EWR"])) == {"BOS": 2}
 
 
 def test_a_number_column_with_no_value_at_the_first_model_is_refused_by_name() -> None:

@@ -1,4 +1,4 @@
-"""The `rewarm` command: retrain, serve, watch, deploy, demo, benchmark, status, rollback, quarantine, stack.
+"""The `rewarm` command: retrain, serve, watch, deploy, demo, predict, benchmark, status, rollback, quarantine, stack.
 
 Typer (Click) parses; rewarm runs. Each command returns the work to do, and `main` runs it outside Click, so
 that errors, Ctrl-C and exit codes are rewarm's own (Click would turn Ctrl-C into a silent exit 130 and a
@@ -34,6 +34,7 @@ for command in (
     operate.watch,
     operate.deploy,
     model.demo,
+    model.predict,
     model.status,
     model.rollback,
     operate.stack,

@@ -1,4 +1,4 @@
-"""Commands on one model: retrain, demo, status, rollback, and its quarantined snapshots.
+"""Commands on one model: retrain, demo, predict, status, rollback, and its quarantined snapshots.
 
 Each command only parses: it returns the work to run (a Job), and `rewarm.cli.main` runs it.
 """
@@ -118,6 +118,52 @@ def _demo_settings(path: str | None):
             f"{settings.data.landing}; point data.landing at a folder"
         )
     return settings
+
+
+def predict(
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE", show_default=False, help="rows to score: Parquet or CSV (path or fsspec URL)"),
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            metavar="PATH",
+            show_default=False,
+            help="write the rows with their predictions here (.parquet or .csv); omitted: CSV to standard output",
+        ),
+    ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", show_default=False, help="score with version N (default: the champion)"),
+    ] = None,
+    config: Config = None,
+) -> Job:
+    """Score a file of rows with the champion; with the target in it, print the metrics too."""
+    return partial(run_predict, file, out, version, config)
+
+
+def run_predict(file: str, out: str | None, version: int | None, config: str | None) -> int:
+    """Read FILE as a snapshot is read, score it, write the predictions, print the summary (to stderr when the
+    predictions go to stdout)."""
+    import sys
+
+    from rewarm import scoring
+    from rewarm.config import load_settings
+    from rewarm.store import open_store, resolve_store
+
+    settings = load_settings(config)
+    open_store(resolve_store())
+    scored = scoring.score_file(settings, file, version)
+    line = scoring.summary(scored, file, settings.data.target)
+    if out is None:
+        sys.stdout.write(scored.frame.to_csv(index=False))
+        print(line, file=sys.stderr)
+        return 0
+    scoring.write(scored.frame, out)
+    print(f"{line}; wrote {out}")
+    return 0
 
 
 def status(config: Config = None) -> Job:
