@@ -12,14 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .labels import as_text, new_labels, sorted_order, texts
+
 UNKNOWN = 0  # embedding row for categories the vocabulary has not seen (and for missing values)
 NAN_PATTERN = r"[+-]?nan"  # text that reads as a NaN (a float column written as CSV), not as a word
 NULL_TEXT = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A"]  # "no value" in a CSV's number cell
-
-
-def _plain(value: object) -> object:
-    """Turn numpy scalars into JSON-friendly Python values."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,10 @@ class Preprocessor:
         if task == "regression":
             scale = _mean_std(df[target])
         else:
-            classes = tuple(_plain(v) for v in sorted(pd.unique(df[target])))
+            classes = new_labels((), df[target])  # one per text: 1 and 1.0 are one label, as the checks read them
+            classes = tuple(sorted(classes)) if len({type(c) for c in classes}) == 1 else classes
             if task == "multiclass":
-                classes += _new_labels(classes, pd.Series(list(declared), dtype=object), keep_order=True)
+                classes += new_labels(classes, pd.Series(list(declared), dtype=object), keep_order=True)
         return cls(task, target, stats, vocab, classes, scale)
 
     def evolve(self, df: pd.DataFrame) -> Preprocessor:
@@ -75,7 +73,7 @@ class Preprocessor:
         """A multiclass target's classes with the new labels of VALUES appended (sorted); any other task unchanged."""
         if self.task != "multiclass":
             return self
-        return replace(self, classes=self.classes + _new_labels(self.classes, values))
+        return replace(self, classes=self.classes + new_labels(self.classes, values))
 
     # ---- applying ------------------------------------------------------------------------------
     def features(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +88,7 @@ class Preprocessor:
         np.nan_to_num(x_num, copy=False, nan=0.0)
         x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, (col, vocab) in enumerate(self.categorical.items()):
-            codes = pd.Categorical(_as_text(df[col]), categories=list(vocab)).codes
+            codes = pd.Categorical(as_text(df[col]), categories=list(vocab)).codes
             x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (unknown or missing) -> UNKNOWN bucket 0
         return x_num, x_cat
 
@@ -121,7 +119,7 @@ class Preprocessor:
         rows go to the unknown bucket (missing values are not counted)."""
         out = {}
         for col, vocab in self.categorical.items():
-            text = _as_text(df[col])
+            text = as_text(df[col])
             new = text.notna() & ~text.isin(set(vocab))
             out[col] = (int(new.sum()), int(text[new].nunique()))
         return out
@@ -132,11 +130,11 @@ class Preprocessor:
             mean, std = self.target_scale
             return ((y.to_numpy(np.float64) - mean) / std).astype(np.float32)
         # Compared as text, as the snapshot checks compare them: 1, 1.0 and "1" are one label. -1: not a class.
-        codes = pd.Index(_texts(self.classes)).get_indexer(_as_text(y).to_numpy(object))
+        codes = pd.Index(texts(self.classes)).get_indexer(as_text(y).to_numpy(object))
         codes = codes.astype(np.int64)
         if (codes < 0).any():
             unseen = sorted({str(v) for v in y[codes < 0].unique()})
-            raise ValueError(f"target values never seen when the model was first trained: {unseen}")
+            raise ValueError(f"target values this model has no output for: {unseen}")
         return codes
 
     def metric_targets(self, y: pd.Series) -> np.ndarray:
@@ -164,7 +162,7 @@ class Preprocessor:
             )
         # Probability columns in sorted label order, as scikit-learn's predict_proba gives them, whatever order the
         # classes were appended in (the outputs keep theirs).
-        order = _sorted_order(self.classes)
+        order = sorted_order(self.classes)
         frame = pd.DataFrame(outputs[:, order], columns=[f"probability_{self.classes[i]}" for i in order])
         frame.insert(0, "prediction", np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)])
         return frame
@@ -241,53 +239,5 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return float(np.nanmean(x)), std if std > 1e-12 else 1.0  # a constant column scales by 1, not 0
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    """Categories as strings, value by value: a whole number is written as an integer ('1', never '1.0'),
-    so a code reads the same whatever else is in the batch and however the file was read."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype(object)
-    if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.notna() & np.isfinite(values) & (values == values.round()) & (values.abs() < 2**53)
-        text = values.astype("string")
-        text[whole] = values[whole].astype("int64").astype("string")
-        return text
-    if pd.api.types.is_object_dtype(values.dtype):
-        values = values.map(_one_text, na_action="ignore")
-    # "1.0" read as text from a CSV that pandas wrote for a float column is the code "1" ("007" stays "007").
-    return values.astype("string").str.replace(r"^([+-]?\d+)\.0+$", r"\1", regex=True)
-
-
-def _sorted_order(labels: tuple) -> list[int]:
-    """The indices of LABELS in sorted order (as text where they cannot be compared)."""
-    try:
-        return sorted(range(len(labels)), key=lambda i: labels[i])
-    except TypeError:
-        return sorted(range(len(labels)), key=lambda i: str(labels[i]))
-
-
-def _texts(labels: tuple) -> list[str]:
-    """LABELS as _as_text writes a column holding them."""
-    return _as_text(pd.Series(list(labels), dtype=object)).tolist()
-
-
-def _one_text(value: object) -> str:
-    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _new_labels(known: tuple, values: pd.Series, keep_order: bool = False) -> tuple:
-    """The labels among VALUES that KNOWN lacks (compared as text, as plain values; one per text), sorted unless
-    KEEP_ORDER."""
-    text = _as_text(values)
-    fresh = (text.notna() & ~text.isin(set(_texts(known)))).to_numpy(bool)
-    found: dict[str, object] = {}
-    for value, written in zip(values[fresh], text[fresh], strict=True):
-        plain = _plain(value)  # a whole float (a code column read as floats) is the integer label
-        found.setdefault(written, int(plain) if isinstance(plain, float) and plain.is_integer() else plain)
-    labels = list(found.values())
-    return tuple(labels if keep_order else sorted(labels, key=str))
-
-
 def _categories(values: pd.Series) -> list[str]:
-    return [str(v) for v in pd.unique(_as_text(values).dropna())]
+    return [str(v) for v in pd.unique(as_text(values).dropna())]

@@ -125,7 +125,8 @@ def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None =
         return ""
     text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False}
     cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
-    words = cells[cells.isin([t for t in NULL_TEXT + NAN_TEXT if t])].value_counts()
+    words = cells[cells.isin([t for t in NULL_TEXT + NAN_TEXT if t and t not in declared_labels(spec)])]
+    words = words.value_counts()
     if words.empty:
         return ""
     labels = sorted({*cells[~cells.isin(NULL_TEXT + NAN_TEXT)], *declared_labels(spec), *words.index})
@@ -171,8 +172,9 @@ def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None
 # How a number column's unreadable text is commonly written, and what to write instead (number_hint).
 WRITTEN = (
     (
-        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+",
-        "with commas ('1,234' or '12,5'): write a decimal point and no thousands separator (1234, 12.5)",
+        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+|[+-]?\d{1,3}(\.\d{3})+,\d+|[+-]?\d{1,3}( \d{3})+([.,]\d+)?",
+        "with separators ('1,234', '12,5', '1.234,5', '1 234'): write a decimal point and no thousands separator "
+        "(1234, 12.5)",
     ),
     (r"[+-]?\d+(\.\d+)?\s*%", "as percentages: write the number alone (12.5, or 0.125)"),
     (r"[+-]?[$€£¥]\s*[\d.,]+|[\d.,]+\s*[$€£¥]", "with a currency sign: write the number alone (1234.5)"),
@@ -190,8 +192,8 @@ def number_hint(values: list[str]) -> str:
     for pattern, fix in WRITTEN:
         if all(re.fullmatch(pattern, v) for v in shown):
             return f"; they look like numbers written {fix}"
-    dates = pd.to_datetime(pd.Series(shown), errors="coerce", format="mixed")
-    if dates.notna().all() and not all(re.fullmatch(r"[+-]?[\d.]+", v) for v in shown):
+    dated = all(re.search(r"\d", v) and re.search(r"[/:-]|[A-Za-z]{3}", v) for v in shown)
+    if dated and pd.to_datetime(pd.Series(shown), errors="coerce", format="mixed").notna().all():
         return (
             "; they look like dates or times not written in ISO 8601: write them as 2013-03-15 or "
             "2013-03-15T08:00:00 (read as seconds since 1970)"

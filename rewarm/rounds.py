@@ -130,13 +130,16 @@ def prepare(
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame), spec)
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
-    present, needed = len(np.unique(y_holdout)), 2 if spec.task == "binary" else len(pre.classes)
-    if settings.metric == "roc_auc" and present < needed:
-        absent = sorted(str(c) for i, c in enumerate(pre.classes) if i not in set(np.unique(y_holdout).tolist()))
+    present = np.unique(y_holdout).astype(int).tolist()
+    if settings.metric == "roc_auc" and len(present) < 2:  # a multiclass AUC averages the classes present
+        rest = sorted(set(np.unique(pre.metric_targets(newest[spec.target])).astype(int).tolist()) - set(present))
+        absent = (
+            f": {[str(pre.classes[i]) for i in rest]} too few distinct rows in the snapshot to hold out" if rest else ""
+        )
         raise SnapshotRejected(
-            f"{current.source}: its {len(holdout_frame)} holdout rows hold {present} of the {needed} classes of "
-            f"target {spec.target!r} that roc_auc needs (none of {absent}: each has fewer than 2 distinct rows in the "
-            "snapshot); land a larger snapshot or set gate.metric to log_loss or accuracy",
+            f"{current.source}: its {len(holdout_frame)} holdout rows hold one class of target {spec.target!r} "
+            f"({[str(pre.classes[i]) for i in present]}), and roc_auc needs two{absent}; land a larger snapshot or "
+            "set gate.metric to log_loss or accuracy",
             kind="holdout_classes",
         )
     return RoundData(

@@ -19,8 +19,8 @@ import pyarrow as pyarrow
 import pyarrow.compute as pc
 
 from rewarm.config import DataSection
+from rewarm.models.labels import as_text as _labels  # labels compared as text: a 0/1 read as float is 0/1
 from rewarm.models.preprocess import NAN_PATTERN, not_numbers, numbers
-from rewarm.models.preprocess import _as_text as _labels  # labels compared as text: a 0/1 read as float is 0/1
 from rewarm.reading import number_hint, separator_hint
 
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)

@@ -45,16 +45,21 @@ def score_file(settings: Settings, uri: str, version: int | None = None) -> Scor
         )
         model = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(exc).lower():
+            raise  # a tracking server that does not answer is not a missing model (rewarm.cli: exit 3)
         raise RewarmError(
-            f"{model_uri}: not found in the MLflow store ({exc.message.splitlines()[0]}); `rewarm status` lists the "
-            "model's versions and its champion"
+            f"{model_uri}: not found in the MLflow store; `rewarm status` shows the model's champion, and the "
+            "MLflow UI its versions"
         ) from exc
     pre = model.unwrap_python_model().preprocessor
     features = [*pre.numeric, *pre.categorical]
     missing = [c for c in features if c not in rows.columns]
     if missing:
         raise RewarmError(f"{uri}: missing column(s) {missing} that {model_uri} reads; the file has {list(rows)}")
-    predicted = model.predict(rows[features])
+    try:
+        predicted = model.predict(rows[features])
+    except MlflowException as exc:  # text in a number column (refused, as in a snapshot), named by the model
+        raise RewarmError(f"{uri}: {exc.message}") from exc
     frame = rows.reset_index(drop=True).join(predicted, rsuffix="_predicted")
     scored = Scored(frame, model_uri, int(found.version), 0, {})
     if spec.target not in rows.columns:

@@ -20,7 +20,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from rewarm.models.preprocess import _as_text, numbers
+from rewarm.models.labels import as_text as _as_text
+from rewarm.models.preprocess import numbers
 
 LEGACY, CURRENT = 1, 2  # split schemes: a model made before scheme 2 existed, and every new model
 SCHEMES = (LEGACY, CURRENT)

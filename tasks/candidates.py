@@ -229,6 +229,7 @@ def _checkpoint_key(
         f"{rows}/{len(data.val)}/{len(data.holdout)}",
         f"batch {cfg.batch_for(rows)}",
         repr(data.arch.to_dict()),
+        repr(data.preprocessor.classes),  # which label each output is
         data.train.y.device.type,  # a CUDA run's optimizer and generator state do not resume on the CPU
         race,
         hashlib.sha256(np.packbits(data.val_rows).tobytes()).hexdigest() if data.val_rows is not None else "",

@@ -163,7 +163,7 @@ def open_round(
     if new_classes:
         get_run_logger().warning(
             "%s: target %r gains %d class(es) the champion never saw (%s): the output layer grows by appending; "
-            "the champion gives them probability 0 on the holdout, and this round's candidates learn them",
+            "the champion gives them probability 0 on the holdout, and a candidate learns those its training rows hold",
             *(
                 info.name,
                 settings.data.target,

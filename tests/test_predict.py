@@ -79,3 +79,6 @@ def test_predict_says_what_is_missing(
     march.to_parquet(source, index=False)
     assert main(["predict", str(source), "--version", "9", "--config", str(config)]) == 2
     assert "models:/predict-test/9: not found in the MLflow store" in capsys.readouterr().err
+    march.astype({"temp": object}).assign(temp=["warm"] * len(march)).to_parquet(source, index=False)
+    assert main(["predict", str(source), "--config", str(config)]) == 2  # refused as a snapshot is, one line
+    assert "column 'temp' must hold finite numbers but 300 of 300 row(s) hold other values" in capsys.readouterr().err

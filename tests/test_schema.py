@@ -81,8 +81,12 @@ def test_words_in_a_numeric_column_are_a_dtype_problem_with_the_values_quoted(tm
 @pytest.mark.parametrize(
     ("cells", "says"),
     [
-        (['"1,230"', '"2,001.5"'], "written with commas ('1,234' or '12,5'): write a decimal point and no thousands"),
-        (['"20,5"', '"21,5"'], "written with commas"),  # a European spreadsheet's decimal comma, quoted
+        (
+            ['"1,230"', '"2,001.5"'],
+            "written with separators ('1,234', '12,5', '1.234,5', '1 234'): write a decimal point",
+        ),
+        (['"20,5"', '"21,5"'], "written with separators"),  # a European spreadsheet's decimal comma, quoted
+        (['"1.230,5"', "1 230"], "written with separators"),
         (["20.5%", "21%"], "written as percentages: write the number alone (12.5, or 0.125)"),
         (["$20", "$21.5"], "written with a currency sign: write the number alone"),
         (["03/15/2013", "03/16/2013"], "look like dates or times not written in ISO 8601: write them as 2013-03-15"),

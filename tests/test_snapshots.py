@@ -413,8 +413,24 @@ def test_a_holdout_that_cannot_hold_every_class_says_which_and_what_to_do(tmp_pa
     with pytest.raises(SnapshotRejected) as caught:
         prepare(settings, info, df, [info], None, torch.device("cpu"))
     message = str(caught.value)
-    assert "holdout rows hold 1 of the 2 classes of target 'late' that roc_auc needs (none of ['1']" in message
+    assert (
+        "holdout rows hold one class of target 'late' (['0']), and roc_auc needs two: ['1'] too few distinct" in message
+    )
     assert "set gate.metric to log_loss or accuracy" in message and caught.value.kind == "holdout_classes"
+
+
+def test_a_multiclass_roc_auc_round_needs_two_classes_held_out_not_every_declared_one(tmp_path: Path) -> None:
+    """A declared label with no rows yet (or one appended earlier that this snapshot lacks) is not required in the
+    holdout: the multiclass AUC averages the classes present, as each bootstrap resample does."""
+    spec = SPEC.model_copy(update={"target": "carrier", "task": "multiclass", "categorical": ()})
+    spec = spec.model_copy(update={"classes": ("AA", "UA", "DL", "WN")})
+    data = {**spec.model_dump(), "numeric": ["dist", "temp", "late"]}
+    settings = parse_settings({"model": {"name": "m", "hidden": [4]}, "data": data, "gate": {"metric": "roc_auc"}})
+    frame = _frame(n=120, seed=6)
+    info, df = admit(str(_parquet(tmp_path / "jan.parquet", frame)), settings.data, tmp_path / "history")
+    data = prepare(settings, info, df, [info], None, torch.device("cpu"))
+    assert data.preprocessor.classes == ("AA", "DL", "UA", "WN") and data.arch.n_outputs == 4
+    assert set(np.unique(data.y_holdout)) == {0, 1, 2}  # WN has no row, and is not asked for
 
 
 def test_a_cumulative_dump_of_several_earlier_snapshots_is_rejected(tmp_path: Path) -> None:

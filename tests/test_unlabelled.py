@@ -144,6 +144,13 @@ def test_a_class_label_spelled_like_a_missing_value_is_named_and_read_as_a_label
     }
     keep(landed)
     assert load(list_history(tmp_path / "history")[0], declared)["Improved"].eq("None").sum() == 42
+    gap = tmp_path / "gap.csv"  # one label truly missing: the declared 'None' is not counted as a word for it
+    gap.write_bytes(
+        arthritis.assign(Improved=arthritis["Improved"].mask(arthritis.index == 3)).to_csv(index=False).encode()
+    )
+    with pytest.raises(SnapshotRejected, match=r"target column 'Improved' has 1 missing value\(s\)") as caught:
+        inspect(str(gap), declared, tmp_path / "history")
+    assert "written" not in str(caught.value)
 
 
 def test_drop_rejects_a_snapshot_with_no_label_and_one_left_too_small(tmp_path: Path) -> None:
