@@ -130,8 +130,8 @@ def prepare(
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame), spec)
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
-    present = np.unique(y_holdout).astype(int).tolist()
-    if settings.metric == "roc_auc" and len(present) < 2:  # a multiclass AUC averages the classes present
+    if settings.metric == "roc_auc" and len(np.unique(y_holdout)) < 2:  # a multiclass AUC averages those present
+        present = np.unique(y_holdout).astype(int).tolist()
         rest = sorted(set(np.unique(pre.metric_targets(newest[spec.target])).astype(int).tolist()) - set(present))
         absent = (
             f": {[str(pre.classes[i]) for i in rest]} too few distinct rows in the snapshot to hold out" if rest else ""
