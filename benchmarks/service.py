@@ -89,7 +89,7 @@ def _round(settings: Settings, service: Service, data: rounds.RoundData, seed: i
         module, pre = service.champion
         x_num, x_cat = pre.features(data.holdout_frame)
         held = Tensors.build(x_num, x_cat, data.y_holdout, data.holdout.y.device)
-        p, scores = score_holdout(module, held, data.y_holdout, pre, data.preprocessor.n_outputs)
+        p, scores = score_holdout(module, held, data.y_holdout, pre.scored_as(data.preprocessor))
         incumbent = Outcome("champion", module, p, scores)
     names = service.strategies if service.champion is not None else ("cold",)
     audit = audits.planned(service.versions, t.cold_every) if "cold" in names else ""

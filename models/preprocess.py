@@ -69,6 +69,11 @@ class Preprocessor:
         grown = replace(self, categorical=vocab)
         return grown.with_labels(df[self.target]) if self.target in df else grown
 
+    def scored_as(self, round_pre: Preprocessor) -> Preprocessor:
+        """This model's preprocessing with the classes of ROUND_PRE (its own, with any appended since), so that its
+        outputs are scored against the round's labels."""
+        return replace(self, classes=round_pre.classes) if self.task == "multiclass" else self
+
     def with_labels(self, values: pd.Series) -> Preprocessor:
         """A multiclass target's classes with the new labels of VALUES appended (sorted); any other task unchanged."""
         if self.task != "multiclass":
@@ -142,9 +147,11 @@ class Preprocessor:
         return y.to_numpy(np.float64) if self.task == "regression" else self.labels(y)
 
     def metric_outputs(self, outputs: np.ndarray) -> np.ndarray:
-        """Model outputs on the same scale as metric_targets (regression outputs are un-standardised)."""
+        """Model outputs on the same scale as metric_targets (regression outputs are un-standardised). A model made
+        before classes were appended (scored with the round's classes: scored_as) gives them probability 0."""
         if self.task != "regression":
-            return outputs
+            missing = len(self.classes) - outputs.shape[1] if self.task == "multiclass" else 0
+            return np.pad(outputs, ((0, 0), (0, missing))) if missing > 0 else outputs
         mean, std = self.target_scale
         return outputs * std + mean
 

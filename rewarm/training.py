@@ -124,15 +124,9 @@ def predict(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, task: st
     return _outputs(model, x_num, x_cat, lambda out: activate(out, task)).cpu().numpy()
 
 
-def score_holdout(
-    model: nn.Module, holdout: Tensors, y: np.ndarray, pre: Preprocessor, classes: int = 0
-) -> tuple[np.ndarray, dict]:
-    """Predict the holdout and compute every metric of the task, on the scale of Y (target units for regression).
-    CLASSES: the round's class count, where a champion made before classes were appended to the target has fewer
-    outputs: it gives the new ones probability 0."""
+def score_holdout(model: nn.Module, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> tuple[np.ndarray, dict]:
+    """Predict the holdout and compute every metric of the task, on the scale of Y (target units for regression)."""
     outputs = pre.metric_outputs(predict(model, holdout.x_num, holdout.x_cat, pre.task))
-    if pre.task == "multiclass" and outputs.shape[1] < classes:
-        outputs = np.pad(outputs, ((0, 0), (0, classes - outputs.shape[1])))
     return outputs, metrics.score(pre.task, y, outputs)
 
 

@@ -194,8 +194,8 @@ def score_champion(champion: LoadedModel | None, data: RoundData, run: RoundRun)
     client = MlflowClient()
     tags = {tracking.KIND_TAG: "champion", **run.lineage}
     with tracking.run(client, run.experiment_id, "champion", tags, parent=run.run_id) as child:
-        module, classes = champion.module.to(device), data.preprocessor.n_outputs
-        outcome = _score("champion", module, holdout, data.y_holdout, champion.preprocessor, classes)
+        pre = champion.preprocessor.scored_as(data.preprocessor)  # classes appended since give 0
+        outcome = _score("champion", champion.module.to(device), holdout, data.y_holdout, pre)
         metrics = _holdout_keys(outcome.metrics) | tracking.training_summary(None)
         tracking.log(client, child, params={"strategy": "champion"}, metrics=metrics)
     get_run_logger().info("champion: %s", _fmt(outcome.metrics))
@@ -206,11 +206,9 @@ def _holdout(data: RoundData, module: TabularMLP) -> tuple[np.ndarray, dict[str,
     return score_holdout(module, data.holdout, data.y_holdout, data.preprocessor)
 
 
-def _score(
-    name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: Preprocessor, classes: int = 0
-) -> Outcome:
-    """Score MODULE on the holdout and keep it, on the CPU, with its predictions and metrics (score_holdout)."""
-    p, scores = score_holdout(module, holdout, y, pre, classes)
+def _score(name: str, module: TabularMLP, holdout: Tensors, y: np.ndarray, pre: Preprocessor) -> Outcome:
+    """Score MODULE on the holdout and keep it, on the CPU, with its predictions and metrics."""
+    p, scores = score_holdout(module, holdout, y, pre)
     return Outcome(name, module.cpu(), p, scores)
 
 

@@ -38,6 +38,9 @@ def test_classes_grow_by_appending_and_keep_their_indices() -> None:
     assert grown.classes == ("a", "b", "d", "z") and grown.n_outputs == 4  # new ones sorted, after the old
     np.testing.assert_array_equal(grown.labels(pd.Series(["b", "z", "a", "d"])), [1, 3, 0, 2])
     assert grown.evolve(_frame(["d", "a"])).classes == grown.classes  # nothing new: unchanged
+    # The champion (FIRST) is scored against the round's classes: the appended ones get probability 0.
+    padded = first.scored_as(grown).metric_outputs(np.full((2, 2), 0.5))
+    np.testing.assert_array_equal(padded, [[0.5, 0.5, 0.0, 0.0]] * 2)
     # Labels compare as text, as the snapshot checks do: a code read as 2.0 is the class 2.
     codes = Preprocessor.fit(pd.DataFrame({"x": [1.0, 2.0], "t": [1, 2]}), "multiclass", "t", ["x"], [])
     np.testing.assert_array_equal(codes.evolve(pd.DataFrame({"x": [1.0], "t": [3.0]})).labels(pd.Series([2.0])), [1])
