@@ -11,6 +11,7 @@ import pandas as pd
 
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
+from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -66,7 +67,7 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
         features = [*spec.numeric, *spec.categorical]
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
-        na |= {spec.target: [t for t in NULL_TEXT + NAN_TEXT if t not in declared_labels(spec)]}
+        na |= {spec.target: target_missing(spec)}
         text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na}
         return pd.read_csv(io.BytesIO(data), encoding=encoding, **text)
     except UnicodeDecodeError as exc:
@@ -112,9 +113,14 @@ def not_text(uri: str, data: bytes, encoding: str) -> str:
 
 
 def declared_labels(spec: DataSection) -> set[str]:
-    """data.classes as text: a class target's cell that spells one of them ('None', 'NA') is that label, not a
-    missing value."""
-    return {str(c) for c in spec.classes} if spec.task != "regression" else set()
+    """data.classes as text, as labels are compared everywhere: a class target's cell that spells one of them
+    ('None', 'NA') is that label, not a missing value."""
+    return set(texts(spec.classes)) if spec.task != "regression" else set()
+
+
+def target_missing(spec: DataSection) -> list[str]:
+    """The texts a CSV target cell reads as missing: NULL_TEXT and the NaN spellings, less data.classes' labels."""
+    return [t for t in NULL_TEXT + NAN_TEXT if t not in declared_labels(spec)]
 
 
 def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None = None) -> str:
@@ -125,8 +131,7 @@ def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None =
         return ""
     text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False}
     cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
-    words = cells[cells.isin([t for t in NULL_TEXT + NAN_TEXT if t and t not in declared_labels(spec)])]
-    words = words.value_counts()
+    words = cells[cells.isin([t for t in target_missing(spec) if t])].value_counts()
     if words.empty:
         return ""
     labels = sorted({*cells[~cells.isin(NULL_TEXT + NAN_TEXT)], *declared_labels(spec), *words.index})
