@@ -18,7 +18,7 @@ import fsspec
 
 from rewarm import locations
 from rewarm.locations import is_remote
-from rewarm.reading import FORMATS
+from rewarm.reading import SUFFIXES, WRITE_AS, excel_hint
 
 TEMPORARY_PREFIXES = (".", "_", "~")
 TEMPORARY_SUFFIXES = (".partial", ".tmp", ".part", ".crdownload", ".inprogress", ".filepart")
@@ -53,15 +53,43 @@ class Arrival:
 def is_snapshot_name(name: str) -> bool:
     """A finished snapshot's name: a supported format and no temporary-file marker."""
     lower = name.lower()
-    if lower.startswith(TEMPORARY_PREFIXES) or lower.endswith(TEMPORARY_SUFFIXES):
+    if lower.startswith(TEMPORARY_PREFIXES) or _temporary(lower):
         return False
-    return lower.endswith(tuple(FORMATS))
+    return lower.endswith(SUFFIXES)
 
 
 def scan(location: str) -> list[Arrival]:
     """Snapshot files in LOCATION, oldest first; a location that does not exist yet holds none."""
+    return survey(location)[0]
+
+
+def unread(location: str) -> list[str]:
+    """The names of LOCATION's files that rewarm does not read (survey)."""
+    return survey(location)[1]
+
+
+def survey(location: str) -> tuple[list[Arrival], list[str]]:
+    """From one listing of LOCATION: its snapshot files, oldest first, and the sorted names of the files that are
+    neither snapshots nor still being written (a spreadsheet, a JSON file, a CSV compressed another way). rewarm
+    passes those over and says so where it reports what is pending, so that a file landed in a format it does not
+    read is not silently ignored. A location that does not exist yet holds neither."""
     found = _scan_remote(location) if is_remote(location) else _scan_local(Path(location.removeprefix("file://")))
-    return sorted((a for a in found if is_snapshot_name(a.name)), key=lambda a: a.order)
+    snapshots = sorted((a for a in found if is_snapshot_name(a.name)), key=lambda a: a.order)
+    others = (a.name for a in found if not is_snapshot_name(a.name))
+    return snapshots, sorted(n for n in others if not n.lower().startswith(TEMPORARY_PREFIXES) and not _temporary(n))
+
+
+def unread_note(names: list[str]) -> str:
+    """One line naming the files rewarm does not read (up to five) and what to land instead; '' for none."""
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    hints = {excel_hint(n) for n in names} - {""}
+    return f"{len(names)} file(s) not read as snapshots ({shown}): {WRITE_AS}{''.join(sorted(hints))}"
+
+
+def _temporary(name: str) -> bool:
+    return name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
 def _scan_local(folder: Path) -> list[Arrival]:

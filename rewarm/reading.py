@@ -15,6 +15,10 @@ from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+# A CSV may land compressed, as exports and data portals ship it: the name says how (jan.csv.gz). The file's
+# own bytes stay its identity (SHA-256) and are kept as landed; readers see the text inside.
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+SUFFIXES = (*FORMATS, *(f".csv{c}" for c in COMPRESSED))  # the names a landing location's snapshots end with
 log = logging.getLogger("rewarm.snapshots")
 
 
@@ -24,7 +28,55 @@ def snapshot_format(path: str) -> str:
     for suffix, fmt in FORMATS.items():
         if name.endswith(suffix):
             return fmt
-    raise SnapshotRejected(f"{path}: unsupported format; land Parquet (.parquet) or CSV (.csv) files", kind="format")
+    if name.endswith(SUFFIXES):
+        return "csv"
+    raise SnapshotRejected(f"{path}: unsupported format; {WRITE_AS}{excel_hint(name)}", kind="format")
+
+
+WRITE_AS = "land Parquet (.parquet) or CSV (.csv) files; a CSV may be compressed (.csv.gz, .csv.bz2, .csv.xz, .csv.zip)"
+
+
+def excel_hint(name: str) -> str:
+    """What to do with a spreadsheet, where NAME is one."""
+    if name.lower().endswith((".xlsx", ".xls", ".xlsm", ".ods")):
+        return " (a spreadsheet: save each sheet as 'CSV UTF-8', or write it with pandas' to_parquet)"
+    return ""
+
+
+def compression(path: str) -> str | None:
+    """How a CSV's name says it is compressed ('gzip', 'bz2', 'xz', 'zip'), or None."""
+    name = path.rsplit("/", 1)[-1].lower()
+    return next((method for suffix, method in COMPRESSED.items() if name.endswith(f".csv{suffix}")), None)
+
+
+def text_bytes(data: bytes, uri: str) -> bytes:
+    """A CSV's bytes as written: DATA itself, or what its compression holds (a .zip must hold one file)."""
+    method = compression(uri)
+    if method is None or not data:
+        return data
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    try:
+        if method == "zip":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                files = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+                if len(files) != 1:
+                    held = [i.filename for i in files][:5]
+                    raise SnapshotRejected(
+                        f"{uri}: a zipped snapshot must hold one CSV, this one holds {len(files)} file(s) {held}; "
+                        "land each table as its own file",
+                        kind="unreadable",
+                    )
+                return archive.read(files[0])
+        return {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[method](data)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise SnapshotRejected(
+            f"{uri}: cannot be decompressed as {method} ({exc}); land the complete file, compressed as its name says",
+            kind="unreadable",
+        ) from exc
 
 
 def read_bytes(uri: str) -> bytes:
@@ -55,6 +107,7 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
         raise SnapshotRejected(
             f"{uri}: the file is empty (0 bytes); land it again once it is fully written", kind="empty"
         )
+    data = text_bytes(data, uri) if fmt == "csv" else data
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -130,6 +183,7 @@ def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None =
     if spec.task == "regression" or snapshot_format(uri) != "csv":
         return ""
     text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False}
+    data = text_bytes(data, uri)
     cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
     words = cells[cells.isin([t for t in target_missing(spec) if t])].value_counts()
     if words.empty:

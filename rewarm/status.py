@@ -8,7 +8,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rewarm import audits, ledger, links, quarantine
+from rewarm import audits, landing, ledger, links, quarantine
 from rewarm.config import Settings
 from rewarm.registry import CHALLENGER, CHAMPION, TAG, current_version
 from rewarm.tracking import KIND_TAG
@@ -152,6 +152,7 @@ def service(settings: Settings, last: int = 5) -> dict:
     return {
         "landing": settings.data.landing,
         "pending": [p.arrival.name for p in waiting],
+        "unread": landing.unread(settings.data.landing),
         "quarantine": settings.data.quarantine_location,
         "quarantined": [{"name": r.name, "reason": r.reason} for r in held],
         "runs": _flow_runs(name, last) if os.environ.get("PREFECT_API_URL") else None,
@@ -179,6 +180,8 @@ def render_service(service: dict) -> str:
     """Plain-text service status for the terminal."""
     pending = service["pending"]
     lines = [f"landing {service['landing']}: {len(pending)} pending snapshot(s)" + (f": {pending}" if pending else "")]
+    if note := landing.unread_note(service.get("unread", [])):
+        lines.append(f"  {note}")
     if service["quarantined"]:
         lines.append(f"quarantine {service['quarantine']}: {len(service['quarantined'])} snapshot(s)")
     for r in service["quarantined"]:

@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 
 from rewarm import fingerprints, ledger
 from rewarm.config import Settings
-from rewarm.landing import Arrival, fingerprint, scan
+from rewarm.landing import Arrival, fingerprint, survey, unread_note
 from rewarm.locations import is_remote
 
 LANDED = "rewarm.snapshot.landed"
@@ -83,13 +83,17 @@ class Watcher:
         self.emit = emit
         self.location = settings.data.landing
         self._looked_at: set[tuple[str, int, float]] = set()  # (uri, size, changed_at) already judged
+        self._unread: set[str] = set()  # names of files not read as snapshots, already warned about
         self._sent: dict[str, tuple[Arrival, float]] = {}  # content hash -> (snapshot, when its event went out)
 
     def check(self, now: float | None = None) -> list[dict]:
         """Look once: emit events for complete, new snapshots, oldest first, and again for any whose event
         brought no retrain within `service.resend_seconds`; return the events sent."""
         now = time.time() if now is None else now
-        listed = scan(self.location)
+        listed, unread = survey(self.location)
+        if new := [n for n in unread if n not in self._unread]:
+            log.warning("%s: %s", self.location, unread_note(new))
+        self._unread = set(unread)
         fresh = [a for a in listed if (a.uri, a.size, a.changed_at) not in self._looked_at]
         ready = [a for a in fresh if a.settled(self.settings.service.settle_seconds, now)]
         overdue = [sha for sha, (_, sent) in self._sent.items() if now - sent >= self.settings.service.resend_seconds]

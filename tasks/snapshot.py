@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rewarm import quarantine, snapshots
+from rewarm import advice, quarantine, snapshots
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 from rewarm.snapshots import SnapshotInfo
@@ -46,6 +46,8 @@ def read_snapshot(
     info = landed.info
     state = f"already kept as round {info.sequence}" if landed.kept else f"round {info.sequence}"
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
+    for column, (distinct, rows) in advice.identifiers(landed.frame, spec).items():
+        get_run_logger().warning(advice.identifier_note(info.name, column, distinct, rows))
     if landed.unlabelled:
         without = f"{info.name}: {landed.unlabelled} row(s) have no {spec.target!r}{landed.unlabelled_words}"
         get_run_logger().warning('%s (data.unlabelled = "drop"): left out of training and scoring', without)

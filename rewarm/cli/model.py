@@ -6,6 +6,7 @@ Each command only parses: it returns the work to run (a Job), and `rewarm.cli.ma
 from __future__ import annotations
 
 import os
+import sys
 from functools import partial
 from typing import Annotated
 
@@ -52,6 +53,7 @@ def run_retrain(
 ) -> int:
     """Retrain on SNAPSHOT (every pending one when None) and print each outcome."""
     from rewarm.config import load_settings
+    from rewarm.landing import unread, unread_note
     from rewarm.reading import snapshot_format
 
     # Check what can be checked before Prefect starts (an ephemeral server costs seconds).
@@ -71,6 +73,8 @@ def run_retrain(
         print(done.line)
     if result.status == "caught_up" and not result.processed:
         print(f"{settings.model.name}: no pending snapshots in {settings.data.landing}")
+    if snapshot is None and (note := unread_note(unread(settings.data.landing))):
+        print(f"{settings.data.landing}: {note}", file=sys.stderr)
     # A rejected snapshot fails the command as it does when named (exit 2), so that schedulers and scripts see it;
     # the others were still retrained.
     return 2 if any(done.status == "rejected" for done in handled) else 0
