@@ -236,6 +236,9 @@ def _single(target: str, label: object, rows: int) -> str:
     )
 
 
+# pandas names a header cell left empty 'Unnamed: N': most often the index that to_csv writes unless told not to.
+UNNAMED = " ('Unnamed: N' is a column without a name, most often the row index to_csv writes: write index=False)"
+
 MESSAGES: dict[str, Callable[..., str]] = {
     "missing_columns": lambda missing, has: (
         f"missing column(s) {missing} named in the [data] spec; the file has {has}: add them, or change [data]"
@@ -243,10 +246,11 @@ MESSAGES: dict[str, Callable[..., str]] = {
     "renamed_columns": lambda missing, extra, spec: (
         f"column(s) {missing} named in the [data] spec are missing and {extra} are not in it: renamed? "
         "rename them back in the file, or update [data] in rewarm.toml"
+        + ("; the file's names have spaces around them" if {e.strip() for e in extra} & set(missing) else "")
     ),
     "extra_columns": lambda extra: (
         f"{len(extra)} column(s) not in the [data] spec: {extra}; drop them, list them as features, "
-        'or set data.extra_columns = "ignore"'
+        'or set data.extra_columns = "ignore"' + (UNNAMED if any(str(e).startswith("Unnamed: ") for e in extra) else "")
     ),
     "dtype": lambda column, count, values, spec, classes, is_target: (
         f"column {column!r} must hold numbers but {count} row(s) hold other values ({_quote(values)})"

@@ -242,7 +242,16 @@ def test_an_extra_column_is_rejected_unless_extra_columns_is_ignore(tmp_path: Pa
     [found] = check(path)
     assert summary([found]) == [("extra_columns", None, 1)]
     assert "1 column(s) not in the [data] spec: ['note']" in found.message
+    assert "Unnamed" not in found.message
     assert check(path, spec(extra_columns="ignore")) == []
+
+
+def test_a_row_index_written_by_pandas_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "indexed.csv"
+    pd.read_csv(write_csv(tmp_path / "plain.csv", good_lines())).to_csv(path)  # to_csv's default keeps the index
+    [found] = check(path)
+    assert summary([found]) == [("extra_columns", None, 1)]
+    assert "['Unnamed: 0']" in found.message and "the row index to_csv writes: write index=False" in found.message
 
 
 def test_one_missing_and_one_extra_column_read_as_a_rename(tmp_path: Path) -> None:
@@ -250,6 +259,15 @@ def test_one_missing_and_one_extra_column_read_as_a_rename(tmp_path: Path) -> No
     [found] = check(path)
     assert summary([found]) == [("renamed_columns", None, 1)]
     assert "column(s) ['dist'] named in the [data] spec are missing and ['distance'] are not in it" in found.message
+    assert "spaces" not in found.message
+
+
+def test_names_with_spaces_around_them_are_named_as_such(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "spaced.csv", good_lines(), header=" dist ,temp,carrier,late")
+    [found] = check(path)
+    assert summary([found]) == [("renamed_columns", None, 1)]
+    assert "['dist'] named in the [data] spec are missing and [' dist '] are not in it" in found.message
+    assert found.message.endswith("; the file's names have spaces around them")
 
 
 # ---- the target ---------------------------------------------------------------------------------------
