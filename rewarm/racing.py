@@ -24,6 +24,7 @@ from rewarm.config import TrainSection
 from rewarm.training import Training, TrainResult
 
 log = logging.getLogger("rewarm.racing")
+PROGRESS_SECONDS = 10.0  # a candidate training longer than this logs a progress line this often (large snapshots)
 
 
 @dataclass
@@ -94,13 +95,20 @@ class RaceRule:
         return best[-1] - self.horizon * max(0.0, gain)
 
 
-def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collection[str] = ()) -> dict[str, str]:
+def race(
+    trainings: Mapping[str, Training],
+    rule: RaceRule | None,
+    full: Collection[str] = (),
+    progress: Callable[[str], None] = log.info,
+) -> dict[str, str]:
     """Train every candidate, an epoch each in turn, until each is done; without RULE nothing is stopped early.
-    Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name."""
+    Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name. A
+    candidate training for long reports where it is to PROGRESS every PROGRESS_SECONDS (the flow's run log)."""
     full = [n for n in full if n in trainings]
     for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
         trainings[name].result.stopped = trainings[name].result.stopped_by = ""
     stopped: dict[str, str] = {n: t.result.stopped for n, t in trainings.items() if t.result.stopped}
+    reported = {n: t.seconds for n, t in trainings.items()}
     while live := [n for n, t in trainings.items() if not t.finished]:
         # Those furthest behind train first: after a resume from checkpoints written one candidate at a time,
         # the rule compares candidates at the same epoch again.
@@ -108,6 +116,9 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
         for name in live:
             if trainings[name].result.epochs == fewest:
                 trainings[name].epoch()
+                if trainings[name].seconds - reported[name] >= PROGRESS_SECONDS:
+                    reported[name] = trainings[name].seconds
+                    progress(_progress(name, trainings[name]))
         if rule is None or len(trainings) < 2:
             continue
         # A tie goes to the warm lineage, the cheaper one to keep: cold counts as ahead only by more than the margin.
@@ -126,6 +137,15 @@ def race(trainings: Mapping[str, Training], rule: RaceRule | None, full: Collect
     return stopped
 
 
+def _progress(name: str, t: Training) -> str:
+    """Where a long training is: its epoch and budget, seconds, rows, and validation loss against its best."""
+    r, (best, at) = t.result, t.best[:2]
+    return (
+        f"{name}: epoch {r.epochs} of at most {t.cfg.max_epochs}, {t.seconds:.0f} s on {len(t.train_set):,} rows; "
+        f"validation loss {r.val_loss[-1]:.4f} (best {best:.4f} at epoch {at}; patience {t.cfg.patience})"
+    )
+
+
 def contest(
     trainings: Mapping[str, Training],
     score: Callable[[nn.Module], tuple[np.ndarray, dict[str, float]]],
@@ -133,6 +153,7 @@ def contest(
     audit: str = "",
     evidence: Callable[[dict[str, Outcome]], str] = lambda outcomes: "",
     cold: Callable[[], Training] | None = None,
+    progress: Callable[[str], None] = log.info,
 ) -> dict[str, Outcome]:
     """A round's candidates, raced and scored: cold trains in full when AUDIT says why; otherwise, when
     EVIDENCE (read from the scored outcomes) finds a reason, a cold start the race stopped goes on, in full.
@@ -142,18 +163,18 @@ def contest(
     trainings = dict(trainings)
     if audit and cold is not None and "cold" not in trainings:
         trainings["cold"] = cold()
-    stopped = race(trainings, rule, {"cold"} if audit else ())
+    stopped = race(trainings, rule, {"cold"} if audit else (), progress)
     outcomes = {n: _scored(n, t, score) for n, t in trainings.items()}
     if not audit and ("cold" in trainings or cold is not None):
         audit = evidence(outcomes)
     if audit and "cold" not in trainings and cold is not None:  # the data moved: cold trains now, in full
         log.warning("%s: training cold in full", audit)
         trainings["cold"] = cold()
-        race({"cold": trainings["cold"]}, None, full={"cold"})
+        race({"cold": trainings["cold"]}, None, {"cold"}, progress)
         outcomes["cold"] = _scored("cold", trainings["cold"], score)
     elif audit and "cold" in stopped and "cold" in trainings:  # the data moved: cold goes on from its last epoch
         log.warning("%s; %s: training cold in full", stopped["cold"], audit)
-        race({"cold": trainings["cold"]}, None, full={"cold"})
+        race({"cold": trainings["cold"]}, None, {"cold"}, progress)
         outcomes["cold"] = _scored("cold", trainings["cold"], score)
     if audit and "cold" in outcomes:
         outcomes["cold"].audit = audit

@@ -95,7 +95,8 @@ def train_candidates(
         cold = partial(start, later[0]) if later else None
         rule = RaceRule.configured(cfg)
         score = partial(_holdout, data)
-        outcomes = contest(trainings, score, rule, plan.audit, partial(_evidence, cfg, plan, data), cold)
+        evidence = partial(_evidence, cfg, plan, data)
+        outcomes = contest(trainings, score, rule, plan.audit, evidence, cold, progress=logger.info)
         for choice in choices:
             if choice.name not in outcomes:
                 logger.info("%s %s", choice.name, gate.NOT_TRAINED)

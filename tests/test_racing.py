@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from flight_snapshots import small_month
 
-from rewarm import audits, gate, metrics, rounds
+from rewarm import audits, gate, metrics, racing, rounds
 from rewarm.config import Settings
 from rewarm.models.strategies import COLD, Strategy, initialise
 from rewarm.racing import Outcome, RaceRule, contest, race
@@ -99,6 +100,28 @@ def test_without_a_rule_or_on_an_audit_nothing_is_stopped(round_two) -> None:
     outcomes = contest(trainings, _score(data), RaceRule(1, 0.0), audit="cadence: every 2 retrains")
     assert not outcomes["cold"].stopped and outcomes["cold"].audit == "cadence: every 2 retrains"
     assert trainings["cold"].done  # by its own rule: early stopping or the budget
+
+
+def test_a_long_training_logs_its_progress_and_a_short_one_does_not(
+    round_two, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, data, champion = round_two
+    with caplog.at_level(logging.INFO, logger="rewarm.racing"):
+        race(_trainings(settings, data, champion), None)  # tiny: well under PROGRESS_SECONDS
+    assert not [r for r in caplog.records if " of at most " in r.getMessage()]
+
+    caplog.clear()
+    monkeypatch.setattr(racing, "PROGRESS_SECONDS", 0.0)  # every epoch counts as long: no slow test needed
+    trainings = _trainings(settings, data, champion)
+    with caplog.at_level(logging.INFO, logger="rewarm.racing"):
+        race(trainings, None)
+    lines = [r.getMessage() for r in caplog.records if " of at most " in r.getMessage()]
+    for name, training in trainings.items():
+        mine = [line for line in lines if line.startswith(f"{name}: epoch ")]
+        assert len(mine) == training.result.epochs  # one a training epoch, numbered in order
+        assert mine[0].startswith(f"{name}: epoch 1 of at most {training.cfg.max_epochs}, ")
+        assert f" on {len(training.train_set):,} rows; validation loss " in mine[0]
+        assert f"(best {training.best[0]:.4f} at epoch {training.best[1]};" in mine[-1]
 
 
 def test_evidence_resumes_a_stopped_cold_start_in_full(round_two) -> None:
