@@ -94,10 +94,10 @@ def summary(scored: Scored, uri: str, target: str) -> str:
 
 
 def write(frame: pd.DataFrame, path: str) -> None:
-    """FRAME to PATH, as Parquet (.parquet, .pq) or CSV."""
+    """FRAME to PATH, as Parquet (.parquet, .pq) or CSV, compressed where the name says so (x.csv.gz)."""
     import fsspec
 
-    with fsspec.open(path, "wb") as fh:
+    with fsspec.open(path, "wb", compression="infer") as fh:
         if path.lower().endswith((".parquet", ".pq")):
             frame.to_parquet(fh, index=False)
         else:

@@ -50,6 +50,15 @@ def test_predict_writes_every_row_with_the_champions_predictions_and_scores_the_
     assert f"scored 300 row(s) of {source} with models:/predict-test@champion (v" in line
     assert f"300 row(s) hold 'late': roc_auc {auc:.4f}" in line and f"wrote {out}" in line
 
+    # a gzipped CSV in, a gzipped CSV out: the same rows and predictions
+    packed, packed_out = tmp_path / "march.csv.gz", tmp_path / "scored.csv.gz"
+    march.to_csv(packed, index=False, compression="gzip")
+    assert main(["predict", str(packed), "--out", str(packed_out), "--config", str(config)]) == 0
+    assert packed_out.read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic number: compressed as its name says
+    again = pd.read_csv(packed_out, keep_default_na=False)
+    np.testing.assert_allclose(again["probability"].to_numpy(), scored["probability"].to_numpy(), rtol=1e-6)
+    assert f"300 row(s) hold 'late': roc_auc {auc:.4f}" in capsys.readouterr().out
+
 
 def test_predict_to_stdout_with_a_version_and_without_the_target(
     trained: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture[str]
