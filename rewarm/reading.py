@@ -14,11 +14,12 @@ from rewarm.errors import SnapshotRejected
 from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}  # a .tsv is tab-separated CSV
 # A CSV may land compressed, as exports and data portals ship it: the name says how (jan.csv.gz). The file's
 # own bytes stay its identity (SHA-256) and are kept as landed; readers see the text inside.
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
-SUFFIXES = (*FORMATS, *(f".csv{c}" for c in COMPRESSED))  # the names a landing location's snapshots end with
+TEXT = (".csv", ".tsv")
+SUFFIXES = (*FORMATS, *(f"{t}{c}" for t in TEXT for c in COMPRESSED))  # what a landing location's snapshots end with
 log = logging.getLogger("rewarm.snapshots")
 
 
@@ -33,7 +34,10 @@ def snapshot_format(path: str) -> str:
     raise SnapshotRejected(f"{path}: unsupported format; {WRITE_AS}{excel_hint(name)}", kind="format")
 
 
-WRITE_AS = "land Parquet (.parquet) or CSV (.csv) files; a CSV may be compressed (.csv.gz, .csv.bz2, .csv.xz, .csv.zip)"
+WRITE_AS = (
+    "land Parquet (.parquet) or CSV (.csv, or tab-separated .tsv) files; a CSV may be compressed (.csv.gz, .csv.bz2, "
+    ".csv.xz, .csv.zip)"
+)
 
 
 def excel_hint(name: str) -> str:
@@ -46,7 +50,15 @@ def excel_hint(name: str) -> str:
 def compression(path: str) -> str | None:
     """How a CSV's name says it is compressed ('gzip', 'bz2', 'xz', 'zip'), or None."""
     name = path.rsplit("/", 1)[-1].lower()
-    return next((method for suffix, method in COMPRESSED.items() if name.endswith(f".csv{suffix}")), None)
+    return next((method for suffix, method in COMPRESSED.items() if name.endswith(suffix)), None)
+
+
+def separator(path: str) -> str:
+    """A CSV's field separator, from its name: a tab for .tsv (compressed or not), else a comma."""
+    name = path.rsplit("/", 1)[-1].lower()
+    for suffix in COMPRESSED:
+        name = name.removesuffix(suffix)
+    return "\t" if name.endswith(".tsv") else ","
 
 
 def text_bytes(data: bytes, uri: str) -> bytes:
@@ -116,12 +128,12 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
             return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
         encoding = text_encoding(data, spec, encoding)
         if spec is None:
-            return pd.read_csv(io.BytesIO(data), encoding=encoding)
+            return pd.read_csv(io.BytesIO(data), encoding=encoding, sep=separator(uri))
         features = [*spec.numeric, *spec.categorical]
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
         na |= {spec.target: target_missing(spec)}
-        text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na}
+        text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na, "sep": separator(uri)}
         return pd.read_csv(io.BytesIO(data), encoding=encoding, **text)
     except UnicodeDecodeError as exc:
         raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec, encoding)), kind="encoding") from exc
@@ -182,7 +194,7 @@ def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None =
     to read them as labels. '' where there are none, or the target is a number or in Parquet."""
     if spec.task == "regression" or snapshot_format(uri) != "csv":
         return ""
-    text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False}
+    text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False, "sep": separator(uri)}
     data = text_bytes(data, uri)
     cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
     words = cells[cells.isin([t for t in target_missing(spec) if t])].value_counts()
@@ -268,5 +280,6 @@ def separator_hint(header: str) -> str:
             return (
                 f"; the header has no comma, so the file looks {name}-separated: rewarm reads comma-separated "
                 "CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
+                + (", or name it .tsv" if sep == "\t" else "")
             )
     return ""

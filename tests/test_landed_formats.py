@@ -1,6 +1,7 @@
-"""Compressed CSVs (jan.csv.gz, .bz2, .xz, .zip) are snapshots, read as the CSV inside and kept as they landed;
-files in the landing location that rewarm does not read (a spreadsheet, a JSON file) are named, not passed over
-in silence (rewarm/reading.py, rewarm/landing.py, rewarm/watcher.py, `rewarm retrain`, `rewarm status`)."""
+"""Compressed CSVs (jan.csv.gz, .bz2, .xz, .zip) and tab-separated ones (.tsv, .tsv.gz) are snapshots, read as
+the CSV inside and kept as they landed; files in the landing location that rewarm does not read (a spreadsheet,
+a JSON file) are named, not passed over in silence (rewarm/reading.py, rewarm/landing.py, rewarm/watcher.py,
+`rewarm retrain`, `rewarm status`)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,13 @@ def _zipped(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def _tabs(data: bytes) -> bytes:
+    return data.replace(b",", b"\t")  # no field holds a comma
+
+
 COMPRESS = {
+    ".tsv": _tabs,
+    ".tsv.gz": lambda data: gzip.compress(_tabs(data)),
     ".csv.gz": gzip.compress,
     ".csv.bz2": bz2.compress,
     ".csv.xz": lzma.compress,
@@ -54,7 +61,9 @@ SPEC_NULLABLE = SPEC.model_copy(update={"nullable": ("x",)})
 
 
 @pytest.mark.parametrize("suffix", list(COMPRESS))
-def test_a_compressed_csv_reads_as_the_csv_inside_and_is_kept_as_it_landed(tmp_path: Path, suffix: str) -> None:
+def test_a_compressed_or_tab_separated_csv_reads_as_the_csv_inside_and_is_kept_as_it_landed(
+    tmp_path: Path, suffix: str
+) -> None:
     plain = land(tmp_path / "plain.csv", _csv())
     packed = land(tmp_path / f"jan{suffix}", COMPRESS[suffix](_csv()))
     assert is_snapshot_name(packed.name) and is_snapshot_name(packed.name.upper())
