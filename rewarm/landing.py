@@ -52,10 +52,7 @@ class Arrival:
 
 def is_snapshot_name(name: str) -> bool:
     """A finished snapshot's name: a supported format and no temporary-file marker."""
-    lower = name.lower()
-    if lower.startswith(TEMPORARY_PREFIXES) or _temporary(lower):
-        return False
-    return lower.endswith(SUFFIXES)
+    return not _in_progress(name) and name.lower().endswith(SUFFIXES)
 
 
 def scan(location: str) -> list[Arrival]:
@@ -75,8 +72,7 @@ def survey(location: str) -> tuple[list[Arrival], list[str]]:
     read is not silently ignored. A location that does not exist yet holds neither."""
     found = _scan_remote(location) if is_remote(location) else _scan_local(Path(location.removeprefix("file://")))
     snapshots = sorted((a for a in found if is_snapshot_name(a.name)), key=lambda a: a.order)
-    others = (a.name for a in found if not is_snapshot_name(a.name))
-    return snapshots, sorted(n for n in others if not n.lower().startswith(TEMPORARY_PREFIXES) and not _temporary(n))
+    return snapshots, sorted(a.name for a in found if not is_snapshot_name(a.name) and not _in_progress(a.name))
 
 
 def unread_note(names: list[str]) -> str:
@@ -88,8 +84,10 @@ def unread_note(names: list[str]) -> str:
     return f"{len(names)} file(s) not read as snapshots ({shown}): {WRITE_AS}{''.join(sorted(hints))}"
 
 
-def _temporary(name: str) -> bool:
-    return name.lower().endswith(TEMPORARY_SUFFIXES)
+def _in_progress(name: str) -> bool:
+    """A name a writer uses while the file is still being written (the completeness convention above)."""
+    lower = name.lower()
+    return lower.startswith(TEMPORARY_PREFIXES) or lower.endswith(TEMPORARY_SUFFIXES)
 
 
 def _scan_local(folder: Path) -> list[Arrival]:

@@ -108,7 +108,7 @@ def race(
     for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
         trainings[name].result.stopped = trainings[name].result.stopped_by = ""
     stopped: dict[str, str] = {n: t.result.stopped for n, t in trainings.items() if t.result.stopped}
-    reported = {n: t.seconds for n, t in trainings.items()}
+    reported = {n: t.earlier + t.seconds for n, t in trainings.items()}
     while live := [n for n, t in trainings.items() if not t.finished]:
         # Those furthest behind train first: after a resume from checkpoints written one candidate at a time,
         # the rule compares candidates at the same epoch again.
@@ -116,8 +116,8 @@ def race(
         for name in live:
             if trainings[name].result.epochs == fewest:
                 trainings[name].epoch()
-                if trainings[name].seconds - reported[name] >= PROGRESS_SECONDS:
-                    reported[name] = trainings[name].seconds
+                if (spent := trainings[name].earlier + trainings[name].seconds) - reported[name] >= PROGRESS_SECONDS:
+                    reported[name] = spent
                     progress(_progress(name, trainings[name]))
         if rule is None or len(trainings) < 2:
             continue
@@ -141,7 +141,8 @@ def _progress(name: str, t: Training) -> str:
     """Where a long training is: its epoch and budget, seconds, rows, and validation loss against its best."""
     r, (best, at) = t.result, t.best[:2]
     return (
-        f"{name}: epoch {r.epochs} of at most {t.cfg.max_epochs}, {t.seconds:.0f} s on {len(t.train_set):,} rows; "
+        f"{name}: epoch {r.epochs} of at most {t.cfg.max_epochs}, {t.earlier + t.seconds:.0f} s on "
+        f"{len(t.train_set):,} rows; "
         f"validation loss {r.val_loss[-1]:.4f} (best {best:.4f} at epoch {at}; patience {t.cfg.patience})"
     )
 

@@ -13,19 +13,20 @@ from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
+from rewarm.packing import CODECS, TEXT, file_name, separator, text_bytes
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}  # a .tsv is tab-separated CSV
-# A CSV may land compressed, as exports and data portals ship it: the name says how (jan.csv.gz). The file's
-# own bytes stay its identity (SHA-256) and are kept as landed; readers see the text inside.
-COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
-TEXT = (".csv", ".tsv")
-SUFFIXES = (*FORMATS, *(f"{t}{c}" for t in TEXT for c in COMPRESSED))  # what a landing location's snapshots end with
+SUFFIXES = (*FORMATS, *(f"{t}{c}" for t in TEXT for c in CODECS))  # what a landing location's snapshots end with
+WRITE_AS = (
+    "land Parquet (.parquet) or CSV (.csv, or tab-separated .tsv) files; a CSV may be compressed (.csv.gz, .csv.bz2, "
+    ".csv.xz, .csv.zip)"
+)
 log = logging.getLogger("rewarm.snapshots")
 
 
 def snapshot_format(path: str) -> str:
     """Return 'parquet' or 'csv' from the file name, or reject it."""
-    name = path.rsplit("/", 1)[-1].lower()
+    name = file_name(path)
     for suffix, fmt in FORMATS.items():
         if name.endswith(suffix):
             return fmt
@@ -34,61 +35,11 @@ def snapshot_format(path: str) -> str:
     raise SnapshotRejected(f"{path}: unsupported format; {WRITE_AS}{excel_hint(name)}", kind="format")
 
 
-WRITE_AS = (
-    "land Parquet (.parquet) or CSV (.csv, or tab-separated .tsv) files; a CSV may be compressed (.csv.gz, .csv.bz2, "
-    ".csv.xz, .csv.zip)"
-)
-
-
 def excel_hint(name: str) -> str:
     """What to do with a spreadsheet, where NAME is one."""
     if name.lower().endswith((".xlsx", ".xls", ".xlsm", ".ods")):
         return " (a spreadsheet: save each sheet as 'CSV UTF-8', or write it with pandas' to_parquet)"
     return ""
-
-
-def compression(path: str) -> str | None:
-    """How a CSV's name says it is compressed ('gzip', 'bz2', 'xz', 'zip'), or None."""
-    name = path.rsplit("/", 1)[-1].lower()
-    return next((method for suffix, method in COMPRESSED.items() if name.endswith(suffix)), None)
-
-
-def separator(path: str) -> str:
-    """A CSV's field separator, from its name: a tab for .tsv (compressed or not), else a comma."""
-    name = path.rsplit("/", 1)[-1].lower()
-    for suffix in COMPRESSED:
-        name = name.removesuffix(suffix)
-    return "\t" if name.endswith(".tsv") else ","
-
-
-def text_bytes(data: bytes, uri: str) -> bytes:
-    """A CSV's bytes as written: DATA itself, or what its compression holds (a .zip must hold one file)."""
-    method = compression(uri)
-    if method is None or not data:
-        return data
-    import bz2
-    import gzip
-    import lzma
-    import zipfile
-
-    try:
-        if method == "zip":
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                files = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
-                if len(files) != 1:
-                    held = [i.filename for i in files][:5]
-                    raise SnapshotRejected(
-                        f"{uri}: a zipped snapshot must hold one CSV, this one holds {len(files)} file(s) {held}; "
-                        "land each table as its own file",
-                        kind="unreadable",
-                    )
-                return archive.read(files[0])
-        return {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[method](data)
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as exc:
-        raise SnapshotRejected(
-            f"{uri}: cannot be decompressed as {method} ({exc}); land the complete file, compressed as its name says",
-            kind="unreadable",
-        ) from exc
 
 
 def read_bytes(uri: str) -> bytes:
@@ -120,6 +71,8 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
             f"{uri}: the file is empty (0 bytes); land it again once it is fully written", kind="empty"
         )
     data = text_bytes(data, uri) if fmt == "csv" else data
+    if not data:
+        raise SnapshotRejected(f"{uri}: the CSV inside is empty (0 bytes); land the complete file", kind="empty")
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -138,7 +91,8 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
     except UnicodeDecodeError as exc:
         raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec, encoding)), kind="encoding") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        hint = separator_hint(data[:4096].split(b"\n", 1)[0].decode(errors="replace")) if fmt == "csv" else ""
+        header = data[:4096].split(b"\n", 1)[0].decode(errors="replace")
+        hint = separator_hint(header, separator(uri)) if fmt == "csv" else ""
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
 
@@ -272,14 +226,23 @@ def number_hint(values: list[str]) -> str:
     return ""
 
 
-def separator_hint(header: str) -> str:
-    """What to do about a CSV whose HEADER line is written with another separator (it has no comma): it reads as
-    one column named after the whole line, or, with decimal commas in its rows, not at all."""
-    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-        if "," not in header and sep in header:
-            return (
-                f"; the header has no comma, so the file looks {name}-separated: rewarm reads comma-separated "
-                "CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
-                + (", or name it .tsv" if sep == "\t" else "")
-            )
-    return ""
+SEPARATORS = ((",", "comma"), (";", "semicolon"), ("\t", "tab"), ("|", "pipe"))
+
+
+def separator_hint(header: str, expected: str | None = None) -> str:
+    """What to do about a CSV whose HEADER line is written with another separator than EXPECTED (the one its name
+    says: packing.separator): it reads as one column named after the whole line, or, with decimal commas in its
+    rows, not at all. EXPECTED None: only that one column's name is known, and one holding commas was read with
+    tabs (a .tsv)."""
+    expected = expected or ("\t" if "," in header else ",")
+    found = next((name for sep, name in SEPARATORS if sep != expected and sep in header), None)
+    if expected in header or found is None:
+        return ""
+    if expected == "\t":
+        fix = "name it .csv" if found == "comma" else "save it with tabs, or as Parquet"
+        return f"; the header has no tab, so the file looks {found}-separated: a .tsv is read with tabs, so {fix}"
+    return (
+        f"; the header has no comma, so the file looks {found}-separated: rewarm reads comma-separated "
+        "CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
+        + (", or name it .tsv (.tsv.gz compressed)" if found == "tab" else "")
+    )

@@ -242,6 +242,7 @@ UNNAMED = " ('Unnamed: N' is a column without a name, most often the row index t
 MESSAGES: dict[str, Callable[..., str]] = {
     "missing_columns": lambda missing, has: (
         f"missing column(s) {missing} named in the [data] spec; the file has {has}: add them, or change [data]"
+        + ("; the file's names have spaces around them" if {str(h).strip() for h in has} & set(missing) else "")
     ),
     "renamed_columns": lambda missing, extra, spec: (
         f"column(s) {missing} named in the [data] spec are missing and {extra} are not in it: renamed? "

@@ -11,8 +11,8 @@ import pandas as pd
 
 from rewarm import metrics, schema
 from rewarm.config import Settings
-from rewarm.errors import RewarmError
-from rewarm.reading import read_bytes, read_raw
+from rewarm.errors import RewarmError, SnapshotRejected
+from rewarm.reading import read_bytes, read_raw, snapshot_format
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,24 @@ def summary(scored: Scored, uri: str, target: str) -> str:
 
 
 def write(frame: pd.DataFrame, path: str) -> None:
-    """FRAME to PATH, as Parquet (.parquet, .pq) or CSV, compressed where the name says so (x.csv.gz)."""
+    """FRAME to PATH, as Parquet (.parquet, .pq) or CSV (.csv, tab-separated .tsv), compressed where the name says
+    so (x.csv.gz): what a snapshot of that name is read as (check_out refuses any other name)."""
     import fsspec
 
-    with fsspec.open(path, "wb", compression="infer") as fh:
-        if path.lower().endswith((".parquet", ".pq")):
+    from rewarm.packing import packed, separator
+
+    with fsspec.open(path, "wb") as fh:
+        if snapshot_format(path) == "parquet":
             frame.to_parquet(fh, index=False)
         else:
-            fh.write(frame.to_csv(index=False).encode())
+            fh.write(packed(frame.to_csv(index=False, sep=separator(path)).encode(), path))
+
+
+def check_out(path: str) -> None:
+    """Refuse an --out name rewarm would not read back as it writes it, before anything is scored."""
+    try:
+        snapshot_format(path)
+    except SnapshotRejected as exc:
+        raise RewarmError(
+            f"--out {path}: write .parquet, .csv or .tsv, optionally compressed (.csv.gz, .csv.bz2, .csv.xz, .csv.zip)"
+        ) from exc

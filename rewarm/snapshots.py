@@ -15,12 +15,12 @@ import pandas as pd
 from rewarm import locations, repeats, schema, splits
 from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
+from rewarm.packing import text_head
 from rewarm.reading import (
     label_words,
     read_bytes,
     read_raw,
     snapshot_format,
-    text_bytes,
     text_encoding,
     warn_missing_as_text,
 )
@@ -152,7 +152,7 @@ def inspect(
     sequence = max((i.sequence for i in kept), default=0) + 1
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
-    encoding = text_encoding(text_bytes(data, uri), spec) if snapshot_format(uri) == "csv" else None
+    encoding = text_encoding(text_head(data, uri, 4), spec) if snapshot_format(uri) == "csv" else None
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None, encoding)
     return Landed(info, df, data, kept=False, sketch=fp, model=model, **unlabelled_as)
 

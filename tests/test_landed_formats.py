@@ -80,6 +80,12 @@ def test_a_compressed_or_tab_separated_csv_reads_as_the_csv_inside_and_is_kept_a
     assert [k.sha256 for k in list_history(tmp_path / "history")] == [info.sha256]
 
 
+def test_a_zip_from_a_mac_holds_its_csv_beside_the_archivers_files(tmp_path: Path) -> None:
+    members = {"jan.csv": _csv(), "__MACOSX/._jan.csv": b"\x00\x05", ".DS_Store": b"\x00", "data/": b""}
+    path = land(tmp_path / "jan.csv.zip", _zipped(members))
+    assert len(inspect(str(path), SPEC_NULLABLE, tmp_path / "history").frame) == 40
+
+
 def test_the_encoding_of_the_csv_inside_is_what_counts(tmp_path: Path) -> None:
     text = "x,c,y\n" + "".join(f"{i}.5,{'é' if i % 2 else 'ü'},{i % 2}\n" for i in range(20))
     marked = land(tmp_path / "excel.csv.gz", gzip.compress(b"\xef\xbb\xbf" + text.encode()))  # Excel's CSV UTF-8
@@ -92,10 +98,31 @@ def test_the_encoding_of_the_csv_inside_is_what_counts(tmp_path: Path) -> None:
     assert set(inspect(str(latin), windows, tmp_path / "h3").frame["c"]) == {"é", "ü"}
 
 
+def _damaged(data: bytes) -> bytes:
+    """DATA with its middle overwritten: the archive's frame is intact, its stream is not."""
+    middle = len(data) // 2
+    return data[:middle] + bytes(64) + data[middle + 64 :]
+
+
+def _encrypted(data: bytes) -> bytes:
+    """A zip whose member says it is encrypted (bit 0 of its flags), as a password-protected archive's does."""
+    raw = bytearray(_zipped({"jan.csv": data}))
+    for header, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local header, central directory entry
+        at = raw.index(header) + flags
+        raw[at] |= 1
+    return bytes(raw)
+
+
 @pytest.mark.parametrize(
     ("name", "data", "fragments"),
     [
         ("cut.csv.gz", gzip.compress(_csv())[:-30], ["cut.csv.gz: cannot be decompressed as gzip", "land"]),
+        ("garbled.csv.gz", _damaged(gzip.compress(_csv(400))), ["garbled.csv.gz: cannot be decompressed as gzip"]),
+        ("garbled.csv.zip", _damaged(_zipped({"a.csv": _csv(400)})), ["cannot be decompressed as zip"]),
+        ("locked.csv.zip", _encrypted(_csv()), ["cannot be decompressed as zip", "encrypted"]),
+        ("sheet.csv.zip", _zipped({"jan.xlsx": b"PK"}), ["holds 'jan.xlsx', not a CSV"]),
+        ("nothing.csv.gz", gzip.compress(b""), ["the CSV inside is empty (0 bytes)"]),
+        ("commas.tsv", _csv(), ["the header has no tab, so the file looks comma-separated", "name it .csv"]),
         ("plain.csv.gz", _csv(), ["plain.csv.gz: cannot be decompressed as gzip"]),
         ("two.csv.zip", _zipped({"a.csv": _csv(), "b.csv": _csv(seed=1)}), ["holds 2 file(s) ['a.csv', 'b.csv']"]),
         ("none.csv.zip", _zipped({}), ["holds 0 file(s)"]),

@@ -59,6 +59,14 @@ def test_predict_writes_every_row_with_the_champions_predictions_and_scores_the_
     np.testing.assert_allclose(again["probability"].to_numpy(), scored["probability"].to_numpy(), rtol=1e-6)
     assert f"300 row(s) hold 'late': roc_auc {auc:.4f}" in capsys.readouterr().out
 
+    # a .tsv out is tab-separated, as a snapshot of that name is read; a name rewarm does not read is refused first
+    assert main(["predict", str(source), "--out", str(tmp_path / "scored.tsv"), "--config", str(config)]) == 0
+    tabbed = pd.read_csv(tmp_path / "scored.tsv", sep="\t", keep_default_na=False)
+    np.testing.assert_allclose(tabbed["probability"].to_numpy(), scored["probability"].to_numpy(), rtol=1e-6)
+    capsys.readouterr()
+    assert main(["predict", str(source), "--out", str(tmp_path / "scored.xlsx"), "--config", str(config)]) == 2
+    assert "--out " in capsys.readouterr().err and not (tmp_path / "scored.xlsx").exists()
+
 
 def test_predict_to_stdout_with_a_version_and_without_the_target(
     trained: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -220,7 +220,7 @@ def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, name: st
     [found] = check(write_csv(tmp_path / "europe.csv", lines, header=HEADER.replace(",", sep)))
     assert found.kind == "missing_columns"
     assert f"the file looks {name}-separated: rewarm reads comma-separated CSV" in found.message
-    assert found.message.endswith(", or name it .tsv") == (sep == "\t")
+    assert found.message.endswith(", or name it .tsv (.tsv.gz compressed)") == (sep == "\t")
     [plain] = check(write_csv(tmp_path / "nodist.csv", [x.split(",", 1)[1] for x in good_lines()], "temp,carrier,late"))
     assert "separated" not in plain.message  # a file that is merely missing a column gets no such hint
 
@@ -261,6 +261,12 @@ def test_one_missing_and_one_extra_column_read_as_a_rename(tmp_path: Path) -> No
     assert summary([found]) == [("renamed_columns", None, 1)]
     assert "column(s) ['dist'] named in the [data] spec are missing and ['distance'] are not in it" in found.message
     assert "spaces" not in found.message
+
+
+def test_every_name_with_spaces_around_it_is_named_as_such(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "spaced.csv", good_lines(), header=" dist, temp, carrier, late")
+    [found] = check(path)
+    assert found.kind == "missing_columns" and found.message.endswith("; the file's names have spaces around them")
 
 
 def test_names_with_spaces_around_them_are_named_as_such(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def _demo_settings(path: str | None):
 def predict(
     file: Annotated[
         str,
-        typer.Argument(metavar="FILE", show_default=False, help="rows to score: Parquet or CSV (path or fsspec URL)"),
+        typer.Argument(metavar="FILE", show_default=False, help="rows to score, as snapshots land (path or URL)"),
     ],
     out: Annotated[
         str | None,
@@ -135,7 +135,8 @@ def predict(
             "--out",
             metavar="PATH",
             show_default=False,
-            help="write the rows with their predictions here (.parquet or .csv); omitted: CSV to standard output",
+            help="write the rows with their predictions here (.parquet, .csv or .tsv; a CSV may end .gz, .bz2, .xz "
+            "or .zip); omitted: CSV to standard output",
         ),
     ] = None,
     version: Annotated[
@@ -151,13 +152,13 @@ def predict(
 def run_predict(file: str, out: str | None, version: int | None, config: str | None) -> int:
     """Read FILE as a snapshot is read, score it, write the predictions, print the summary (to stderr when the
     predictions go to stdout)."""
-    import sys
-
     from rewarm import scoring
     from rewarm.config import load_settings
     from rewarm.store import open_store, resolve_store
 
     settings = load_settings(config)
+    if out is not None:
+        scoring.check_out(out)
     open_store(resolve_store())
     scored = scoring.score_file(settings, file, version)
     line = scoring.summary(scored, file, settings.data.target)
