@@ -114,7 +114,7 @@ CATALOGUE = [
         "format",
         ".json",
         lambda f: f.to_json(orient="records").encode(),
-        ("unsupported format; land Parquet (.parquet) or CSV (.csv) files",),
+        ("unsupported format; land Parquet (.parquet) or CSV (.csv, or tab-separated .tsv) files",),
     ),
     Bad("empty_file", "empty", ".csv", lambda f: b"", ("the file is empty (0 bytes)",)),
     Bad("header_only", "empty", ".csv", lambda f: csv(f.head(0)), ("has a header but no rows",)),
