@@ -99,11 +99,12 @@ def race(
     trainings: Mapping[str, Training],
     rule: RaceRule | None,
     full: Collection[str] = (),
-    progress: Callable[[str], None] = log.info,
+    progress: Callable[[str, Training], None] | None = None,
 ) -> dict[str, str]:
     """Train every candidate, an epoch each in turn, until each is done; without RULE nothing is stopped early.
     Candidates named in FULL are never stopped (a cold audit). Return the stopped ones' lines, by name. A
-    candidate training for long reports where it is to PROGRESS every PROGRESS_SECONDS (the flow's run log)."""
+    candidate training for long is handed to PROGRESS every PROGRESS_SECONDS (default: its progress_line logged)."""
+    progress = progress or (lambda name, training: log.info(progress_line(name, training)))
     full = [n for n in full if n in trainings]
     for name in full:  # stopped in an earlier run of this round (a checkpoint): trained in full now
         trainings[name].result.stopped = trainings[name].result.stopped_by = ""
@@ -118,7 +119,7 @@ def race(
                 trainings[name].epoch()
                 if (spent := trainings[name].earlier + trainings[name].seconds) - reported[name] >= PROGRESS_SECONDS:
                     reported[name] = spent
-                    progress(_progress(name, trainings[name]))
+                    progress(name, trainings[name])
         if rule is None or len(trainings) < 2:
             continue
         # A tie goes to the warm lineage, the cheaper one to keep: cold counts as ahead only by more than the margin.
@@ -137,7 +138,7 @@ def race(
     return stopped
 
 
-def _progress(name: str, t: Training) -> str:
+def progress_line(name: str, t: Training) -> str:
     """Where a long training is: its epoch and budget, seconds, rows, and validation loss against its best."""
     r, (best, at) = t.result, t.best[:2]
     return (
@@ -154,7 +155,7 @@ def contest(
     audit: str = "",
     evidence: Callable[[dict[str, Outcome]], str] = lambda outcomes: "",
     cold: Callable[[], Training] | None = None,
-    progress: Callable[[str], None] = log.info,
+    progress: Callable[[str, Training], None] | None = None,
 ) -> dict[str, Outcome]:
     """A round's candidates, raced and scored: cold trains in full when AUDIT says why; otherwise, when
     EVIDENCE (read from the scored outcomes) finds a reason, a cold start the race stopped goes on, in full.

@@ -111,13 +111,30 @@ def log_history(client: MlflowClient, experiment_id: str, model: str, step: int,
     return run_id
 
 
-def log_training(client: MlflowClient, run_id: str, result: TrainResult) -> None:
-    """Per-epoch curves (step = epoch) and the training summary, in one request."""
+CURVES = ("train_loss", "val_loss")  # a training's per-epoch metrics
+
+
+def log_training(client: MlflowClient, run_id: str, result: TrainResult, since: int = 0) -> None:
+    """Per-epoch curves (step = epoch) after epoch SINCE (those log_curves has logged) and the training summary,
+    in one request."""
     now = int(time.time() * 1000)
-    curves = [Metric("train_loss", v, now, step) for step, v in enumerate(result.train_loss, start=1)]
-    curves += [Metric("val_loss", v, now, step) for step, v in enumerate(result.val_loss, start=1)]
-    summary = training_summary(result)
-    client.log_batch(run_id, metrics=curves + [Metric(k, float(v), now, 0) for k, v in summary.items()])
+    summary = [Metric(k, float(v), now, 0) for k, v in training_summary(result).items()]
+    client.log_batch(run_id, metrics=_curves(result, since, now) + summary)
+
+
+def log_curves(client: MlflowClient, run_id: str, result: TrainResult, since: int = 0) -> int:
+    """The curves of the epochs after SINCE, while a long training goes on (MLflow's charts follow it); return
+    the epochs logged in all, the SINCE of the next call."""
+    client.log_batch(run_id, metrics=_curves(result, since, int(time.time() * 1000)))
+    return len(result.val_loss)
+
+
+def _curves(result: TrainResult, since: int, now: int) -> list[Metric]:
+    return [
+        Metric(name, value, now, step)
+        for name in CURVES
+        for step, value in enumerate(getattr(result, name)[since:], start=since + 1)
+    ]
 
 
 def training_summary(result: TrainResult | None) -> dict[str, float]:

@@ -18,7 +18,7 @@ from rewarm.config import TrainSection
 from rewarm.models.network import TabularMLP
 from rewarm.models.preprocess import Preprocessor
 from rewarm.models.strategies import Strategy, initialise
-from rewarm.racing import Outcome, RaceRule, contest
+from rewarm.racing import Outcome, RaceRule, contest, progress_line
 from rewarm.registry import LoadedModel
 from rewarm.rounds import RoundData
 from rewarm.training import Checkpoint, Tensors, Training, score_holdout
@@ -95,15 +95,21 @@ def train_candidates(
         cold = partial(start, later[0]) if later else None
         rule = RaceRule.configured(cfg)
         score = partial(_holdout, data)
+        logged: dict[str, int] = {}  # epochs already in each candidate's run: a long training's live curves
+
+        def progress(name: str, training: Training) -> None:
+            logger.info(progress_line(name, training))
+            logged[name] = tracking.log_curves(client, run_ids[name], training.result, logged.get(name, 0))
+
         evidence = partial(_evidence, cfg, plan, data)
-        outcomes = contest(trainings, score, rule, plan.audit, evidence, cold, progress=logger.info)
+        outcomes = contest(trainings, score, rule, plan.audit, evidence, cold, progress)
         for choice in choices:
             if choice.name not in outcomes:
                 logger.info("%s %s", choice.name, gate.NOT_TRAINED)
                 continue
             outcome = outcomes[choice.name]
             outcome.run_id, outcome.module = run_ids[choice.name], outcome.module.cpu()
-            _log(client, choice, outcome, data, cfg, seeds[choice.name])
+            _log(client, choice, outcome, data, cfg, seeds[choice.name], logged.get(choice.name, 0))
     for outcome in outcomes.values():
         if outcome.stopped:
             logger.info(outcome.stopped)
@@ -156,9 +162,16 @@ def _evidence(cfg: TrainSection, plan: Race, data: RoundData, outcomes: dict[str
 
 
 def _log(
-    client: MlflowClient, choice: Strategy, outcome: Outcome, data: RoundData, cfg: TrainSection, seed: int
+    client: MlflowClient,
+    choice: Strategy,
+    outcome: Outcome,
+    data: RoundData,
+    cfg: TrainSection,
+    seed: int,
+    logged: int = 0,
 ) -> None:
-    """A candidate's parameters, curves, holdout metrics, and (stopped) why, in its nested run."""
+    """A candidate's parameters, curves (after the LOGGED epochs already there), holdout metrics, and (stopped)
+    why, in its nested run."""
     result, warm = outcome.result, choice.from_parent
     params = {**choice.params(), **_train_params(cfg.for_candidate(warm), data.train_for(warm)), "init_seed": seed}
     arch = data.arch  # what the network is and costs, to compare architectures side by side in MLflow
@@ -170,7 +183,7 @@ def _log(
     if outcome.audit:
         tags |= {"rewarm.audit": outcome.audit}
     tracking.log(client, outcome.run_id, params=params, tags=tags)
-    tracking.log_training(client, outcome.run_id, result)
+    tracking.log_training(client, outcome.run_id, result, since=logged)
     tracking.log(client, outcome.run_id, metrics=_holdout_keys(outcome.metrics))
     get_run_logger().info(
         "%s: %d epochs (best %d), %.1f s, %s%s",

@@ -11,12 +11,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from flight_snapshots import small_month, write_config
+from flight_snapshots import logged_by, small_month, write_config
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from rewarm import quarantine, registry, status
+from rewarm import quarantine, racing, registry, status
 from rewarm.errors import RegistryError, SnapshotRejected
 from rewarm.flows.retrain import retrain
 from rewarm.snapshots import list_history
@@ -145,6 +145,27 @@ def test_bootstrap_then_two_retrains(tmp_path: Path, home: Path, months: list[Pa
     assert done.returncode == 0 and done.stdout.split()[-1] == "50", done.stderr[-2000:]
     assert f"/#/models/{name}/versions/{champion}?workflowType=machine_learning" in text
     assert f"/runs/{history.info.run_id}/model-metrics?workflowType=machine_learning" in text
+
+
+def test_a_long_training_shows_its_curves_in_mlflow_while_it_trains(
+    tmp_path: Path, home: Path, months: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every epoch counts as long here, so each is logged as it ends, and the end of the training adds none twice."""
+    monkeypatch.setattr(racing, "PROGRESS_SECONDS", 0.0)
+    config = write_config(tmp_path, name="live-curves")
+    retrain(str(months[0]), config=str(config))
+    with logged_by("prefect.task_runs") as lines:
+        retrain(str(months[1]), config=str(config), strategies=["shrink_perturb", "cold"])
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("live-curves")
+    runs = client.search_runs([experiment.experiment_id], "tags.`rewarm.kind` = 'candidate'")
+    assert {r.info.run_name for r in runs} >= {"shrink_perturb", "cold"}
+    for run in runs:
+        epochs = int(run.data.metrics["epochs"])
+        for curve in ("train_loss", "val_loss"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, curve)]
+            assert sorted(steps) == list(range(1, epochs + 1)), (run.info.run_name, curve)
+    assert any(line.startswith("shrink_perturb: epoch 1 of at most ") for line in lines)
 
 
 def test_vocabulary_grows_by_appending_through_the_registry(tmp_path: Path, home: Path, months: list[Path]) -> None:
