@@ -133,6 +133,7 @@ class Replayed:
         # the stop lines read the metric on its own scale (the curves hold it negated where higher is better)
         self.race_score = RaceScore(metric, -1.0 if HIGHER_IS_BETTER[metric] else 1.0, _unused) if metric else None
         self.result = TrainResult(state_dict={}, epochs=0, best_epoch=0, samples_seen=0, seconds=0.0)
+        self.seconds = self.earlier = 0.0  # a playback takes no time: never a long training (racing.PROGRESS_SECONDS)
 
     @property
     def race_best(self) -> float:
