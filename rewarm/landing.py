@@ -84,6 +84,12 @@ def unread_note(names: list[str]) -> str:
     return f"{len(names)} file(s) not read as snapshots ({shown}): {WRITE_AS}{''.join(sorted(hints))}"
 
 
+def absent_note(location: str) -> str:
+    """Where LOCATION does not exist (a typo in data.landing is otherwise an empty folder): say so; else ''."""
+    fs, path = locations.filesystem(location)
+    return "" if fs.exists(path) else " (it does not exist: check data.landing in rewarm.toml)"
+
+
 def _in_progress(name: str) -> bool:
     """A name a writer uses while the file is still being written (the completeness convention above)."""
     lower = name.lower()

@@ -153,6 +153,7 @@ def service(settings: Settings, last: int = 5) -> dict:
         "landing": settings.data.landing,
         "pending": [p.arrival.name for p in waiting],
         "unread": landing.unread(settings.data.landing),
+        "absent": landing.absent_note(settings.data.landing),
         "quarantine": settings.data.quarantine_location,
         "quarantined": [{"name": r.name, "reason": r.reason} for r in held],
         "runs": _flow_runs(name, last) if os.environ.get("PREFECT_API_URL") else None,
@@ -180,6 +181,7 @@ def render_service(service: dict) -> str:
     """Plain-text service status for the terminal."""
     pending = service["pending"]
     lines = [f"landing {service['landing']}: {len(pending)} pending snapshot(s)" + (f": {pending}" if pending else "")]
+    lines[0] += service.get("absent", "")
     if note := landing.unread_note(service.get("unread", [])):
         lines.append(f"  {note}")
     if service["quarantined"]:

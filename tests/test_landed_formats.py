@@ -23,8 +23,9 @@ from rewarm import registry
 from rewarm.cli import main
 from rewarm.config import DataSection, load_settings
 from rewarm.errors import SnapshotRejected
-from rewarm.landing import is_snapshot_name, survey, unread_note
+from rewarm.landing import absent_note, is_snapshot_name, survey, unread_note
 from rewarm.snapshots import inspect, keep, list_history, load
+from rewarm.status import render_service
 from rewarm.watcher import Watcher
 
 SPEC = DataSection(target="y", task="binary", numeric=("x",), categorical=("c",), min_rows=10)
@@ -153,6 +154,17 @@ def test_survey_names_the_files_it_does_not_read(tmp_path: Path) -> None:
     assert unread_note([]) == ""
     assert unread_note([f"f{i}.json" for i in range(7)]).startswith("7 file(s) not read as snapshots (f0.json,")
     assert "and 2 more" in unread_note([f"f{i}.json" for i in range(7)])
+
+
+def test_a_landing_location_that_does_not_exist_is_named_as_such(tmp_path: Path, memory_folder: str) -> None:
+    assert absent_note(str(tmp_path)) == "" and absent_note(tmp_path.as_uri()) == ""
+    for missing in (str(tmp_path / "landnig"), f"{memory_folder}/landnig"):
+        assert absent_note(missing) == " (it does not exist: check data.landing in rewarm.toml)"
+    service = {"landing": "data/landnig", "pending": [], "unread": [], "absent": absent_note(str(tmp_path / "x"))}
+    service |= {"quarantined": [], "quarantine": "q", "runs": None}
+    assert render_service(service).splitlines()[0] == (
+        "landing data/landnig: 0 pending snapshot(s) (it does not exist: check data.landing in rewarm.toml)"
+    )
 
 
 def test_the_watcher_warns_once_about_a_file_it_does_not_read(

@@ -53,7 +53,7 @@ def run_retrain(
 ) -> int:
     """Retrain on SNAPSHOT (every pending one when None) and print each outcome."""
     from rewarm.config import load_settings
-    from rewarm.landing import unread, unread_note
+    from rewarm.landing import absent_note, unread, unread_note
     from rewarm.reading import snapshot_format
 
     # Check what can be checked before Prefect starts (an ephemeral server costs seconds).
@@ -71,10 +71,11 @@ def run_retrain(
     handled = result.processed if result.status == "caught_up" else (*result.processed, result)
     for done in handled:
         print(done.line)
+    landing = settings.data.landing
     if result.status == "caught_up" and not result.processed:
-        print(f"{settings.model.name}: no pending snapshots in {settings.data.landing}")
-    if snapshot is None and (note := unread_note(unread(settings.data.landing))):
-        print(f"{settings.data.landing}: {note}", file=sys.stderr)
+        print(f"{settings.model.name}: no pending snapshots in {landing}{absent_note(landing)}")
+    if snapshot is None and (note := unread_note(unread(landing))):
+        print(f"{landing}: {note}", file=sys.stderr)
     # A rejected snapshot fails the command as it does when named (exit 2), so that schedulers and scripts see it;
     # the others were still retrained.
     return 2 if any(done.status == "rejected" for done in handled) else 0
