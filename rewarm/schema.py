@@ -236,18 +236,22 @@ def _single(target: str, label: object, rows: int) -> str:
     )
 
 
-# pandas names a header cell left empty 'Unnamed: N': most often the index that to_csv writes unless told not to.
 UNNAMED = " ('Unnamed: N' is a column without a name, most often the row index to_csv writes: write index=False)"
+
+
+def _spaced(names: list, missing: list[str]) -> str:
+    """Where a missing column is one of NAMES with spaces around it, say so."""
+    return "; the file's names have spaces around them" if {str(n).strip() for n in names} & set(missing) else ""
+
 
 MESSAGES: dict[str, Callable[..., str]] = {
     "missing_columns": lambda missing, has: (
         f"missing column(s) {missing} named in the [data] spec; the file has {has}: add them, or change [data]"
-        + ("; the file's names have spaces around them" if {str(h).strip() for h in has} & set(missing) else "")
+        + _spaced(has, missing)
     ),
     "renamed_columns": lambda missing, extra, spec: (
         f"column(s) {missing} named in the [data] spec are missing and {extra} are not in it: renamed? "
-        "rename them back in the file, or update [data] in rewarm.toml"
-        + ("; the file's names have spaces around them" if {e.strip() for e in extra} & set(missing) else "")
+        "rename them back in the file, or update [data] in rewarm.toml" + _spaced(extra, missing)
     ),
     "extra_columns": lambda extra: (
         f"{len(extra)} column(s) not in the [data] spec: {extra}; drop them, list them as features, "
