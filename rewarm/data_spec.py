@@ -136,6 +136,22 @@ class DataSection(_Section):
             "a byte-order mark, which is fine)."
         ),
     )
+    separator: Literal[",", ";", "|", "\t"] = Field(
+        default=",",
+        description=(
+            "The field separator of .csv snapshots (a .tsv is always read with tabs): ',' or ';', which Excel "
+            "writes where the decimal mark is a comma (most of Europe; set data.decimal too), '|' or a tab. "
+            "`rewarm predict` writes a .csv the same way."
+        ),
+    )
+    decimal: Literal[".", ","] = Field(
+        default=".",
+        description=(
+            "The decimal mark of numbers in CSV snapshots: '.' or ',' (12,5), as Excel writes them in most of "
+            "Europe, with data.separator ';'. Thousands separators are not read: a number must be written whole "
+            "(1234,5, not 1.234,5)."
+        ),
+    )
     unlabelled: Literal["reject", "drop"] = Field(
         default="reject",
         description=(
@@ -227,6 +243,11 @@ class DataSection(_Section):
             raise ValueError(
                 f"data.nullable names {stray}, which are not features (the target is never nullable: for rows "
                 'without a target, set data.unlabelled = "drop")'
+            )
+        if self.decimal == self.separator:
+            raise ValueError(
+                f"data.decimal and data.separator are both {self.separator!r}: with decimal commas, set "
+                "separator = ';' (as Excel writes such files)"
             )
         if self.classes and self.task == "regression":
             raise ValueError("data.classes is for classification targets; remove it for a regression task")

@@ -5,15 +5,20 @@ from __future__ import annotations
 import codecs
 import io
 import logging
+from typing import TYPE_CHECKING
 
 import fsspec
 import pandas as pd
 
 from rewarm.config import DataSection
+from rewarm.csv_dialect import csv_separator, decimal_points, separator_hint
 from rewarm.errors import SnapshotRejected
 from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
-from rewarm.packing import CODECS, TEXT, file_name, separator, text_bytes
+from rewarm.packing import CODECS, TEXT, file_name, text_bytes
+
+if TYPE_CHECKING:
+    from rewarm.snapshots import SnapshotInfo
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}  # a .tsv is tab-separated CSV
 SUFFIXES = (*FORMATS, *(f"{t}{c}" for t in TEXT for c in CODECS))  # what a landing location's snapshots end with
@@ -80,21 +85,34 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
             table = pq.read_table(io.BytesIO(data))
             return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
         encoding = text_encoding(data, spec, encoding)
+        written = {"sep": csv_separator(uri, spec), "decimal": spec.decimal if spec is not None else "."}
         if spec is None:
-            return pd.read_csv(io.BytesIO(data), encoding=encoding, sep=separator(uri))
+            return pd.read_csv(io.BytesIO(data), encoding=encoding, **written)
         features = [*spec.numeric, *spec.categorical]
         # Category codes are read as written ("NA" may be Namibia): only an empty cell is missing there.
         na = {c: NULL_TEXT for c in spec.numeric} | {c: [""] for c in spec.categorical}
         na |= {spec.target: target_missing(spec)}
-        text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na, "sep": separator(uri)}
-        return pd.read_csv(io.BytesIO(data), encoding=encoding, **text)
+        text = {"dtype": {c: "str" for c in features}, "keep_default_na": False, "na_values": na, **written}
+        return decimal_points(pd.read_csv(io.BytesIO(data), encoding=encoding, **text), spec, uri)
+    except SnapshotRejected:
+        raise
     except UnicodeDecodeError as exc:
         raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec, encoding)), kind="encoding") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         header = data[:4096].split(b"\n", 1)[0].decode(errors="replace")
-        hint = separator_hint(header, separator(uri)) if fmt == "csv" else ""
+        hint = separator_hint(header, csv_separator(uri, spec)) if fmt == "csv" else ""
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
+
+
+def as_admitted(spec: DataSection | None, info: SnapshotInfo) -> tuple[DataSection | None, str | None]:
+    """How a kept snapshot is read: SPEC with the CSV separator and decimal mark, and the encoding, it was admitted
+    with, so that a later data.encoding, data.separator or data.decimal never re-reads it otherwise. A CSV kept
+    before they were recorded was read as UTF-8 with ',' and '.'; a Parquet file has none of them."""
+    if snapshot_format(info.stored) != "csv":
+        return spec, None
+    written = {"separator": info.separator or ",", "decimal": info.decimal or "."}
+    return (spec.model_copy(update=written) if spec is not None else None), info.encoding or "utf-8"
 
 
 # Byte-order marks, longest first (UTF-32-LE's begins with UTF-16-LE's): a file that starts with one says its encoding.
@@ -148,7 +166,7 @@ def label_words(data: bytes, uri: str, spec: DataSection, encoding: str | None =
     to read them as labels. '' where there are none, or the target is a number or in Parquet."""
     if spec.task == "regression" or snapshot_format(uri) != "csv":
         return ""
-    text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False, "sep": separator(uri)}
+    text = {"usecols": [spec.target], "dtype": str, "keep_default_na": False, "sep": csv_separator(uri, spec)}
     data = text_bytes(data, uri)
     cells = pd.read_csv(io.BytesIO(data), encoding=text_encoding(data, spec, encoding), **text)[spec.target]
     words = cells[cells.isin([t for t in target_missing(spec) if t])].value_counts()
@@ -192,57 +210,3 @@ def warn_missing_as_text(raw: pd.DataFrame, spec: DataSection, uri: str) -> None
                 sorted(set(found)),
                 fix,
             )
-
-
-# How a number column's unreadable text is commonly written, and what to write instead (number_hint).
-WRITTEN = (
-    (
-        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+|[+-]?\d{1,3}(\.\d{3})+,\d+|[+-]?\d{1,3}( \d{3})+([.,]\d+)?",
-        "with separators ('1,234', '12,5', '1.234,5', '1 234'): write a decimal point and no thousands separator "
-        "(1234, 12.5)",
-    ),
-    (r"[+-]?\d+(\.\d+)?\s*%", "as percentages: write the number alone (12.5, or 0.125)"),
-    (r"[+-]?[$€£¥]\s*[\d.,]+|[\d.,]+\s*[$€£¥]", "with a currency sign: write the number alone (1234.5)"),
-)
-
-
-def number_hint(values: list[str]) -> str:
-    """What the text in a number column looks like, where it is a common way of writing numbers or dates that
-    rewarm does not read: '' when it is none of them."""
-    import re
-
-    shown = [v.strip() for v in values[:20] if v.strip()]
-    if not shown:
-        return ""
-    for pattern, fix in WRITTEN:
-        if all(re.fullmatch(pattern, v) for v in shown):
-            return f"; they look like numbers written {fix}"
-    dated = all(re.search(r"\d", v) and re.search(r"[/:-]|[A-Za-z]{3}", v) for v in shown)
-    if dated and pd.to_datetime(pd.Series(shown), errors="coerce", format="mixed").notna().all():
-        return (
-            "; they look like dates or times not written in ISO 8601: write them as 2013-03-15 or "
-            "2013-03-15T08:00:00 (read as seconds since 1970)"
-        )
-    return ""
-
-
-SEPARATORS = ((",", "comma"), (";", "semicolon"), ("\t", "tab"), ("|", "pipe"))
-
-
-def separator_hint(header: str, expected: str | None = None) -> str:
-    """What to do about a CSV whose HEADER line is written with another separator than EXPECTED (the one its name
-    says: packing.separator): it reads as one column named after the whole line, or, with decimal commas in its
-    rows, not at all. EXPECTED None: only that one column's name is known, and one holding commas was read with
-    tabs (a .tsv)."""
-    expected = expected or ("\t" if "," in header else ",")
-    found = next((name for sep, name in SEPARATORS if sep != expected and sep in header), None)
-    if expected in header or found is None:
-        return ""
-    if expected == "\t":
-        fix = "name it .csv" if found == "comma" else "save it with tabs, or as Parquet"
-        return f"; the header has no tab, so the file looks {found}-separated: a .tsv is read with tabs, so {fix}"
-    return (
-        f"; the header has no comma, so the file looks {found}-separated: rewarm reads comma-separated "
-        "CSV, so save it with commas (pandas: to_csv(path, index=False)) or as Parquet"
-        + (", or name it .tsv (.tsv.gz compressed)" if found == "tab" else "")
-    )

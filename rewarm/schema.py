@@ -19,9 +19,9 @@ import pyarrow as pyarrow
 import pyarrow.compute as pc
 
 from rewarm.config import DataSection
+from rewarm.csv_dialect import number_hint, separator_hint
 from rewarm.models.labels import as_text as _labels  # labels compared as text: a 0/1 read as float is 0/1
 from rewarm.models.preprocess import NAN_PATTERN, not_numbers, numbers
-from rewarm.reading import number_hint, separator_hint
 
 _INF_TEXT = re.compile(r"^[+-]?(inf|infinity)$", re.IGNORECASE)
 EXAMPLES = 3  # offending values quoted in a message
@@ -165,7 +165,7 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
         found.append(Problem("renamed_columns", MESSAGES["renamed_columns"](missing, extra, spec), None, len(missing)))
     elif missing:
         message = MESSAGES["missing_columns"](missing, list(df.columns)) + (
-            separator_hint(str(df.columns[0])) if len(df.columns) == 1 else ""
+            separator_hint(str(df.columns[0]), configured=spec.separator) if len(df.columns) == 1 else ""
         )
         found.append(Problem("missing_columns", message, None, len(missing)))
     elif extra:
@@ -231,8 +231,8 @@ def _binary_values(target: str, labels, df: pd.DataFrame) -> str:
 
 def _single(target: str, label: object, rows: int) -> str:
     return (
-        f"target {target!r} has a single class ({str(label)!r}) in all {rows} rows; a model cannot be trained "
-        "or scored on one class: land a snapshot that holds every class"
+        f"target {target!r} has a single class ({str(label)!r}) in all {rows} rows; a model cannot be trained or "
+        "scored on one class: land a snapshot that holds every class (a rare class: several days' rows as one)"
     )
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from rewarm import metrics, schema
-from rewarm.config import Settings
+from rewarm.config import DataSection, Settings
+from rewarm.csv_dialect import csv_separator, decimal_commas
 from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.reading import read_bytes, read_raw, snapshot_format
 
@@ -60,7 +61,7 @@ def score_file(settings: Settings, uri: str, version: int | None = None) -> Scor
         predicted = model.predict(rows[features])
     except MlflowException as exc:  # text in a number column (refused, as in a snapshot), named by the model
         raise RewarmError(f"{uri}: {exc.message}") from exc
-    frame = rows.reset_index(drop=True).join(predicted, rsuffix="_predicted")
+    frame = decimal_commas(rows, spec).reset_index(drop=True).join(predicted, rsuffix="_predicted")
     scored = Scored(frame, model_uri, int(found.version), 0, {})
     if spec.target not in rows.columns:
         return scored
@@ -93,18 +94,20 @@ def summary(scored: Scored, uri: str, target: str) -> str:
     return line
 
 
-def write(frame: pd.DataFrame, path: str) -> None:
+def write(frame: pd.DataFrame, path: str, spec: DataSection | None = None) -> None:
     """FRAME to PATH, as Parquet (.parquet, .pq) or CSV (.csv, tab-separated .tsv), compressed where the name says
-    so (x.csv.gz): what a snapshot of that name is read as (check_out refuses any other name)."""
+    so (x.csv.gz): what a snapshot of that name is read as (check_out refuses any other name), with SPEC's
+    data.separator and data.decimal."""
     import fsspec
 
-    from rewarm.packing import packed, separator
+    from rewarm.packing import packed
 
     with fsspec.open(path, "wb") as fh:
         if snapshot_format(path) == "parquet":
             frame.to_parquet(fh, index=False)
         else:
-            fh.write(packed(frame.to_csv(index=False, sep=separator(path)).encode(), path))
+            written = {"sep": csv_separator(path, spec), "decimal": spec.decimal if spec is not None else "."}
+            fh.write(packed(frame.to_csv(index=False, **written).encode(), path))
 
 
 def check_out(path: str) -> None:

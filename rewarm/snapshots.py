@@ -17,6 +17,7 @@ from rewarm.config import DataSection
 from rewarm.errors import SnapshotRejected
 from rewarm.packing import text_head
 from rewarm.reading import (
+    as_admitted,
     label_words,
     read_bytes,
     read_raw,
@@ -46,6 +47,10 @@ class SnapshotInfo:
     # A CSV's text encoding as it was read when admitted (reading.text_encoding), so that a later data.encoding
     # never re-reads it otherwise; None: a Parquet file, or a CSV kept before encodings were recorded (UTF-8).
     encoding: str | None = None
+    # A CSV's separator and decimal mark as read when admitted (data.separator, data.decimal), for the same reason;
+    # None: a Parquet file, or a CSV kept before they were settings (',' and '.').
+    separator: str | None = None
+    decimal: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,11 +139,11 @@ def inspect(
     data = read_bytes(uri) if data is None else data
     sha = sha or hashlib.sha256(data).hexdigest()
     kept = list_history(history)
-    same = next((info for info in kept if info.sha256 == sha), None)  # a rerun reads it as its round did
-    encoding = recorded_encoding(same) if same else None
-    raw = read_raw(data, uri, spec, encoding)
+    same = next((info for info in kept if info.sha256 == sha), None)
+    written, encoding = as_admitted(spec, same) if same else (spec, None)  # a rerun reads it as its round did
+    raw = read_raw(data, uri, written, encoding)
     missing = spec.target in raw and bool(schema.missing_target(raw[spec.target]).any())
-    words = label_words(data, uri, spec, encoding) if missing else ""
+    words = label_words(data, uri, written, encoding) if missing else ""
     raw, unlabelled = _labelled(raw, spec, uri, classes, words)
     warn_missing_as_text(raw, spec, uri)
     df = normalise(raw, _numbers(spec))
@@ -152,8 +157,10 @@ def inspect(
     sequence = max((i.sequence for i in kept), default=0) + 1
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     stored = locations.join(str(history), f"{sequence:05d}-{sha[:12]}-{name}")
-    encoding = text_encoding(text_head(data, uri, 4), spec) if snapshot_format(uri) == "csv" else None
+    csv = snapshot_format(uri) == "csv"
+    encoding = text_encoding(text_head(data, uri, 4), spec) if csv else None
     info = SnapshotInfo(name, uri, sha, len(df), stored, sequence, datetime.now(UTC).isoformat(), None, encoding)
+    info = replace(info, separator=spec.separator, decimal=spec.decimal) if csv else info
     return Landed(info, df, data, kept=False, sketch=fp, model=model, **unlabelled_as)
 
 
@@ -181,12 +188,6 @@ def _labelled(
         note = f' ({unlabelled} unlabelled row(s) were dropped first: data.unlabelled = "drop")'
         raise SnapshotRejected(f"{exc}{note}", exc.problems, exc.kind) from None
     return raw, unlabelled
-
-
-def recorded_encoding(info: SnapshotInfo) -> str | None:
-    """The encoding a kept snapshot is read in: the one recorded, else UTF-8 for a CSV kept before encodings were
-    recorded (all were read as UTF-8 then); None for Parquet."""
-    return info.encoding or ("utf-8" if snapshot_format(info.stored) == "csv" else None)
 
 
 def _check_not_copied(uri: str, rows, fp: repeats.RowSketch, kept: list[SnapshotInfo], spec: DataSection) -> None:
@@ -295,4 +296,4 @@ def list_history(history: str | Path) -> list[SnapshotInfo]:
 def load(info: SnapshotInfo, spec: DataSection | None = None) -> pd.DataFrame:
     """Read a kept snapshot back."""
     fs, path = locations.filesystem(info.stored)
-    return parse(fs.cat_file(path), info.stored, spec, recorded_encoding(info))
+    return parse(fs.cat_file(path), info.stored, *as_admitted(spec, info))

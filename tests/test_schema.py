@@ -220,7 +220,8 @@ def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, name: st
     [found] = check(write_csv(tmp_path / "europe.csv", lines, header=HEADER.replace(",", sep)))
     assert found.kind == "missing_columns"
     assert f"the file looks {name}-separated: rewarm reads comma-separated CSV" in found.message
-    assert found.message.endswith(", or name it .tsv (.tsv.gz compressed)") == (sep == "\t")
+    fix = "name it .tsv (.tsv.gz compressed)" if sep == "\t" else "set data.separator = ';' in rewarm.toml"
+    assert f"(data.separator), so {fix}, or save it as Parquet" in found.message
     [plain] = check(write_csv(tmp_path / "nodist.csv", [x.split(",", 1)[1] for x in good_lines()], "temp,carrier,late"))
     assert "separated" not in plain.message  # a file that is merely missing a column gets no such hint
 

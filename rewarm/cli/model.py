@@ -167,7 +167,7 @@ def run_predict(file: str, out: str | None, version: int | None, config: str | N
         sys.stdout.write(scored.frame.to_csv(index=False))
         print(line, file=sys.stderr)
         return 0
-    scoring.write(scored.frame, out)
+    scoring.write(scored.frame, out, settings.data)
     print(f"{line}; wrote {out}")
     return 0
 
