@@ -35,3 +35,19 @@ def identifier_note(name: str, column: str, distinct: int, rows: int) -> str:
         f"embedding by as many rows; if it is an id, leave {column!r} out of data.categorical "
         '(with extra_columns = "ignore" the files may keep it)'
     )
+
+
+def one_class(df: pd.DataFrame, spec: DataSection, classes: tuple) -> str:
+    """Where a snapshot's labels are all one class of a model that knows CLASSES (a day without a rare event, a
+    file sorted by its label): why it is admitted, and what its round can and cannot decide; '' otherwise."""
+    if spec.task == "regression" or len(classes) < 2 or spec.target not in df:
+        return ""
+    labels = as_text(df[spec.target].dropna()).unique()
+    if len(labels) != 1:
+        return ""
+    return (
+        f"every one of its {len(df)} row(s) has {spec.target!r} = {labels[0]!r}: admitted, as the model knows "
+        f"{len(classes)} classes, and trained on from now on; but its holdout holds one class, on which roc_auc is "
+        "undefined, so if the gate's metric is roc_auc the champion is kept this round (a rare class: land several "
+        "days' rows as one snapshot for rounds that can compare)"
+    )

@@ -106,7 +106,7 @@ def champion_trails(
     backoff, fruitless_audits = widen
     allowed = margin(metric, configured, champion) * backoff**fruitless_audits
     gap = sign * (warm[name] - champion)
-    if gap <= allowed:
+    if not gap > allowed:  # NaN too: a holdout of one class gives no AUC, and so no evidence
         return ""
     why = f", widened {widening(widen)}" if fruitless_audits and backoff > 1 else ""
     return (

@@ -77,11 +77,17 @@ def decide(
 ) -> Decision:
     """Decide first_model, promote or keep from holdout predictions of every challenger and the champion."""
     winner, value = best_candidate(metric, y, predictions)
-    if np.isnan(value):
+    if np.isnan(value) and champion is None:
         raise PromotionRefused(
             f"holdout {metric} is undefined on these {len(y)} rows (a single class?); "
             "land a larger snapshot or gate on log_loss or accuracy"
         )
+    if np.isnan(value):  # a snapshot of one class (rewarm.advice.one_class): nothing to compare on, so nothing moves
+        reason = (
+            f"keep champion v{champion_version}: holdout {metric} is undefined on these {len(y)} rows (one class); "
+            "its rows join the history that later rounds train on"
+        )
+        return Decision(KEEP, winner, metric, value, METRICS[metric](y, champion), reason=reason)
     if champion is None:
         reason = f"first model: {winner} has holdout {metric} {value:.4f}; no champion to compare with"
         return Decision(FIRST_MODEL, winner, metric, value, reason=reason)

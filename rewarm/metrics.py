@@ -23,7 +23,7 @@ def accuracy(y: np.ndarray, p: np.ndarray) -> float:
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean negative log-likelihood of the label."""
     chosen = p[np.arange(len(y)), y] if p.ndim == 2 else np.where(y == 1, p, 1.0 - p)
-    return float(-np.log(np.clip(chosen, _EPS, 1.0)).mean())
+    return float(-np.log(np.clip(chosen, _EPS, 1.0)).mean()) + 0.0  # + 0.0: never -0.0 when every row is certain
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:

@@ -130,7 +130,9 @@ def prepare(
     _check_sizes(current, int((~val).sum()), int(val.sum()), len(holdout_frame), spec)
     train, val_set = _tensors(pre, train_frame[~val], device), _tensors(pre, train_frame[val], device)
     y_holdout = pre.metric_targets(holdout_frame[spec.target])
-    if settings.metric == "roc_auc" and len(np.unique(y_holdout)) < 2:  # a multiclass AUC averages those present
+    # A multiclass AUC averages the classes present. A later round's holdout of one class gives no AUC: the gate
+    # keeps the champion (rewarm.gate.decide) and the rows join the history; a first model needs a score.
+    if settings.metric == "roc_auc" and len(np.unique(y_holdout)) < 2 and parent is None:
         present = np.unique(y_holdout).astype(int).tolist()
         rest = sorted(set(np.unique(pre.metric_targets(newest[spec.target])).astype(int).tolist()) - set(present))
         absent = (

@@ -151,7 +151,7 @@ def problems(df: pd.DataFrame, spec: DataSection, classes: tuple = ()) -> list[P
         found: list[Problem] = []
     except pa.errors.SchemaErrors as exc:
         found = _explain(exc.failure_cases, df, spec, classes)
-    found += _whole_frame(df, spec, {p.kind for p in found if p.column == spec.target})
+    found += _whole_frame(df, spec, {p.kind for p in found if p.column == spec.target}, classes)
     order = list(MESSAGES)
     return sorted(found, key=lambda p: order.index(p.kind) if p.kind in order else len(order))
 
@@ -179,15 +179,15 @@ def _explain(cases: pd.DataFrame, df: pd.DataFrame, spec: DataSection, classes: 
     return found
 
 
-def _whole_frame(df: pd.DataFrame, spec: DataSection, already: set[str]) -> list[Problem]:
-    """Checks on the snapshot as a whole: classes present, and enough rows to split. ALREADY: the kinds of
-    problem found in the target column (a null or out-of-range label makes a class count meaningless)."""
+def _whole_frame(df: pd.DataFrame, spec: DataSection, already: set[str], classes: tuple) -> list[Problem]:
+    """Checks on the snapshot as a whole: classes present (one class only where no model knows CLASSES yet), and
+    enough rows to split. ALREADY: the target's problems (a null or out-of-range label voids a class count)."""
     found = []
     if spec.task != "regression" and spec.target in df.columns and not already & {"null", "outside_binary"}:
         labels = pd.unique(_labels(df[spec.target]).dropna())
         if spec.task == "binary" and len(labels) > 2 and not spec.classes:
             found.append(Problem("outside_binary", _binary_values(spec.target, labels, df), spec.target, len(df)))
-        elif len(labels) == 1:
+        elif len(labels) == 1 and len(classes) < 2:
             found.append(Problem("single_class", _single(spec.target, labels[0], len(df)), spec.target, len(df)))
     if len(df) < spec.min_rows:
         found.append(Problem("too_small", MESSAGES["too_small"](len(df), spec), None, len(df)))

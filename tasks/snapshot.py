@@ -48,6 +48,8 @@ def read_snapshot(
     get_run_logger().info("%s: %d rows, sha256 %s, %s", info.name, info.rows, info.sha256[:12], state)
     for column, (distinct, rows) in advice.identifiers(landed.frame, spec).items():
         get_run_logger().warning(advice.identifier_note(info.name, column, distinct, rows))
+    if one := advice.one_class(landed.frame, spec, classes):
+        get_run_logger().warning("%s: %s", info.name, one)
     if landed.unlabelled:
         without = f"{info.name}: {landed.unlabelled} row(s) have no {spec.target!r}{landed.unlabelled_words}"
         get_run_logger().warning('%s (data.unlabelled = "drop"): left out of training and scoring', without)

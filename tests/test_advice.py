@@ -42,3 +42,12 @@ def test_spellings_of_one_code_count_as_one_value() -> None:
     assert advice.identifiers(frame, _spec("code")) == {}
     frame["code"] = [f"C{i}" for i in range(240)]
     assert advice.identifiers(frame, _spec("code")) == {"code": (240, 240)}
+
+
+def test_a_snapshot_of_one_class_is_named_only_once_a_model_knows_the_classes(penguins: pd.DataFrame) -> None:
+    adelie = penguins[penguins["species"] == "Adelie"]
+    note = advice.one_class(adelie, _spec("island"), ("Adelie", "Chinstrap", "Gentoo"))
+    assert note.startswith(f"every one of its {len(adelie)} row(s) has 'species' = 'Adelie': admitted")
+    assert "the champion is kept this round" in note
+    assert advice.one_class(adelie, _spec("island"), ()) == ""  # a first model: the schema rejects it instead
+    assert advice.one_class(penguins, _spec("island"), ("Adelie", "Chinstrap", "Gentoo")) == ""

@@ -183,13 +183,6 @@ CATALOGUE = [
         multiclass=True,
     ),
     Bad(
-        "single_class",
-        "single_class",
-        ".parquet",
-        lambda f: parquet(f.assign(late=0)),
-        (f"target 'late' has a single class ('0') in all {ROWS} rows",),
-    ),
-    Bad(
         "duplicates",
         "repeated_file",
         ".parquet",

@@ -176,9 +176,22 @@ def test_best_candidate_ties_go_to_the_first_listed(holdout: dict[str, np.ndarra
     assert best_candidate("log_loss", y, {"cold": good, "warm": good.copy()})[0] == "cold"
 
 
-def test_single_class_holdout_is_refused_clearly_under_roc_auc() -> None:
-    # A small or imbalanced snapshot can hold out rows of one class only (no late flights that month).
+def test_a_first_model_on_a_single_class_holdout_is_refused_clearly_under_roc_auc() -> None:
+    y = np.ones(60, dtype=np.int64)
+    with pytest.raises(RewarmError, match="roc_auc"):
+        decide(FAST, "roc_auc", y, {"cold": np.linspace(0.1, 0.9, 60)}, None)
+
+
+def test_a_later_single_class_holdout_keeps_the_champion_and_says_why() -> None:
+    """A day without a late flight: roc_auc is undefined, so nothing can be compared and nothing moves; the round
+    still ends (its rows join the history) instead of failing on every retry."""
     y = np.ones(60, dtype=np.int64)
     challenger, champion = np.linspace(0.1, 0.9, 60), np.linspace(0.9, 0.1, 60)
-    with pytest.raises(RewarmError, match="roc_auc"):
-        decide(FAST, "roc_auc", y, {"shrink_perturb": challenger}, champion, champion_version=1)
+    decision = decide(FAST, "roc_auc", y, {"shrink_perturb": challenger}, champion, champion_version=3)
+    assert decision.action == KEEP and not decision.promoted and decision.winner == "shrink_perturb"
+    assert np.isnan(decision.winner_value) and np.isnan(decision.champion_value)
+    assert decision.reason.startswith("keep champion v3: holdout roc_auc is undefined on these 60 rows (one class)")
+    # a metric defined on one class still decides
+    assert decide(FAST, "log_loss", y, {"shrink_perturb": np.full(60, 0.95)}, champion, 3).action == PROMOTE
+
+

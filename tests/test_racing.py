@@ -255,6 +255,8 @@ def test_the_champion_trailing_the_warm_candidate_is_evidence_in_the_metrics_dir
     assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.50}).startswith("evidence:")
     assert audits.champion_trails("log_loss", None, 0.60, {"shrink_perturb": 0.55}) == ""
     assert audits.champion_trails("rmse", 1.0, 10.0, {"warm": 9.5}) == ""  # a configured margin, in metric units
+    nan = float("nan")  # a holdout of one class: no AUC, and so no evidence either way
+    assert audits.champion_trails("roc_auc", None, nan, {"shrink_perturb": nan}) == ""
     assert audits.warm_lost("roc_auc", 0.7, {"shrink_perturb": 0.69}) and not audits.warm_lost("rmse", 2.0, {"w": 1.0})
 
 

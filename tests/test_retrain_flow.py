@@ -223,6 +223,31 @@ def test_keep_marks_challenger(tmp_path: Path, home: Path, months: list[Path]) -
     assert any("| shrink_perturb |" in a.data for a in found)
 
 
+def test_a_month_of_one_class_after_the_first_model_joins_the_history_and_keeps_the_champion(
+    tmp_path: Path, home: Path, months: list[Path]
+) -> None:
+    """No late flight in February's file (a rare class, or a file sorted by its label): its rows are admitted and
+    trained on, the undefined AUC keeps the champion, and March's round trains on all three months."""
+    config = write_config(tmp_path, name="one-class-test")
+    retrain(str(months[0]), config=str(config))
+    on_time = tmp_path / "flights-2013-02-on-time.parquet"  # named on the command line: March waits in landing
+    feb = pd.read_parquet(months[1])
+    feb[feb["late"] == 0].to_parquet(on_time, index=False)
+    months[1].unlink()  # this February instead of the landed one
+
+    held = retrain(str(on_time), config=str(config))
+    assert held.decision == "keep" and held.version == 2
+    assert held.reason.startswith("keep champion v1: holdout roc_auc is undefined on these")
+    client = MlflowClient()
+    assert registry.current_version(client, "one-class-test", registry.CHAMPION) == 1
+    assert registry.current_version(client, "one-class-test", registry.CHALLENGER) == 2
+    history = home / "snapshots" / "one-class-test"
+    assert [i.name for i in list_history(history)] == ["flights-2013-01.parquet", on_time.name]
+    march = retrain(str(months[2]), config=str(config))
+    assert march.decision in ("promote", "keep") and "undefined" not in march.reason
+    assert len(list_history(history)) == 3 and march.round == 3
+
+
 def test_bad_snapshot_fails_the_run_and_leaves_the_champion(tmp_path: Path, home: Path, months: list[Path]) -> None:
     config = write_config(tmp_path, name="bad-test")
     retrain(str(months[0]), config=str(config))

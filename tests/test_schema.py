@@ -326,6 +326,12 @@ def test_a_single_class_cannot_be_trained_on(tmp_path: Path) -> None:
     assert "target 'late' has a single class ('1') in all 12 rows" in found.message
 
 
+def test_a_single_class_is_valid_once_a_model_knows_the_classes(tmp_path: Path) -> None:
+    """A day without a late flight, after the first model: admitted (rewarm.advice.one_class says what its round
+    can decide); only a first model needs both classes."""
+    assert check(write_csv(tmp_path / "ones.csv", good_lines(label=lambda i: 1)), classes=("0", "1")) == []
+
+
 def test_a_null_feature_does_not_hide_a_single_class_target(tmp_path: Path) -> None:
     lines = good_lines(label=lambda i: 1)
     lines[0] = "100,,AA,1"
