@@ -231,8 +231,8 @@ def _binary_values(target: str, labels, df: pd.DataFrame) -> str:
 
 def _single(target: str, label: object, rows: int) -> str:
     return (
-        f"target {target!r} has a single class ({str(label)!r}) in all {rows} rows; a model cannot be trained or "
-        "scored on one class: land a snapshot that holds every class (a rare class: several days' rows as one)"
+        f"target {target!r} has a single class ({str(label)!r}) in all {rows} rows; a first model cannot learn from "
+        "one class: land a snapshot that holds every class first (once a model exists, retry this one: it is admitted)"
     )
 
 
