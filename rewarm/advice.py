@@ -47,7 +47,7 @@ def one_class(df: pd.DataFrame, spec: DataSection, classes: tuple) -> str:
         return ""
     return (
         f"every one of its {len(df)} row(s) has {spec.target!r} = {labels[0]!r}: admitted, as the model knows "
-        f"{len(classes)} classes, and trained on from now on; but its holdout holds one class, on which roc_auc is "
-        "undefined, so if the gate's metric is roc_auc the champion is kept this round (a rare class: land several "
-        "days' rows as one snapshot for rounds that can compare)"
+        f"{len(classes)} classes, and trained on from now on; but its holdout holds one class, on which no metric "
+        "can compare models (roc_auc is undefined; log loss and accuracy favour whichever predicts only that class), "
+        "so the champion is kept this round (a rare class: land several days' rows as one snapshot)"
     )

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from rewarm import metrics
-from rewarm.gate import FIRST_MODEL, PROMOTE
+from rewarm.gate import FIRST_MODEL, PROMOTE, one_class
 from rewarm.metrics import HIGHER_IS_BETTER
 
 COLD_FULL, WARM_LOST, AUDIT = "rewarm.cold_full", "rewarm.warm_lost", "rewarm.audit"
@@ -156,7 +156,7 @@ def evidence(
     constant prediction fitted on the training targets Y_FIT (Y's own when None), or the champion (its holdout
     metrics; None before the first model) trails it. '' without a champion; WIDEN widens the champion-trails
     margin (champion_trails). rewarm.racing.contest asks only where cold can train."""
-    if champion is None:
+    if champion is None or (y is not None and one_class(metric, y)):  # one class: nothing compares (gate.one_class)
         return ""
     warm = warm_scores(metric, outcomes)
     shape = next(iter(outcomes.values())).predictions.shape if outcomes else ()

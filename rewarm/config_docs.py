@@ -49,7 +49,8 @@ def render() -> str:
         lines.append("| --- | --- | --- | --- | --- |")
         for key, field in model.model_fields.items():
             desc = (field.description or "").replace("|", "\\|")
-            row = f"| `{key}` | `{_type(field)}` | {_default(field)} | {_bounds(field)} | {desc} |"
+            kind = _type(field).replace("|", "\\|")  # a pipe in a table cell splits it, even inside backticks
+            row = f"| `{key}` | `{kind}` | {_default(field)} | {_bounds(field)} | {desc} |"
             lines.append(row.replace("| `` |", "| |"))
         lines.append("")
     return "\n".join(lines)

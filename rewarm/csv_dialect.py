@@ -63,32 +63,30 @@ SEPARATORS = ((",", "comma"), (";", "semicolon"), ("\t", "tab"), ("|", "pipe"))
 
 
 def separator_hint(header: str, expected: str | None = None, configured: str = ",") -> str:
-    """What to do about a CSV whose HEADER line is written with another separator than EXPECTED (the one it was
-    read with: csv_separator): it reads as one column named after the whole line, or, with decimal commas in its
-    rows, not at all. EXPECTED None: only that one column's name is known, and one holding the CONFIGURED
-    separator (data.separator) was read with tabs (a .tsv)."""
+    """What to do about a CSV whose HEADER line is written with another separator than EXPECTED, the one it was
+    read with (csv_separator): it reads as one column named after the whole line, or, with decimal commas in its
+    rows, not at all. EXPECTED None: only that one column's name is known, and one holding the CONFIGURED separator
+    (data.separator) was read with tabs (a .tsv)."""
     expected = expected or ("\t" if configured in header else configured)
-    found = next((name for sep, name in SEPARATORS if sep != expected and sep in header), None)
+    found = next(((sep, name) for sep, name in SEPARATORS if sep != expected and sep in header), None)
     if expected in header or found is None:
         return ""
-    if expected == "\t":
-        fix = "name it .csv" if found == "comma" else "save it with tabs, or as Parquet"
-        return f"; the header has no tab, so the file looks {found}-separated: a .tsv is read with tabs, so {fix}"
-    names = dict(SEPARATORS)
-    if found == "tab":
-        fix = "name it .tsv (.tsv.gz compressed)"
-    else:
-        fix = f"set data.separator = {next(sep for sep, name in SEPARATORS if name == found)!r} in rewarm.toml"
+    (sep, name), names = found, dict(SEPARATORS)
+    by_name = expected == "\t" and configured != "\t"  # read with tabs because it is named .tsv
+    fixes = [f"set data.separator = {sep!r} in rewarm.toml"] if sep not in (configured, "\t") else []
+    fixes += ["name it .csv"] if by_name else ["name it .tsv (.tsv.gz compressed)"] if sep == "\t" else []
+    how = "a .tsv is read with tabs" if by_name else f"rewarm reads {names[expected]}-separated CSV (data.separator)"
     return (
-        f"; the header has no {names[expected]}, so the file looks {found}-separated: rewarm reads "
-        f"{names[expected]}-separated CSV (data.separator), so {fix}, or save it as Parquet"
+        f"; the header has no {names[expected]}, so the file looks {name}-separated: {how}, so "
+        f"{' and '.join(fixes)}, or save it as Parquet"
     )
 
 
 # How a number column's unreadable text is commonly written, and what to write instead (number_hint).
 WRITTEN = (
     (
-        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+|[+-]?\d{1,3}(\.\d{3})+,\d+|[+-]?\d{1,3}( \d{3})+([.,]\d+)?",
+        r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?|[+-]?\d+,\d+|[+-]?\d{1,3}(\.\d{3})+,\d+"
+        r"|[+-]?\d{1,3}([ \u00a0\u202f]\d{3})+([.,]\d+)?",
         "with separators ('1,234', '12,5', '1.234,5', '1 234'): write a decimal point and no thousands separator "
         "(1234, 12.5), or, for a file written with decimal commas (12,5) and ';' between fields, set "
         "data.decimal = ',' and data.separator = ';'",
@@ -98,14 +96,20 @@ WRITTEN = (
 )
 
 
-def number_hint(values: list[str]) -> str:
+# Thousands separators where data.decimal = ",": a point, a space, or the no-break spaces French Excel writes.
+THOUSANDS_WITH_COMMAS = r"[+-]?\d{1,3}([. \u00a0\u202f]\d{3})+(,\d+)?"
+
+
+def number_hint(values: list[str], decimal: str = ".") -> str:
     """What the text in a number column looks like, where it is a common way of writing numbers or dates that
-    rewarm does not read: '' when it is none of them."""
+    rewarm does not read (with DECIMAL, data.decimal): '' when it is none of them."""
     import re
 
     shown = [v.strip() for v in values[:20] if v.strip()]
     if not shown:
         return ""
+    if decimal == "," and all(re.fullmatch(THOUSANDS_WITH_COMMAS, v) for v in shown):
+        return "; they look like numbers written with thousands separators: write them whole, as 1234,5"
     for pattern, fix in WRITTEN:
         if all(re.fullmatch(pattern, v) for v in shown):
             return f"; they look like numbers written {fix}"

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from rewarm.config import GateSection
+from rewarm.config import TASK_METRICS, GateSection
 from rewarm.errors import PromotionRefused
 from rewarm.metrics import HIGHER_IS_BETTER, METRICS, paired_bootstrap
 
@@ -77,16 +77,13 @@ def decide(
 ) -> Decision:
     """Decide first_model, promote or keep from holdout predictions of every challenger and the champion."""
     winner, value = best_candidate(metric, y, predictions)
-    if np.isnan(value) and champion is None:
+    if np.isnan(value) and champion is None:  # a first model needs a score (rewarm.rounds refuses it earlier)
         raise PromotionRefused(
             f"holdout {metric} is undefined on these {len(y)} rows (a single class?); "
             "land a larger snapshot or gate on log_loss or accuracy"
         )
-    if np.isnan(value):  # a snapshot of one class (rewarm.advice.one_class): nothing to compare on, so nothing moves
-        reason = (
-            f"keep champion v{champion_version}: holdout {metric} is undefined on these {len(y)} rows (one class); "
-            "its rows join the history that later rounds train on"
-        )
+    if champion is not None and one_class(metric, y):  # a snapshot of one class (rewarm.advice.one_class)
+        reason = _one_class(metric, y, champion_version)
         return Decision(KEEP, winner, metric, value, METRICS[metric](y, champion), reason=reason)
     if champion is None:
         reason = f"first model: {winner} has holdout {metric} {value:.4f}; no champion to compare with"
@@ -101,6 +98,20 @@ def decide(
     promote = improvement > cfg.min_delta and (not cfg.require_significant or low > 0)
     reason = _explain(promote, cfg, metric, winner, value, base, improvement, (low, high), champion_version)
     return Decision(PROMOTE if promote else KEEP, winner, metric, value, base, improvement, low, high, reason)
+
+
+def one_class(metric: str, y: np.ndarray) -> bool:
+    """A classification holdout whose rows hold one class: roc_auc is undefined there, and log loss and accuracy
+    reward whichever model leans furthest towards that class, so no metric can compare models on it."""
+    return metric not in TASK_METRICS["regression"] and len(np.unique(y)) < 2
+
+
+def _one_class(metric: str, y: np.ndarray, champion_version: int | None) -> str:
+    undefined = "is undefined" if metric == "roc_auc" else "cannot compare models"
+    return (
+        f"keep champion v{champion_version}: holdout {metric} {undefined} on these {len(y)} rows of one class; "
+        "its rows join the history that later rounds train on"
+    )
 
 
 def _explain(

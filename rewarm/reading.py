@@ -100,7 +100,8 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
         raise SnapshotRejected(not_text(uri, data, text_encoding(data, spec, encoding)), kind="encoding") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         header = data[:4096].split(b"\n", 1)[0].decode(errors="replace")
-        hint = separator_hint(header, csv_separator(uri, spec)) if fmt == "csv" else ""
+        configured = spec.separator if spec is not None else ","
+        hint = separator_hint(header, csv_separator(uri, spec), configured) if fmt == "csv" else ""
         message = f"{uri}: cannot be read as {fmt} ({exc}); land a complete, uncorrupted file{hint}"
         raise SnapshotRejected(message, kind="unreadable") from exc
 

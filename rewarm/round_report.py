@@ -76,7 +76,7 @@ def history_metrics(summary: RoundResult) -> dict[str, float]:
     for key in ("compute_saved_vs_cold", "train_seconds_total"):
         if key in summary.parent_metrics:
             out[key] = summary.parent_metrics[key]
-    return out
+    return {k: v for k, v in out.items() if v == v}  # no NaN (a holdout of one class): a gap, not a point, in the chart
 
 
 def decision_markdown(summary: RoundResult, links: dict[str, str] | None = None) -> str:

@@ -259,7 +259,7 @@ MESSAGES: dict[str, Callable[..., str]] = {
     ),
     "dtype": lambda column, count, values, spec, classes, is_target: (
         f"column {column!r} must hold numbers but {count} row(s) hold other values ({_quote(values)})"
-        + (number_hint(values) or "; fix those values")
+        + (number_hint(values, spec.decimal) or "; fix those values")
         + ("" if is_target else f", or list {column!r} under data.categorical")
     ),
     "null": lambda column, count, values, spec, classes, is_target: (

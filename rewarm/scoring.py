@@ -61,7 +61,7 @@ def score_file(settings: Settings, uri: str, version: int | None = None) -> Scor
         predicted = model.predict(rows[features])
     except MlflowException as exc:  # text in a number column (refused, as in a snapshot), named by the model
         raise RewarmError(f"{uri}: {exc.message}") from exc
-    frame = decimal_commas(rows, spec).reset_index(drop=True).join(predicted, rsuffix="_predicted")
+    frame = rows.reset_index(drop=True).join(predicted, rsuffix="_predicted")
     scored = Scored(frame, model_uri, int(found.version), 0, {})
     if spec.target not in rows.columns:
         return scored
@@ -106,6 +106,8 @@ def write(frame: pd.DataFrame, path: str, spec: DataSection | None = None) -> No
         if snapshot_format(path) == "parquet":
             frame.to_parquet(fh, index=False)
         else:
+            if spec is not None:  # the number text read with decimal points (decimal_points), written back as read
+                frame = decimal_commas(frame, spec)
             written = {"sep": csv_separator(path, spec), "decimal": spec.decimal if spec is not None else "."}
             fh.write(packed(frame.to_csv(index=False, **written).encode(), path))
 

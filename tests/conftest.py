@@ -200,3 +200,12 @@ def memory_folder() -> Iterator[str]:
     yield url
     if fs.exists(url):
         fs.rm(url, recursive=True)
+
+
+def pytest_unconfigure(config) -> None:
+    """Prefect stops a temporary server its tests started at interpreter exit, after pytest has closed the stream
+    its console handler writes to; logging would print that closed-file error as a '--- Logging error ---'
+    traceback at the end of every run. Only logging's own errors from here on are silenced."""
+    import logging
+
+    logging.raiseExceptions = False

@@ -48,6 +48,6 @@ def test_a_snapshot_of_one_class_is_named_only_once_a_model_knows_the_classes(pe
     adelie = penguins[penguins["species"] == "Adelie"]
     note = advice.one_class(adelie, _spec("island"), ("Adelie", "Chinstrap", "Gentoo"))
     assert note.startswith(f"every one of its {len(adelie)} row(s) has 'species' = 'Adelie': admitted")
-    assert "the champion is kept this round" in note
+    assert "so the champion is kept this round" in note
     assert advice.one_class(adelie, _spec("island"), ()) == ""  # a first model: the schema rejects it instead
     assert advice.one_class(penguins, _spec("island"), ("Adelie", "Chinstrap", "Gentoo")) == ""

@@ -4,6 +4,7 @@ the settings say later (rewarm/snapshots.py), and `rewarm predict --out x.csv` w
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_a_number_with_a_thousands_separator_is_still_refused_with_the_column_na
     path = land(tmp_path / "thousands.csv", _european(frame))
     with pytest.raises(SnapshotRejected, match=r"column 'x' must hold numbers but 2 row\(s\) hold other values") as exc:
         inspect(str(path), EUROPE, tmp_path / "h")
-    assert "1.234,5" in str(exc.value) and "no thousands separator" in str(exc.value)
+    assert "1.234,5" in str(exc.value) and "thousands separators: write them whole, as 1234,5" in str(exc.value)
 
 
 def test_a_number_written_with_a_point_is_refused_where_decimals_are_commas(tmp_path: Path) -> None:
@@ -115,6 +116,11 @@ def test_a_semicolon_csv_read_with_commas_says_which_setting_to_change(tmp_path:
     plain = land(tmp_path / "plain.csv", _frame().to_csv(index=False).encode())
     with pytest.raises(SnapshotRejected, match="looks comma-separated: rewarm reads semicolon-separated CSV"):
         inspect(str(plain), EUROPE, tmp_path / "h2")
+    tabs = SPEC.model_copy(update={"separator": "\t"})  # a stream of tab-separated .csv files, and one with commas
+    with pytest.raises(SnapshotRejected) as exc:
+        inspect(str(plain), tabs, tmp_path / "h3")
+    assert "rewarm reads tab-separated CSV (data.separator), so set data.separator = ','" in str(exc.value)
+    assert "name it" not in str(exc.value)
 
 
 def test_decimal_and_separator_cannot_both_be_commas() -> None:
@@ -126,7 +132,9 @@ def test_decimal_and_separator_cannot_both_be_commas() -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_retrain_and_predict_on_semicolon_csv_months(tmp_path: Path, home: Path, flights: pd.DataFrame) -> None:
+def test_retrain_and_predict_on_semicolon_csv_months(
+    tmp_path: Path, home: Path, flights: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = write_config(tmp_path, name="csv-locale")
     config.write_text(config.read_text().replace("[data]\n", '[data]\nseparator = ";"\ndecimal = ","\n', 1))
     landing = tmp_path / "landing"
@@ -146,3 +154,11 @@ def test_retrain_and_predict_on_semicolon_csv_months(tmp_path: Path, home: Path,
     expected = mlflow.pyfunc.load_model("models:/csv-locale@champion").predict(march)["probability"].to_numpy()
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=1e-6)
     assert scored["probability"].nunique() > 1
+    # Parquet holds the numbers as they are read, and standard output stays comma-separated with decimal points
+    assert main(["predict", str(source), "--out", str(tmp_path / "scored.parquet"), "--config", str(config)]) == 0
+    assert pd.read_parquet(tmp_path / "scored.parquet")["temp"].astype(float).tolist() == march["temp"].tolist()
+    capsys.readouterr()
+    assert main(["predict", str(source), "--config", str(config)]) == 0
+    piped = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    np.testing.assert_allclose(piped["temp"], march["temp"])
+    np.testing.assert_allclose(piped["probability"], expected, rtol=1e-6)

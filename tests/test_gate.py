@@ -25,10 +25,11 @@ def holdout() -> dict[str, np.ndarray]:
 
 
 def _accuracy_case(champion_right: int, challenger_right: int, n: int = 64):
-    """Labels all 1; each model is right (P=0.9) on its first K rows and wrong (P=0.1) on the rest."""
-    y = np.ones(n, dtype=np.int64)
-    champion = np.where(np.arange(n) < champion_right, 0.9, 0.1)
-    challenger = np.where(np.arange(n) < challenger_right, 0.9, 0.1)
+    """Labels alternating 0 and 1; each model is right (P=0.9 on the label) on its first K rows and wrong on the
+    rest (a holdout of one class keeps the champion whatever the numbers: test_a_later_single_class...)."""
+    y = np.arange(n, dtype=np.int64) % 2
+    champion = np.where((np.arange(n) < champion_right) == (y == 1), 0.9, 0.1)
+    challenger = np.where((np.arange(n) < challenger_right) == (y == 1), 0.9, 0.1)
     return y, champion, challenger
 
 
@@ -190,8 +191,10 @@ def test_a_later_single_class_holdout_keeps_the_champion_and_says_why() -> None:
     decision = decide(FAST, "roc_auc", y, {"shrink_perturb": challenger}, champion, champion_version=3)
     assert decision.action == KEEP and not decision.promoted and decision.winner == "shrink_perturb"
     assert np.isnan(decision.winner_value) and np.isnan(decision.champion_value)
-    assert decision.reason.startswith("keep champion v3: holdout roc_auc is undefined on these 60 rows (one class)")
-    # a metric defined on one class still decides
-    assert decide(FAST, "log_loss", y, {"shrink_perturb": np.full(60, 0.95)}, champion, 3).action == PROMOTE
-
-
+    assert decision.reason.startswith("keep champion v3: holdout roc_auc is undefined on these 60 rows of one class")
+    # log loss and accuracy are defined there, but favour whichever model predicts only that class: kept too
+    for metric in ("log_loss", "accuracy"):
+        leaning = decide(FAST, metric, y, {"shrink_perturb": np.full(60, 0.99)}, champion, 3)
+        assert leaning.action == KEEP and f"holdout {metric} cannot compare models on these 60 rows" in leaning.reason
+    # two classes, as any holdout of a snapshot with both: decided as usual
+    assert decide(FAST, "log_loss", np.arange(60) % 2, {"w": np.tile([0.1, 0.9], 30)}, champion, 3).action == PROMOTE

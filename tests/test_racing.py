@@ -304,6 +304,9 @@ def test_a_warm_lineage_no_better_than_a_constant_is_evidence() -> None:
     assert "no better than a constant prediction fitted on the training rows (0.5000)" in stuck
     assert audits.evidence("roc_auc", None, {"roc_auc": 0.70}, {"shrink_perturb": _outcome(0.71)}, "binary", y) == ""
     assert audits.learned_nothing("roc_auc", {"roc_auc": float("nan")}, {"shrink_perturb": 0.3}) == ""  # one class
+    # a holdout of one class: a constant scores accuracy 1.0 there, which is no evidence that the lineage is stuck
+    ones = np.ones(6, dtype=np.int64)
+    assert audits.evidence("accuracy", None, {"accuracy": 0.5}, {"shrink_perturb": _outcome(0.9)}, "binary", ones) == ""
     three = metrics.constant("multiclass", np.array([0, 0, 2, 2]), (4, 3))  # a class absent from the holdout
     assert three["log_loss"] == pytest.approx(np.log(2)) and three["accuracy"] == 0.5
     assert metrics.constant("regression", np.array([1.0, 3.0]), (2,))["rmse"] == 1.0
