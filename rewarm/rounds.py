@@ -214,7 +214,7 @@ def preprocessing(
         _check_fittable(train_frame, spec)
         columns = list(spec.numeric), list(spec.categorical)
         pre = Preprocessor.fit(train_frame, spec.task, spec.target, *columns, declared=spec.classes)
-        _check_classes(pre, spec.task, spec.target)
+        _check_classes(pre, spec.task, spec.target, held_labels)
         hidden, emb, kind = settings.model.hidden, settings.model.embedding_dim, settings.model.architecture
         options, k = dict(settings.model.options), settings.model.ensemble_size if kind == "tabm" else 0
         bins = ()
@@ -268,13 +268,21 @@ def new_classes(parent: Preprocessor | None, pre: Preprocessor, frame: pd.DataFr
     return {str(c): int((codes == known + i).sum()) for i, c in enumerate(pre.classes[known:])}
 
 
-def _check_classes(pre: Preprocessor, task: str, target: str) -> None:
-    if task == "binary" and len(pre.classes) != 2:
-        raise SnapshotRejected(
-            f"binary target {target!r} needs exactly 2 classes in the first snapshot, found {list(pre.classes)}"
-        )
-    if task == "multiclass" and len(pre.classes) < 2:
-        raise SnapshotRejected(f"multiclass target {target!r} has a single class {list(pre.classes)}")
+def _check_classes(pre: Preprocessor, task: str, target: str, held: pd.Series | None = None) -> None:
+    """The first model's training rows must hold two classes; where the holdout (HELD, its labels) took the others
+    (holdout_split = "tail" on a file sorted by its label), say so."""
+    if task == "regression" or len(pre.classes) == 2 or (task == "multiclass" and len(pre.classes) > 2):
+        return
+    took = sorted({str(v) for v in held.dropna()} - {str(c) for c in pre.classes}) if held is not None else []
+    where = (
+        f"; the holdout took {took}: with holdout_split = 'tail' it is the snapshot's last rows, so a file sorted by "
+        "its label holds one class out whole: land it in time order, or use holdout_split = 'hash'"
+    )
+    raise SnapshotRejected(
+        f"{task} target {target!r} needs {'exactly ' if task == 'binary' else ''}2 classes"
+        f"{' or more' if task == 'multiclass' else ''} in the first model's training rows, found "
+        f"{list(pre.classes)}{where if took and len(pre.classes) < 2 else ''}"
+    )
 
 
 def _check_sizes(info: SnapshotInfo, train: int, val: int, holdout: int, spec: DataSection) -> None:

@@ -419,6 +419,20 @@ def test_a_holdout_that_cannot_hold_every_class_says_which_and_what_to_do(tmp_pa
     assert "set gate.metric to log_loss or accuracy" in message and caught.value.kind == "holdout_classes"
 
 
+def test_a_tail_holdout_that_takes_a_whole_class_says_so(tmp_path: Path) -> None:
+    """A file sorted by its label, with holdout_split = "tail": the last rows, held out, are the whole of one class,
+    so the first model's training rows hold the other alone (Ecdat's VietNamH, sorted by 'urban')."""
+    data = {**SPEC.model_dump(), "min_rows": 10, "holdout_split": "tail"}
+    settings = parse_settings({"model": {"name": "m", "hidden": [4]}, "data": data})
+    frame = _frame(n=100, seed=5).assign(late=[0] * 85 + [1] * 15)
+    info, df = admit(str(_parquet(tmp_path / "jan.parquet", frame)), settings.data, tmp_path / "history")
+    with pytest.raises(SnapshotRejected) as caught:
+        prepare(settings, info, df, [info], None, torch.device("cpu"))
+    message = str(caught.value)
+    assert "binary target 'late' needs exactly 2 classes in the first model's training rows, found [0]" in message
+    assert "the holdout took ['1']: with holdout_split = 'tail' it is the snapshot's last rows" in message
+
+
 def test_a_multiclass_roc_auc_round_needs_two_classes_held_out_not_every_declared_one(tmp_path: Path) -> None:
     """A declared label with no rows yet (or one appended earlier that this snapshot lacks) is not required in the
     holdout: the multiclass AUC averages the classes present, as each bootstrap resample does."""
