@@ -16,6 +16,12 @@ def csv_separator(uri: str, spec: DataSection | None) -> str:
     return by_name if by_name == "\t" or spec is None else spec.separator
 
 
+def dialect(uri: str, spec: DataSection | None) -> dict[str, str]:
+    """pandas' read_csv/to_csv options for the CSV at URI: its separator (csv_separator) and data.decimal ('.'
+    without SPEC)."""
+    return {"sep": csv_separator(uri, spec), "decimal": spec.decimal if spec is not None else "."}
+
+
 # A number written with a decimal comma and nothing else (12,5 or -0,5e3): the cells data.decimal = "," reads
 # with a point; anything else (1.234,5) is left as written, for the schema to refuse with number_hint's advice.
 DECIMAL_COMMA = r"^(\s*[+-]?\d*),(\d+(?:[eE][+-]?\d+)?\s*)$"

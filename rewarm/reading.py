@@ -11,7 +11,7 @@ import fsspec
 import pandas as pd
 
 from rewarm.config import DataSection
-from rewarm.csv_dialect import csv_separator, decimal_points, separator_hint
+from rewarm.csv_dialect import csv_separator, decimal_points, dialect, separator_hint
 from rewarm.errors import SnapshotRejected
 from rewarm.models.labels import texts
 from rewarm.models.preprocess import NULL_TEXT
@@ -85,7 +85,7 @@ def read_raw(data: bytes, uri: str, spec: DataSection | None = None, encoding: s
             table = pq.read_table(io.BytesIO(data))
             return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if _keeps_nulls(t) else None)
         encoding = text_encoding(data, spec, encoding)
-        written = {"sep": csv_separator(uri, spec), "decimal": spec.decimal if spec is not None else "."}
+        written = dialect(uri, spec)
         if spec is None:
             return pd.read_csv(io.BytesIO(data), encoding=encoding, **written)
         features = [*spec.numeric, *spec.categorical]

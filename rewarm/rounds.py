@@ -278,10 +278,10 @@ def _check_classes(pre: Preprocessor, task: str, target: str, held: pd.Series | 
         f"; the holdout took {took}: with holdout_split = 'tail' it is the snapshot's last rows, so a file sorted by "
         "its label holds one class out whole: land it in time order, or use holdout_split = 'hash'"
     )
+    needs = {"binary": "exactly 2 classes", "multiclass": "2 classes or more"}[task]
     raise SnapshotRejected(
-        f"{task} target {target!r} needs {'exactly ' if task == 'binary' else ''}2 classes"
-        f"{' or more' if task == 'multiclass' else ''} in the first model's training rows, found "
-        f"{list(pre.classes)}{where if took and len(pre.classes) < 2 else ''}"
+        f"{task} target {target!r} needs {needs} in the first model's training rows, found {list(pre.classes)}"
+        + (where if took and len(pre.classes) < 2 else "")
     )
 
 

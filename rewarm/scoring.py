@@ -11,7 +11,7 @@ import pandas as pd
 
 from rewarm import metrics, schema
 from rewarm.config import DataSection, Settings
-from rewarm.csv_dialect import csv_separator, decimal_commas
+from rewarm.csv_dialect import decimal_commas, dialect
 from rewarm.errors import RewarmError, SnapshotRejected
 from rewarm.reading import read_bytes, read_raw, snapshot_format
 
@@ -108,8 +108,7 @@ def write(frame: pd.DataFrame, path: str, spec: DataSection | None = None) -> No
         else:
             if spec is not None:  # the number text read with decimal points (decimal_points), written back as read
                 frame = decimal_commas(frame, spec)
-            written = {"sep": csv_separator(path, spec), "decimal": spec.decimal if spec is not None else "."}
-            fh.write(packed(frame.to_csv(index=False, **written).encode(), path))
+            fh.write(packed(frame.to_csv(index=False, **dialect(path, spec)).encode(), path))
 
 
 def check_out(path: str) -> None:
